@@ -1,0 +1,165 @@
+"""Campaign configuration: a YAML (or TOML) file validated into pydantic models.
+
+A bad campaign file stops the run before any model call, with the file, the key
+and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Inputs(_Strict):
+    members: Path
+    recommendations: Path
+    catalog: Path
+    offers: Path
+    suppression: tuple[Path, ...] = ()
+
+
+class Brand(_Strict):
+    program: str = "AthenaPlus"
+    sender: str = "Athena Retail Group"
+    signoff: str = "— The AthenaPlus team"
+    postal_address: str = "400 Market Street, Suite 200, Portland, OR 97204, USA"
+    allowed_domains: tuple[str, ...] = ("athena.example", "athenaplus.example")
+    cta_text: str = "Shop your picks"
+    cta_url: str = "https://athenaplus.example/picks"
+    product_url: str = "https://athenaplus.example/p/{product_id}"
+    unsubscribe_url: str = "https://athenaplus.example/unsubscribe?t={token}"
+    preferences_url: str = "https://athenaplus.example/preferences"
+    privacy_dashboard_url: str = "https://athenaplus.example/privacy"
+
+
+class LLMSettings(_Strict):
+    model: str = "embedded"
+    base_url: str | None = None
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=400, ge=16)
+    timeout_s: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=4, ge=0)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
+    outage_after: int = Field(default=8, ge=1, description="consecutive transport failures before pausing")
+
+
+class Campaign(_Strict):
+    campaign_id: str = Field(min_length=1)
+    name: str = ""
+    send_date: dt.date
+    inputs: Inputs
+    top_k: int = Field(default=3, ge=1, le=10)
+    holdout_share: float = Field(default=0.05, ge=0.0, le=0.5)
+    holdout_message: Literal["basic", "none"] = "basic"
+    max_repairs: int = Field(default=2, ge=0, le=5)
+    on_exhausted: Literal["fallback", "review"] = "fallback"
+    hero_product_id: str | None = None
+    min_age: int = 16
+    brand: Brand = Brand()
+    llm: LLMSettings = LLMSettings()
+    prompts_dir: Path = Path("prompts")
+    rules_dirs: tuple[Path, ...] = (Path("brand_rules"), Path("compliance"))
+    source: Path | None = None
+
+    @field_validator("campaign_id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if any(c in v for c in "/\\\n"):
+            raise ValueError("must not contain slashes or newlines")
+        return v
+
+
+_FIX = {
+    "missing": "add this key to the campaign file",
+    "extra_forbidden": "remove it or check its spelling against README 'Campaign file'",
+    "date_from_datetime_parsing": "write the date as YYYY-MM-DD",
+    "date_parsing": "write the date as YYYY-MM-DD",
+    "date_type": "write the date as YYYY-MM-DD",
+}
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; relative paths resolve against its folder."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("campaign file not found", file=str(path),
+                          hint="pass the path of a campaign .yaml (contentgen sample-data DIR writes one)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"campaign file is not UTF-8 ({e.reason} at byte {e.start})", file=str(path),
+                          hint="save the file as UTF-8") from None
+    try:
+        raw: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise ConfigError(f"campaign file is not valid YAML: {getattr(e, 'problem', e)}", file=str(path),
+                          line=None if line is None else line + 1, hint="fix the YAML syntax at that line") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"campaign file is not valid TOML: {e}", file=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("campaign file must be a mapping of keys", file=str(path),
+                          hint="see README 'Campaign file' for an example")
+    try:
+        campaign = Campaign.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        fix = _FIX.get(err["type"], "correct the value")
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        raise ConfigError(f"{err['msg']}{more}", file=str(path), key=key, hint=fix) from None
+    base = path.resolve().parent
+    root = _repo_root()
+
+    def rel(p: Path, fallback_root: Path) -> Path:
+        if p.is_absolute():
+            return p
+        cand = base / p
+        return cand if cand.exists() else fallback_root / p
+
+    inputs = campaign.inputs
+    resolved = Inputs(
+        members=rel(inputs.members, base),
+        recommendations=rel(inputs.recommendations, base),
+        catalog=rel(inputs.catalog, base),
+        offers=rel(inputs.offers, base),
+        suppression=tuple(rel(p, base) for p in inputs.suppression),
+    )
+    for key in ("members", "recommendations", "catalog", "offers"):
+        p = getattr(resolved, key)
+        if not p.exists():
+            raise ConfigError(f"input file not found: {p}", file=str(path), key=f"inputs.{key}",
+                              hint="point it at an existing CSV, Parquet or JSONL file (relative to the campaign file)")
+    for p in resolved.suppression:
+        if not p.exists():
+            raise ConfigError(f"suppression list not found: {p}", file=str(path), key="inputs.suppression",
+                              hint="point it at an existing file of member ids or email hashes, one per line")
+    prompts_dir = rel(campaign.prompts_dir, root)
+    if not prompts_dir.is_dir():
+        raise ConfigError(f"prompts folder not found: {prompts_dir}", file=str(path), key="prompts_dir",
+                          hint="point it at a folder of Jinja templates (the repo's prompts/ by default)")
+    rules_dirs = tuple(rel(p, root) for p in campaign.rules_dirs)
+    for p in rules_dirs:
+        if not p.is_dir():
+            raise ConfigError(f"rules folder not found: {p}", file=str(path), key="rules_dirs",
+                              hint="point it at folders of YAML rule files (brand_rules/, compliance/)")
+    return campaign.model_copy(update={"inputs": resolved, "prompts_dir": prompts_dir,
+                                       "rules_dirs": rules_dirs, "source": path.resolve()})
