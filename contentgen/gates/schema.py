@@ -1,0 +1,88 @@
+"""Schema gate: the model's output against the draft JSON schema (jsonschema).
+
+Findings are field-level so that the repair prompt can say exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..models import Draft, Finding
+
+#: What the model must return. Kept to what OpenAI strict structured outputs accept
+#: (every property required, additionalProperties false).
+DRAFT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "subject": {"type": "string", "minLength": 1},
+        "preheader": {"type": "string", "minLength": 1},
+        "body": {"type": "string", "minLength": 1},
+        "explanations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "product_id": {"type": "string", "minLength": 1},
+                    "text": {"type": "string", "minLength": 1},
+                },
+                "required": ["product_id", "text"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["subject", "preheader", "body", "explanations"],
+    "additionalProperties": False,
+}
+
+_VALIDATOR = Draft202012Validator(DRAFT_SCHEMA)
+
+
+def _finding(rule_id: str, field: str, message: str, excerpt: str = "") -> Finding:
+    return Finding(rule_id=rule_id, gate="schema", severity="error", field=field, message=message,
+                   excerpt=excerpt[:200])
+
+
+def validate_draft(raw: str | dict[str, Any] | None, *, finish_reason: str | None = None,
+                   refusal: str | None = None) -> tuple[Draft | None, list[Finding]]:
+    """Parse and validate model output. Returns the draft (or None) and schema findings."""
+    if refusal:
+        return None, [_finding("schema.refusal", "", f"the model refused: {refusal}", refusal)]
+    if finish_reason == "length":
+        return None, [_finding("schema.truncated", "",
+                               "the output was cut off at the token limit; write shorter text")]
+    if raw is None or raw == "":
+        return None, [_finding("schema.empty", "", "the model returned no content")]
+    obj: Any = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("```"):
+            text = text.strip("`")
+            text = text[text.find("{"):] if "{" in text else text
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            return None, [_finding("schema.invalid-json", "",
+                                   f"output is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+                                   "return one JSON object only", text[max(0, e.pos - 40): e.pos + 40])]
+    findings = []
+    for err in sorted(_VALIDATOR.iter_errors(obj), key=lambda e: list(e.absolute_path)):
+        field = ".".join(str(p) for p in err.absolute_path) or "(root)"
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            field = f"{field}.{missing}" if field != "(root)" else missing
+            msg = f"field '{field}' is missing; include it"
+        elif err.validator == "additionalProperties":
+            msg = f"{err.message}; return only subject, preheader, body and explanations"
+        elif err.validator == "type":
+            msg = f"field '{field}' must be of type {err.validator_value}"
+        elif err.validator == "minLength":
+            msg = f"field '{field}' must not be empty"
+        else:
+            msg = f"field '{field}': {err.message}"
+        findings.append(_finding(f"schema.{err.validator}", field, msg))
+    if findings:
+        return None, findings
+    return Draft.model_validate(obj), []
