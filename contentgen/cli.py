@@ -7,6 +7,7 @@ code; it never shows a traceback.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -49,6 +50,145 @@ def rules_cmd(as_json: bool) -> None:
     from .check import print_rules
 
     print_rules(as_json=as_json, out=sys.stdout)
+
+
+def _progress_printer():
+    """A progress line on a terminal; plain periodic log lines when not on a terminal."""
+    from .pipeline import Progress
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def update(p: Progress, stats: dict) -> None:
+        now = time.monotonic()
+        if not tty and now - last[0] < 10 and p.done != p.total:
+            return
+        last[0] = now
+        el = now - p.started
+        rate = p.done / el if el > 0 else 0.0
+        tail = f", {stats.get('pending')} pending" if stats.get("pending") else ""
+        line = (f"{p.done} members done, {rate:.1f}/s, {stats.get('requests', 0)} model calls, "
+                f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0)} tokens{tail}")
+        if tty:
+            click.echo("\r" + line.ljust(100), nl=False, err=True)
+        else:
+            click.echo(f"[contentgen] {line}", err=True)
+
+    return Progress(on_update=update)
+
+
+def _summary(result, *, example: bool = False) -> None:
+    m = result.manifest
+    click.echo("")
+    if result.status == "already-complete":
+        click.secho(result.message, fg="yellow")
+    click.echo(f"run: {m.get('campaign_id')}  model: {m.get('model')}  members: {m.get('total_members')}")
+    counts = m.get("counts", {})
+    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    u = m.get("usage", {})
+    d = m.get("dedup", {})
+    click.echo(f"model calls: {u.get('requests', 0)}, tokens in/out: {u.get('prompt_tokens', 0)}/"
+               f"{u.get('completion_tokens', 0)}, dedup ratio: {d.get('dedup_ratio', 0)}")
+    click.echo(f"files: {result.out / 'messages.jsonl'}, {result.out / 'manifest.json'}, "
+               f"{result.out / 'quarantine.jsonl'}")
+    if example:
+        _print_example(result.out)
+
+
+def _print_example(out: Path) -> None:
+    import json
+
+    best = {}
+    with open(out / "messages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec.get("message") and rec["outcome"] not in best:
+                best[rec["outcome"]] = rec
+    for outcome in ("approved", "repaired", "fallback"):
+        rec = best.get(outcome)
+        if rec:
+            msg = rec["message"]
+            click.echo(f"\n--- example ({outcome}, {rec['segment']}, tier {rec['tier']}) ---")
+            click.echo(f"Subject: {msg['subject']}\nPreheader: {msg['preheader']}\n")
+            click.echo(msg["text"])
+            break
+
+
+@cli.command("sample-data")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--members", "n", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), default="csv", show_default=True)
+@click.option("--clean", is_flag=True, help="no deliberately bad rows")
+def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool) -> None:
+    """Write a realistic AthenaPlus data set and a campaign file that points at it."""
+    from .sample_data import write_sample_data
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = write_sample_data(out_dir, n, seed=seed, fmt=fmt, bad_rows=not clean)
+    for name, p in paths.items():
+        click.echo(f"{name}: {p}")
+
+
+def _run_options(out, base_url, api_key, model, limit, concurrency, restart):
+    from .pipeline import RunOptions
+
+    return RunOptions(out=out, base_url=base_url, api_key=api_key, model=model, limit=limit,
+                      concurrency=concurrency, restart=restart)
+
+
+@cli.command("run")
+@click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else the embedded model)")
+@click.option("--api-key", help="API key (default: $OPENAI_API_KEY); never written anywhere")
+@click.option("--model", help="model name, or PATH.gguf for a local GGUF on the embedded server")
+@click.option("--limit", type=click.IntRange(1), help="only the first N member rows")
+@click.option("--concurrency", type=click.IntRange(1))
+@click.option("--restart", is_flag=True, help="discard the run store in --out and start over")
+def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart) -> None:
+    """Run a campaign: plan, generate, gate, decide and export every member."""
+    from .pipeline import run_campaign
+
+    result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart),
+                          _progress_printer())
+    if result.status == "paused":
+        click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
+        sys.exit(3)
+    _summary(result)
+
+
+@cli.command("demo")
+@click.option("--members", "n", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo_cmd(n: int, out: Path, seed: int) -> None:
+    """Sample data + a run on the embedded model, then a short summary with one example email."""
+    from .pipeline import run_campaign
+    from .sample_data import write_sample_data
+
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    paths = write_sample_data(data, n, seed=seed)
+    click.echo(f"sample data for {n} members in {data}")
+    t0 = time.monotonic()
+    result = run_campaign(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True),
+                          _progress_printer())
+    if result.status == "paused":
+        click.secho(f"\npaused: {result.message}", fg="yellow", err=True)
+        sys.exit(3)
+    _summary(result, example=True)
+    click.echo(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
+
+
+@cli.command("verify")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def verify_cmd(out_dir: Path) -> None:
+    """Re-check an export against its manifest (checksums, counts, no member twice)."""
+    from .export import verify
+
+    res = verify(out_dir)
+    click.echo(f"ok: {res['members']} members, " + ", ".join(f"{k} {v}" for k, v in res["counts"].items() if v))
 
 
 def main() -> None:

@@ -207,3 +207,4 @@ class Plan(_Frozen):
     offers: tuple[Offer, ...] = ()  # offers valid on the send date that apply to this member
     variant: str = "default"
     channel: str = "email"
+    basic: bool = False  # the pre-approved tier-1 content (fallback, holdout): judged as tier 1

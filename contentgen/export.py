@@ -1,0 +1,141 @@
+"""Outputs and manifest, written atomically from the run store.
+
+``messages.jsonl`` holds one record per member (every input member row, the
+quarantined included), ``quarantine.jsonl`` every bad row with file, line,
+field and reason, and ``manifest.json`` counts by outcome that sum to
+``total_members``, the hashes of inputs, prompts and rules, tokens, and a
+SHA-256 of each export file. ``verify`` re-checks an export against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import ContentgenError, StoreError
+from .models import OUTCOMES
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_tree(paths: Iterable[Path]) -> str:
+    """One hash over files (sorted by relative name) so a changed rule or prompt changes it."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+        for f in files:
+            if "__pycache__" in f.parts:
+                continue
+            h.update(f.name.encode())
+            h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, lines: Iterable[str]) -> None:
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    except OSError as e:
+        raise StoreError(f"cannot write to the output folder ({e.strerror})", file=str(path.parent),
+                         hint="make the folder writable or free disk space, then re-run to resume") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StoreError(f"cannot write {path.name} ({e.strerror})", file=str(path),
+                         hint="free disk space or fix permissions, then re-run the same command; nothing is lost: "
+                              "the run store keeps every decided member") from None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, [json.dumps(obj, indent=2, ensure_ascii=False, default=str), "\n"])
+
+
+def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    counts = {o: 0 for o in OUTCOMES}
+    seen: set[str] = set()
+
+    def records():
+        for rec in store.iter_records():
+            key = rec.get("member_id") or rec.get("member_key")
+            if rec.get("outcome") != "invalid":
+                if key in seen:  # impossible by the store's primary key; checked anyway
+                    raise StoreError(f"member {key} appears twice in the run store", file=str(out_dir / "run.db"))
+                seen.add(key)
+            counts[rec["outcome"]] += 1
+            yield json.dumps(rec, ensure_ascii=False) + "\n"
+
+    _atomic_write(out_dir / "messages.jsonl", records())
+    _atomic_write(out_dir / "quarantine.jsonl",
+                  (json.dumps(q, ensure_ascii=False) + "\n" for q in store.iter_quarantine()))
+    manifest = dict(manifest)
+    manifest["total_members"] = sum(counts.values())
+    manifest["counts"] = counts
+    manifest["files"] = {name: {"sha256": sha256_file(out_dir / name),
+                                "records": sum(1 for _ in open(out_dir / name, encoding="utf-8"))}
+                         for name in ("messages.jsonl", "quarantine.jsonl")}
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+class VerifyError(ContentgenError):
+    pass
+
+
+def verify(out_dir: Path) -> dict[str, Any]:
+    """Re-check an export against its manifest; raise VerifyError listing every problem."""
+    out_dir = Path(out_dir)
+    mpath = out_dir / "manifest.json"
+    if not mpath.exists():
+        raise VerifyError("no manifest.json here", file=str(out_dir),
+                          hint="point verify at a finished run's output folder")
+    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    problems = []
+    for name, info in manifest.get("files", {}).items():
+        p = out_dir / name
+        if not p.exists():
+            problems.append(f"{name} is missing")
+        elif sha256_file(p) != info["sha256"]:
+            problems.append(f"{name} does not match its checksum")
+    counts = {o: 0 for o in OUTCOMES}
+    ids: set[str] = set()
+    dupes = []
+    with open(out_dir / "messages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            counts[rec["outcome"]] += 1
+            mid = rec.get("member_id")
+            if rec["outcome"] != "invalid" and mid:
+                if mid in ids:
+                    dupes.append(mid)
+                ids.add(mid)
+    if dupes:
+        problems.append(f"{len(dupes)} member(s) appear more than once, e.g. {dupes[:3]}")
+    if counts != {o: manifest["counts"].get(o, 0) for o in OUTCOMES}:
+        problems.append(f"counts by outcome {counts} differ from the manifest {manifest['counts']}")
+    if sum(counts.values()) != manifest.get("total_members"):
+        problems.append("records do not sum to total_members")
+    if problems:
+        raise VerifyError("export does not match its manifest: " + "; ".join(problems), file=str(out_dir))
+    return {"members": sum(counts.values()), "counts": counts}

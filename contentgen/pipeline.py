@@ -1,0 +1,330 @@
+"""The campaign run: load -> plan -> prompt -> generate -> assemble -> gates -> decide -> export.
+
+Members stream through in chunks; each chunk's decisions are committed to the
+run store in one transaction, so a run killed at any point resumes where it
+stopped and never decides (or exports) a member twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, gates
+from .config import Campaign, load_campaign
+from .errors import ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
+from .export import hash_tree, sha256_file, write_export
+from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
+from .plan import Planner
+from .prompts import Prompts
+from .repair import Decider, export_record
+from .store import SqliteStore
+
+CHUNK = 256
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    limit: int | None = None
+    concurrency: int | None = None
+    restart: bool = False
+    gguf: Path | None = None
+
+
+@dataclass
+class RunResult:
+    out: Path
+    manifest: dict[str, Any]
+    status: str  # complete | already-complete | paused
+    message: str = ""
+    pending: int = 0
+
+
+@dataclass
+class Progress:
+    total: int | None = None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    on_update: Callable[[Progress, dict[str, Any]], None] | None = None
+
+    def advance(self, n: int, stats: dict[str, Any]) -> None:
+        self.done += n
+        if self.on_update:
+            self.on_update(self, stats)
+
+
+def fingerprint(campaign: Campaign) -> dict[str, str]:
+    """Hashes of everything that decides the output; a resumed run must match them."""
+    inp = campaign.inputs
+    fp = {
+        "campaign": sha256_file(campaign.source) if campaign.source else "",
+        "members": sha256_file(inp.members),
+        "recommendations": sha256_file(inp.recommendations),
+        "catalog": sha256_file(inp.catalog),
+        "offers": sha256_file(inp.offers),
+        "suppression": hash_tree(inp.suppression),
+        "prompts": hash_tree([campaign.prompts_dir]),
+        "rules": hash_tree(list(campaign.rules_dirs)),
+    }
+    return fp
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ".lock"
+    fh = open(path, "w")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise StoreError("another contentgen run is using this output folder", file=str(out),
+                         hint="wait for it to finish, or choose another --out") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+@contextlib.contextmanager
+def _backend(campaign: Campaign, opts: RunOptions) -> Iterator[tuple[str, str | None, str, bool]]:
+    """Yield (base_url, api_key, model, is_local). No key and no URL: the embedded model."""
+    base = opts.base_url or os.environ.get("OPENAI_BASE_URL") or campaign.llm.base_url
+    key = opts.api_key or os.environ.get("OPENAI_API_KEY")
+    model = opts.model or (campaign.llm.model if campaign.llm.model != "embedded" else None)
+    gguf = opts.gguf
+    if model and model.endswith(".gguf"):
+        gguf, model = Path(model), None
+    if base or key:
+        yield base or "https://api.openai.com/v1", key, model or "gpt-4o-mini", False
+        return
+    from .llm.local import MODEL_NAME, local_server
+
+    with local_server(gguf) as url:
+        yield url, None, MODEL_NAME if gguf is None else gguf.stem, True
+
+
+class Runner:
+    def __init__(self, campaign_path: Path, opts: RunOptions, progress: Progress | None = None):
+        self.campaign = load_campaign(campaign_path)
+        self.opts = opts
+        self.out = Path(opts.out)
+        self.progress = progress or Progress()
+        # everything that can fail on bad data fails here, before any model call
+        self.rules = gates.load_rules(self.campaign.rules_dirs)
+        self.prompts = Prompts(self.campaign.prompts_dir, self.campaign)
+        self.prompts.system()
+
+    def run(self) -> RunResult:
+        with _run_lock(self.out):
+            return self._run()
+
+    def _run(self) -> RunResult:
+        c = self.campaign
+        fp = fingerprint(c)
+        store = SqliteStore(self.out / "run.db")
+        try:
+            old = store.get_meta("fingerprint")
+            if old and self.opts.restart:
+                store.close()
+                for name in ("run.db", "run.db-wal", "run.db-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.out / name).unlink()
+                store = SqliteStore(self.out / "run.db")
+                old = None
+            if old:
+                changed = [k for k, v in json.loads(old).items() if fp.get(k) != v]
+                if changed:
+                    raise ResumeRefused(f"inputs changed since this run started: {', '.join(changed)}",
+                                        file=str(self.out),
+                                        hint="re-run with --restart to start over, or use a new --out folder")
+                if store.get_meta("state") == "complete" and (self.out / "manifest.json").exists():
+                    manifest = json.loads((self.out / "manifest.json").read_text())
+                    return RunResult(self.out, manifest, "already-complete",
+                                     "this run is already complete; nothing to do (use --restart to run it again)")
+            else:
+                store.set_meta("fingerprint", json.dumps(fp))
+                store.set_meta("started_at", dt.datetime.now(dt.timezone.utc).isoformat())
+                store.set_meta("campaign_id", c.campaign_id)
+            store.set_meta("state", "running")
+            return self._process(store, fp)
+        finally:
+            store.close()
+
+    def _process(self, store: SqliteStore, fp: dict[str, str]) -> RunResult:
+        c = self.campaign
+        catalog, bad_products = load_catalog(c.inputs.catalog)
+        offers, bad_offers = load_offers(c.inputs.offers)
+        suppression = load_suppression(c.inputs.suppression)
+        store.add_quarantine(q.to_dict() for q in bad_products + bad_offers)
+        planner = Planner(c, catalog, offers, suppression)
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
+        started = time.monotonic()
+        pending = 0
+        with _backend(c, self.opts) as (base_url, api_key, model, is_local):
+            result = asyncio.run(self._generate_all(store, planner, catalog, offers, base_url, api_key, model,
+                                                    is_local, usage))
+            pending, cache_stats, client_stats, paused_msg = result
+        manifest = {
+            "campaign_id": c.campaign_id,
+            "send_date": c.send_date.isoformat(),
+            "contentgen_version": __version__,
+            "model": model,
+            "backend": "embedded llama.cpp" if is_local else base_url,
+            "hashes": fp,
+            "rule_count": len(self.rules),
+            "usage": usage,
+            "llm": client_stats,
+            "dedup": cache_stats,
+            "started_at": store.get_meta("started_at"),
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "wall_s": round(time.monotonic() - started, 2),
+            "limit": self.opts.limit,
+        }
+        if paused_msg or pending:
+            store.set_meta("state", "paused")
+            return RunResult(self.out, manifest, "paused", paused_msg or f"{pending} member(s) still pending",
+                             pending)
+        manifest = write_export(self.out, store, manifest)
+        store.set_meta("state", "complete")
+        return RunResult(self.out, manifest, "complete")
+
+    async def _generate_all(self, store, planner, catalog, offers, base_url, api_key, model, is_local, usage):
+        from .llm.cache import GenerationCache, cache_key
+        from .llm.client import LLMClient, TransportFailure
+
+        c = self.campaign
+        settings = c.llm
+        if self.opts.concurrency:
+            settings = settings.model_copy(update={"concurrency": self.opts.concurrency})
+        if is_local:
+            settings = settings.model_copy(update={"structured_output": "json_object",
+                                                   "concurrency": min(settings.concurrency, 2)})
+        client_kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "model": model}
+        if is_local:
+            client_kwargs["local_schema_hint"] = True
+        client = LLMClient(settings, **client_kwargs)
+        cache = GenerationCache(store)
+        params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+
+        async def generate(messages, schema):
+            key = cache_key(model, params, messages, schema)
+
+            async def produce():
+                comp = await client.complete(messages, schema=schema)
+                usage["prompt_tokens"] += comp.prompt_tokens
+                usage["completion_tokens"] += comp.completion_tokens
+                usage["cached_tokens"] += comp.cached_tokens
+                usage["requests"] += 1
+                return {"text": comp.text, "finish_reason": comp.finish_reason, "refusal": comp.refusal,
+                        "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens}
+
+            res, cached = await cache.get_or_create(key, produce)
+            return {**res, "cached": cached}
+
+        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner)
+        pending = 0
+        paused_msg = ""
+        try:
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            for chunk in _chunks(rows, CHUNK, self.opts.limit):
+                done = store.done_keys(r.key for r in chunk)
+                todo = [r for r in chunk if r.key not in done]
+                if not todo:
+                    self.progress.advance(len(chunk), {})
+                    continue
+                saved, failed, outage = await self._decide_chunk(todo, planner, decider, TransportFailure)
+                store.add_quarantine(q.to_dict() for r in todo for q in r.quarantined)
+                store.save_members(saved)
+                pending += failed
+                self.progress.advance(len(chunk), {"pending": pending, **usage})
+                if outage is not None:
+                    paused_msg = outage.render()
+                    break
+        finally:
+            await client.aclose()
+        s = cache.stats
+        cache_stats = {"lookups": s.lookups, "store_hits": s.hits_store, "inflight_hits": s.hits_inflight,
+                       "model_calls": s.misses, "dedup_ratio": round(s.dedup_ratio, 4)}
+        stats = client.stats
+        client_stats = {k: getattr(stats, k) for k in ("requests", "retries", "rate_limited", "server_errors",
+                                                        "timeouts") if hasattr(stats, k)}
+        return pending, cache_stats, client_stats, paused_msg
+
+    async def _decide_chunk(self, rows: list[MemberRow], planner: Planner, decider: Decider, transport_exc):
+        saved: list[dict[str, Any]] = []
+        tasks = []
+        for r in rows:
+            if r.member is None:
+                q = r.quarantined[0]
+                saved.append({"member_key": r.key, "seq": r.seq, "member_id": q.member_id, "outcome": "invalid",
+                              "record": {"member_id": q.member_id, "member_key": r.key, "outcome": "invalid",
+                                         "send": False, "reason": q.reason, "quarantine": q.to_dict(),
+                                         "message": None, "findings": []}})
+                continue
+            plan = planner.plan(r.member, r.recommendations)
+            if plan.action == "suppress":
+                rec = export_record(plan, None, outcome="suppressed", reason=plan.reason)
+                saved.append(self._row(r, "suppressed", rec, []))
+                continue
+            tasks.append((r, plan, asyncio.ensure_future(decider.decide(plan))))
+        failed = 0
+        outage = None
+        if tasks:
+            await asyncio.wait([t for _, _, t in tasks])
+        for r, plan, t in tasks:
+            exc = t.exception()
+            if exc is None:
+                d = t.result()
+                rec = export_record(plan, d, reason=plan.reason)
+                saved.append(self._row(r, d.outcome, rec, d.attempts))
+            elif isinstance(exc, ProviderUnavailable):
+                failed += 1
+                outage = exc
+            elif isinstance(exc, transport_exc):
+                failed += 1  # stays pending: the provider failed, not the content
+            elif isinstance(exc, ContentgenError):
+                raise exc
+            else:
+                raise exc
+        return saved, failed, outage
+
+    @staticmethod
+    def _row(r: MemberRow, outcome: str, rec: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+        m = r.member
+        return {"member_key": r.key, "seq": r.seq, "member_id": m.member_id if m else None, "outcome": outcome,
+                "segment": m.segment if m else None, "tier": m.opt_in_tier if m else None, "record": rec,
+                "attempts": attempts}
+
+
+def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None) -> Iterator[list[MemberRow]]:
+    buf: list[MemberRow] = []
+    n = 0
+    for r in rows:
+        if limit is not None and n >= limit:
+            break
+        buf.append(r)
+        n += 1
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def run_campaign(campaign_path: Path, opts: RunOptions, progress: Progress | None = None) -> RunResult:
+    return Runner(campaign_path, opts, progress).run()

@@ -1,0 +1,194 @@
+"""The decision engine (no LLM): who gets what, framed how, with which evidence.
+
+Data minimization happens here: evidence a member's tier does not allow is
+moved to ``withheld`` and never reaches a prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Campaign
+from .errors import ConfigError
+from .models import (
+    SEGMENTS,
+    TIER_SOURCES,
+    Evidence,
+    Member,
+    Offer,
+    Plan,
+    PlannedProduct,
+    Product,
+    Recommendation,
+)
+
+
+@dataclass(frozen=True)
+class Framings:
+    churn_threshold: float
+    segments: dict[str, dict[str, Any]]
+    high_churn: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> Framings:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read framing table: {e}", file=str(path),
+                              hint="fix the YAML (see prompts/framings.yaml in the repo)") from None
+        segs = raw.get("segments") or {}
+        missing = [s for s in SEGMENTS if s not in segs]
+        if missing:
+            raise ConfigError(f"framing table lacks segment(s) {', '.join(missing)}", file=str(path),
+                              key="segments", hint="add a framing for every segment")
+        for s, v in segs.items():
+            if not isinstance(v, dict) or "framing" not in v:
+                raise ConfigError(f"segment {s!r} needs a 'framing' text", file=str(path), key=f"segments.{s}")
+        return cls(float(raw.get("churn_threshold", 0.6)), segs, raw.get("high_churn") or {})
+
+    def framing_for(self, member: Member) -> str:
+        seg = self.segments[member.segment]
+        if member.churn_risk >= self.churn_threshold and self.high_churn:
+            return f"{self.high_churn['framing']} (segment: {seg['framing']})"
+        return str(seg["framing"])
+
+
+def holdout_fraction(campaign_id: str, member_id: str) -> float:
+    """Deterministic, uniform in [0, 1): the same member is in or out for the same campaign."""
+    h = hashlib.sha256(f"{campaign_id}\x00holdout\x00{member_id}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def offer_audience_ok(offer: Offer, member: Member, threshold: float) -> bool:
+    aud = (offer.audience or "all").strip()
+    if aud == "all":
+        return True
+    if aud in SEGMENTS:
+        return member.segment == aud and member.opt_in_tier >= 2
+    if aud in ("tier3", "churn", "tier3_churn"):
+        # churn-prevention offers: tier 3 only (compliance policy section 1)
+        return member.opt_in_tier == 3 and member.churn_risk >= threshold
+    return False
+
+
+class Planner:
+    def __init__(self, campaign: Campaign, catalog: dict[str, Product], offers: list[Offer],
+                 suppression: frozenset[str] = frozenset(), framings: Framings | None = None):
+        self.campaign = campaign
+        self.catalog = catalog
+        self.offers_today = [o for o in offers if o.valid_on(campaign.send_date)]
+        self.suppression = suppression
+        self.framings = framings or Framings.load(campaign.prompts_dir / "framings.yaml")
+        self._segment_picks = {s: self._pick_segment_products(s) for s in SEGMENTS}
+
+    def _pick_segment_products(self, segment: str) -> tuple[Product, ...]:
+        """Tier-1 content: segment-level picks, the same for every member of the segment."""
+        cats = list(self.framings.segments[segment].get("categories") or [])
+        in_stock = [p for p in self.catalog.values() if p.in_stock]
+        ranked = sorted(in_stock, key=lambda p: (cats.index(p.category) if p.category in cats else len(cats),
+                                                 -(p.margin or 0.0), p.product_id))
+        picks: list[Product] = []
+        used: set[str] = set()
+        for p in ranked:  # one per category first, for variety
+            if p.category not in used:
+                picks.append(p)
+                used.add(p.category)
+            if len(picks) >= self.campaign.top_k:
+                break
+        return tuple(picks)
+
+    def _offer_for(self, product: Product, member: Member) -> tuple[Offer | None, float | None]:
+        for o in self.offers_today:
+            if o.kind == "percent_off" and (o.applies_to or o.applies_to_category) and o.applies_to_product(product) \
+                    and offer_audience_ok(o, member, self.framings.churn_threshold) and o.value:
+                return o, round(product.price * (1 - o.value / 100.0) + 1e-9, 2)
+        return None, None
+
+    def suppressed_reason(self, member: Member) -> str | None:
+        if member.status != "active":
+            return member.status
+        if member.member_id in self.suppression or (member.email and email_hash(member.email) in self.suppression):
+            return "suppression list"
+        if member.age is not None and member.age < self.campaign.min_age:
+            return f"under {self.campaign.min_age}"
+        return None
+
+    def basic_plan(self, member: Member) -> Plan:
+        """The tier-1 basic content for this member's segment: segment picks, offers open to all members."""
+        seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
+        products = tuple(PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment])
+        cats = {p.product.category for p in products}
+        ids = {p.product.product_id for p in products}
+        offers = tuple(o for o in self.offers_today if (o.audience or "all") == "all" and (
+            (o.kind == "free_shipping" and not o.applies_to and not o.applies_to_category)
+            or (o.applies_to_category and o.applies_to_category in cats)
+            or (o.applies_to and ids & set(o.applies_to))))
+        priced = []
+        for pp in products:
+            o = next((o for o in offers if o.kind == "percent_off" and o.value and o.applies_to_product(pp.product)
+                      and (o.applies_to or o.applies_to_category)), None)
+            priced.append(pp.model_copy(update={"offer": o, "offer_price": round(pp.product.price * (1 - o.value / 100.0) + 1e-9, 2)}) if o else pp)
+        return Plan(member=member, action="send", framing=self.framings.segments[member.segment]["framing"],
+                    products=tuple(priced), offers=offers, basic=True)
+
+    def plan(self, member: Member, recs: tuple[Recommendation, ...]) -> Plan:
+        why = self.suppressed_reason(member)
+        if why:
+            return Plan(member=member, action="suppress", reason=why)
+        if holdout_fraction(self.campaign.campaign_id, member.member_id) < self.campaign.holdout_share:
+            return Plan(member=member, action="holdout", reason="holdout group",
+                        framing=self.framings.segments[member.segment]["framing"])
+        allowed = TIER_SOURCES[member.opt_in_tier]
+        products: list[PlannedProduct] = []
+        if member.opt_in_tier == 1:
+            seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
+            for p in self._segment_picks[member.segment]:
+                products.append(PlannedProduct(product=p, evidence=seg_ev, withheld=()))
+            withheld_all = tuple(e for r in recs for e in r.evidence)
+        else:
+            withheld_all = ()
+            for r in sorted(recs, key=lambda r: (-r.score, r.product_id)):
+                p = self.catalog.get(r.product_id)
+                if p is None or not p.in_stock:
+                    continue
+                keep = tuple(e for e in r.evidence if e.source in allowed)
+                drop = tuple(e for e in r.evidence if e.source not in allowed)
+                if not keep:
+                    continue  # nothing this tier allows us to say about it
+                products.append(PlannedProduct(product=p, evidence=keep, withheld=drop))
+                if len(products) >= self.campaign.top_k:
+                    break
+            if not products:  # nothing personal we may use: fall back to segment picks
+                seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
+                products = [PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment]]
+        # offers: a product's percent-off applies per product; sitewide offers (free shipping, category points)
+        priced: list[PlannedProduct] = []
+        for pp in products:
+            offer, price = self._offer_for(pp.product, member)
+            priced.append(pp.model_copy(update={"offer": offer, "offer_price": price}) if offer else pp)
+        chosen_cats = {pp.product.category for pp in priced}
+        chosen_ids = {pp.product.product_id for pp in priced}
+        member_offers = []
+        for o in self.offers_today:
+            if not offer_audience_ok(o, member, self.framings.churn_threshold):
+                continue
+            if o.kind == "free_shipping" and not o.applies_to and not o.applies_to_category:
+                member_offers.append(o)
+            elif o.applies_to and chosen_ids & set(o.applies_to):
+                member_offers.append(o)
+            elif o.applies_to_category and o.applies_to_category in chosen_cats:
+                member_offers.append(o)
+        if withheld_all:
+            priced = [pp.model_copy(update={"withheld": tuple(pp.withheld) + withheld_all}) if i == 0 else pp
+                      for i, pp in enumerate(priced)]
+        return Plan(member=member, action="send", framing=self.framings.framing_for(member),
+                    products=tuple(priced), offers=tuple(member_offers))

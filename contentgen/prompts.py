@@ -1,0 +1,114 @@
+"""Prompt rendering: Jinja templates in a sandbox, member text only ever as data.
+
+``ImmutableSandboxedEnvironment`` + ``StrictUndefined``: a template that uses an
+unknown variable, or a broken template, is a ``TemplateError`` naming the file
+and line, raised before any model call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .config import Campaign
+from .errors import TemplateError
+from .models import Draft, Plan
+
+REQUIRED_TEMPLATES = ("system.j2", "message.j2", "explanation.j2", "repair.j2")
+_NOTES_MAX = 300
+_DELIMS = re.compile(r"</?\s*member_notes\s*>", re.I)
+
+
+def segment_slug(segment: str) -> str:
+    return segment.lower().replace(" ", "-")
+
+
+def sanitize_member_text(text: str) -> str:
+    """Member-supplied text goes in a delimited block: strip our delimiters, control chars, and cap length."""
+    text = _DELIMS.sub(" ", text)
+    text = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text)
+    return text[:_NOTES_MAX].strip()
+
+
+@dataclass
+class PromptPair:
+    system: str
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+
+class Prompts:
+    def __init__(self, prompts_dir: Path, campaign: Campaign):
+        self.dir = Path(prompts_dir)
+        self.campaign = campaign
+        self.env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.dir)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+        for name in REQUIRED_TEMPLATES:
+            self._template(name)
+        for seg_file in (self.dir / "fallback").glob("*.j2"):
+            self._template(f"fallback/{seg_file.name}")
+
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"prompt template {name} not found", file=str(self.dir / name),
+                                hint=f"restore {name} in the prompts folder") from None
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(f"template syntax error: {e.message}", file=e.filename or str(self.dir / name),
+                                line=e.lineno, hint="fix the Jinja syntax at that line") from None
+
+    def _render(self, name: str, **ctx: Any) -> str:
+        tpl = self._template(name)
+        try:
+            return tpl.render(**ctx).strip()
+        except jinja2.UndefinedError as e:
+            raise TemplateError(f"template uses an undefined variable: {e.message}", file=str(self.dir / name),
+                                hint="use only the variables documented in prompts/README.md") from None
+        except jinja2.TemplateError as e:
+            raise TemplateError(f"template failed to render: {e}", file=str(self.dir / name)) from None
+
+    def system(self) -> str:
+        return self._render("system.j2", brand=self.campaign.brand)
+
+    def build(self, plan: Plan) -> PromptPair:
+        """The prompt for one planned member: no PII, tier-filtered evidence only."""
+        member = plan.member
+        notes = sanitize_member_text(member.stated_preferences) if member.opt_in_tier >= 2 else ""
+        user = self._render(
+            "message.j2",
+            framing=plan.framing,
+            tier=member.opt_in_tier,
+            segment=member.segment,
+            products=[{"product": pp.product, "evidence": pp.evidence, "offer": pp.offer} for pp in plan.products],
+            offers=list(plan.offers),
+            notes=notes,
+        )
+        return PromptPair(self.system(), user)
+
+    def repair(self, instructions: str) -> str:
+        return self._render("repair.j2", instructions=instructions)
+
+    def fallback(self, plan: Plan) -> Draft:
+        """The pre-approved, human-written tier-1 message for the member's segment."""
+        name = f"fallback/{segment_slug(plan.member.segment)}.j2"
+        text = self._render(name, products=[{"product": pp.product} for pp in plan.products],
+                            segment=plan.member.segment)
+        head, _, body = text.partition("\n")
+        pre, _, body = body.partition("\n")
+        if not head.startswith("Subject:") or not pre.startswith("Preheader:"):
+            raise TemplateError("a fallback template must start with 'Subject:' and 'Preheader:' lines",
+                                file=str(self.dir / name), line=1)
+        return Draft(subject=head[len("Subject:"):].strip(), preheader=pre[len("Preheader:"):].strip(),
+                     body=body.strip(), explanations=())

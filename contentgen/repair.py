@@ -1,0 +1,142 @@
+"""Generate -> assemble -> gates -> repair (at most N) -> decide, for one member.
+
+An output with error findings is re-asked with the findings in words the model
+can act on; after ``max_repairs`` the member gets the pre-approved tier-1
+fallback for their segment (or goes to review), and the failure is recorded.
+A provider that is down is NOT a content failure: transport errors propagate
+and the member stays pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import gates
+from .assemble import assemble, text_version
+from .config import Campaign
+from .gates.schema import DRAFT_SCHEMA, validate_draft
+from .models import Finding, GateContext, Plan, RenderedMessage
+from .prompts import Prompts
+
+
+@dataclass
+class Decision:
+    outcome: str
+    message: RenderedMessage | None
+    findings: list[Finding]
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    send: bool = True
+
+
+def structure_findings(plan: Plan, msg: RenderedMessage) -> list[Finding]:
+    """Checks only the pipeline can make: every tier-2/3 product carries its explanation."""
+    if plan.member.opt_in_tier < 2 or plan.basic:
+        return []
+    have = {e.product_id for e in msg.explanations}
+    out = []
+    for pp in plan.products:
+        if pp.product.product_id not in have:
+            out.append(Finding(rule_id="schema.explanation-missing", gate="schema", severity="error",
+                               field="explanations",
+                               message=f"add an explanation for product_id {pp.product.product_id} "
+                                       f"({pp.product.name})"))
+    return out
+
+
+def finding_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [f.model_dump(mode="json") for f in findings]
+
+
+def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext:
+    from .models import Recommendation
+
+    recs = tuple(Recommendation(product_id=pp.product.product_id, evidence=pp.evidence) for pp in plan.products)
+    member = plan.member.model_copy(update={"opt_in_tier": 1}) if plan.basic else plan.member
+    return GateContext(send_date=campaign.send_date, member=member, recommendations=recs,
+                       offers=tuple(offers), catalog=catalog, hero_product_id=campaign.hero_product_id,
+                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel)
+
+
+class Decider:
+    def __init__(self, campaign: Campaign, prompts: Prompts, rules, generate, offers, catalog, planner):
+        self.campaign = campaign
+        self.prompts = prompts
+        self.rules = rules
+        self.generate = generate  # async (messages, schema) -> dict(text, finish_reason, refusal, tokens..., cached)
+        self.offers = offers
+        self.catalog = catalog
+        self.planner = planner
+
+    def check(self, plan: Plan, msg: RenderedMessage) -> list[Finding]:
+        ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
+        return structure_findings(plan, msg) + gates.run_gates(msg, ctx, self.rules)
+
+    def fallback(self, plan: Plan, failed: list[Finding], attempts: list[dict[str, Any]],
+                 outcome: str = "fallback") -> Decision:
+        fb_plan = self.planner.basic_plan(plan.member)
+        draft = self.prompts.fallback(fb_plan)
+        msg = assemble(fb_plan, draft, self.campaign)
+        fb_findings = self.check(fb_plan, msg)
+        attempts.append({"n": len(attempts), "kind": "fallback", "prompt": None, "response": draft.model_dump_json(),
+                         "findings": finding_dicts(fb_findings)})
+        if gates.verdict(fb_findings) == "fail":
+            # even the human-written message fails for this member: nothing is sent, a human decides
+            return Decision("rejected", msg, failed + fb_findings, attempts, send=False)
+        return Decision(outcome, msg, failed, attempts, send=True)
+
+    async def decide(self, plan: Plan) -> Decision:
+        if plan.action == "holdout":
+            if self.campaign.holdout_message == "none":
+                return Decision("holdout", None, [], [], send=False)
+            d = self.fallback(plan, [], [], outcome="holdout")
+            return d
+        pair = self.prompts.build(plan)
+        messages = pair.messages()
+        attempts: list[dict[str, Any]] = []
+        last: list[Finding] = []
+        last_msg: RenderedMessage | None = None
+        for n in range(self.campaign.max_repairs + 1):
+            res = await self.generate(messages, DRAFT_SCHEMA)
+            draft, findings = validate_draft(res.get("text"), finish_reason=res.get("finish_reason"),
+                                             refusal=res.get("refusal"))
+            msg = None
+            if draft is not None:
+                msg = assemble(plan, draft, self.campaign)
+                findings = findings + self.check(plan, msg)
+                last_msg = msg
+            attempts.append({"n": n, "kind": "generate" if n == 0 else "repair",
+                             "prompt": messages[-1]["content"], "response": res.get("text"),
+                             "findings": finding_dicts(findings), "prompt_tokens": res.get("prompt_tokens", 0),
+                             "completion_tokens": res.get("completion_tokens", 0), "cached": res.get("cached", False)})
+            v = gates.verdict(findings)
+            if v == "pass" and msg is not None:
+                return Decision("approved" if n == 0 else "repaired", msg, findings, attempts)
+            if v == "review" and msg is not None:
+                return Decision("review", msg, findings, attempts, send=False)
+            last = findings
+            if n < self.campaign.max_repairs:
+                instructions = gates.repair_instructions([f for f in findings if f.severity == "error"])
+                messages = messages + [{"role": "assistant", "content": res.get("text") or ""},
+                                       {"role": "user", "content": self.prompts.repair(instructions)}]
+        if self.campaign.on_exhausted == "review":
+            return Decision("review", last_msg, last, attempts, send=False)
+        return self.fallback(plan, last, attempts)
+
+
+def export_record(plan_or_member, decision: Decision | None, *, outcome: str | None = None,
+                  reason: str = "", variant: str = "default") -> dict[str, Any]:
+    member = plan_or_member.member if hasattr(plan_or_member, "member") else plan_or_member
+    rec: dict[str, Any] = {"member_id": member.member_id, "outcome": outcome or (decision.outcome if decision else ""),
+                           "segment": member.segment, "tier": member.opt_in_tier, "channel": "email",
+                           "variant": variant, "send": False, "reason": reason, "message": None, "findings": []}
+    if decision is not None:
+        rec["send"] = decision.send and decision.message is not None
+        if decision.message is not None:
+            m = decision.message
+            rec["message"] = {"subject": m.subject, "preheader": m.preheader, "text": text_version(m), "html": m.html,
+                              "body": m.body, "cta_text": m.cta_text, "cta_url": m.cta_url, "footer": m.footer,
+                              "explanations": [e.model_dump() for e in m.explanations]}
+        rec["findings"] = finding_dicts(decision.findings)
+        rec["attempts"] = len([a for a in decision.attempts if a["kind"] != "fallback"])
+    return rec
