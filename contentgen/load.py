@@ -81,7 +81,8 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
                 v = None
         elif isinstance(v, float) and v != v:
             v = None
-        out[k] = v
+        if v is not None:  # an empty cell is a missing value: defaults apply, required fields report "missing"
+            out[k] = v
     return out
 
 

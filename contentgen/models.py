@@ -87,6 +87,15 @@ class Member(_Frozen):
             return ""
         return v
 
+    @field_validator("opt_in_tier", mode="before")
+    @classmethod
+    def _tier_number(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().isdigit():
+            return int(v)
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
     @field_validator("first_name", "stated_preferences", "email", mode="after")
     @classmethod
     def _strip(cls, v: str) -> str:

@@ -1,0 +1,153 @@
+"""The decision engine: suppression, holdout, stock, offers, framing, and tier data minimization."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from contentgen.config import Campaign, Inputs
+from contentgen.models import EVIDENCE_SOURCES, TIER_SOURCES, Evidence, Member, Offer, Product, Recommendation
+from contentgen.plan import Planner, holdout_fraction
+from contentgen.prompts import Prompts
+from tests.util import REPO
+
+SEND = dt.date(2026, 11, 24)
+
+
+def campaign(**kw) -> Campaign:
+    base = dict(campaign_id="t", send_date=SEND, holdout_share=0.0, top_k=3,
+                inputs=Inputs(members="m.csv", recommendations="r.jsonl", catalog="c.csv", offers="o.jsonl"),
+                prompts_dir=REPO / "prompts", rules_dirs=(REPO / "brand_rules", REPO / "compliance"))
+    base.update(kw)
+    return Campaign(**base)
+
+
+CATALOG = {p.product_id: p for p in [
+    Product(product_id="P1", name="TrailLite Running Socks", category="running", price=14.0, claims=("moisture-wicking",)),
+    Product(product_id="P2", name="Summit Hydration Vest 5L", category="running", price=59.0),
+    Product(product_id="P3", name="Aurora Rain Jacket", category="outdoor", price=129.0, claims=("waterproof",)),
+    Product(product_id="P4", name="Harbor Ceramic Mug Set", category="home", price=32.0, in_stock=False),
+    Product(product_id="P5", name="Puzzle Globe", category="gifts", price=27.0),
+    Product(product_id="P6", name="Glow Daily Moisturizer SPF 30", category="beauty", price=24.0),
+    Product(product_id="P7", name="Cedar Wool Scarf", category="apparel", price=39.0),
+]}
+OFFERS = [
+    Offer(offer_id="O1", kind="percent_off", value=15, applies_to=("P3",), valid_from=dt.date(2026, 11, 20),
+          valid_until=dt.date(2026, 12, 6)),
+    Offer(offer_id="O2", kind="percent_off", value=50, applies_to=("P1",), valid_from=dt.date(2026, 10, 1),
+          valid_until=dt.date(2026, 11, 1)),  # expired
+    Offer(offer_id="O3", kind="free_shipping", min_order=50, valid_from=dt.date(2026, 11, 1),
+          valid_until=dt.date(2026, 12, 31)),
+    Offer(offer_id="O4", kind="percent_off", value=20, applies_to=("P7",), valid_from=dt.date(2026, 11, 1),
+          valid_until=dt.date(2026, 12, 31), audience="tier3"),
+]
+ALL_EVIDENCE = tuple(Evidence(source=s, detail=f"DETAIL-{s}") for s in EVIDENCE_SOURCES)
+
+
+def member(**kw) -> Member:
+    base = dict(member_id="M1", first_name="Nia", segment="Enthusiasts", churn_risk=0.2, opt_in_tier=2)
+    base.update(kw)
+    return Member(**base)
+
+
+def recs(*ids: str) -> tuple[Recommendation, ...]:
+    return tuple(Recommendation(product_id=p, score=1 - i / 10, evidence=ALL_EVIDENCE) for i, p in enumerate(ids))
+
+
+@pytest.fixture(scope="module")
+def planner() -> Planner:
+    return Planner(campaign(), CATALOG, OFFERS, frozenset({"M-suppressed"}))
+
+
+@pytest.mark.parametrize("kw,reason", [
+    ({"status": "unsubscribed"}, "unsubscribed"),
+    ({"status": "bounced"}, "bounced"),
+    ({"status": "suppressed"}, "suppressed"),
+    ({"member_id": "M-suppressed"}, "suppression list"),
+    ({"age": 15}, "under 16"),
+], ids=["unsubscribed", "bounced", "suppressed", "global-list", "under-16"])
+def test_no_message_for_suppressed_members(planner, kw, reason):
+    plan = planner.plan(member(**kw), recs("P1"))
+    assert plan.action == "suppress"
+    assert plan.reason == reason
+    assert plan.products == ()
+
+
+def test_suppression_list_by_email_hash():
+    import hashlib
+
+    h = hashlib.sha256(b"nia@example.com").hexdigest()
+    p = Planner(campaign(), CATALOG, OFFERS, frozenset({h}))
+    assert p.plan(member(email="Nia@Example.com"), recs("P1")).action == "suppress"
+
+
+def test_holdout_is_deterministic_and_near_its_share():
+    c = campaign(holdout_share=0.1)
+    p = Planner(c, CATALOG, OFFERS)
+    actions = [p.plan(member(member_id=f"M{i}"), recs("P1")).action for i in range(4000)]
+    share = actions.count("holdout") / len(actions)
+    assert 0.08 < share < 0.12
+    assert actions == [p.plan(member(member_id=f"M{i}"), recs("P1")).action for i in range(4000)]
+    assert holdout_fraction("a", "M1") != holdout_fraction("b", "M1")
+
+
+def test_out_of_stock_and_top_k(planner):
+    plan = planner.plan(member(), recs("P4", "P1", "P2", "P3", "P5"))
+    ids = [pp.product.product_id for pp in plan.products]
+    assert "P4" not in ids
+    assert ids == ["P1", "P2", "P3"]
+
+
+def test_offers_only_valid_on_send_date_and_applying(planner):
+    plan = planner.plan(member(), recs("P1", "P3"))
+    by_id = {pp.product.product_id: pp for pp in plan.products}
+    assert by_id["P3"].offer.offer_id == "O1" and by_id["P3"].offer_price == 109.65
+    assert by_id["P1"].offer is None  # O2 expired on the send date
+    assert {o.offer_id for o in plan.offers} == {"O1", "O3"}
+
+
+def test_churn_offer_only_for_tier3_high_churn(planner):
+    low = planner.plan(member(opt_in_tier=3, churn_risk=0.3), recs("P7"))
+    high = planner.plan(member(opt_in_tier=3, churn_risk=0.8), recs("P7"))
+    t2 = planner.plan(member(opt_in_tier=2, churn_risk=0.8), recs("P7"))
+    assert low.products[0].offer is None
+    assert high.products[0].offer.offer_id == "O4"
+    assert t2.products[0].offer is None
+
+
+def test_framing_by_segment_and_churn(planner):
+    assert "new arrivals" in planner.plan(member(), recs("P1")).framing
+    assert "appreciation" in planner.plan(member(churn_risk=0.7), recs("P1")).framing
+    assert "gifting" in planner.plan(member(segment="Gift Givers"), recs("P1")).framing
+
+
+@pytest.mark.parametrize("tier,source", list(itertools.product([1, 2, 3], EVIDENCE_SOURCES)),
+                         ids=lambda v: str(v))
+def test_data_minimization_never_prompts_disallowed_evidence(planner, tier, source):
+    """For every tier and evidence source: what the tier forbids never reaches the prompt."""
+    ev = (Evidence(source=source, detail=f"SECRET-{source}-DETAIL"),
+          Evidence(source="segment", detail="popular with Enthusiasts this season"))
+    m = member(opt_in_tier=tier, stated_preferences="MEMBER-NOTE likes merino")
+    plan = planner.plan(m, (Recommendation(product_id="P1", score=0.9, evidence=ev),))
+    prompt = Prompts(REPO / "prompts", planner.campaign).build(plan)
+    text = prompt.system + prompt.user
+    allowed = source in TIER_SOURCES[tier] and tier > 1
+    assert (f"SECRET-{source}-DETAIL" in text) == allowed
+    for pp in plan.products:
+        assert all(e.source in TIER_SOURCES[tier] for e in pp.evidence)
+    # stated preferences (member text) only from tier 2, and only inside the delimited block
+    assert ("MEMBER-NOTE" in text) == (tier >= 2)
+    if tier >= 2:
+        assert "<member_notes>\nMEMBER-NOTE likes merino\n</member_notes>" in prompt.user
+    # no PII in any prompt
+    assert "Nia" not in text and "M1" not in text
+
+
+def test_tier1_gets_segment_content_shared_by_the_segment(planner):
+    a = planner.plan(member(member_id="A", opt_in_tier=1), recs("P1", "P2"))
+    b = planner.plan(member(member_id="B", opt_in_tier=1, churn_risk=0.1), recs("P3"))
+    pa, pb = (Prompts(REPO / "prompts", planner.campaign).build(x) for x in (a, b))
+    assert pa.user == pb.user  # identical prompts: generated once by the cache
+    assert all(e.source == "segment" for pp in a.products for e in pp.evidence)
