@@ -181,6 +181,17 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
 
 
+@cli.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def export_cmd(out_dir: Path) -> None:
+    """Re-export a finished run from its store, applying reviewers' approve/reject decisions."""
+    from .pipeline import reexport
+
+    m = reexport(out_dir)
+    click.echo(f"re-exported {m['total_members']} members ({m.get('review_overrides', 0)} reviewer decisions): "
+               + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
+
+
 @cli.command("verify")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 def verify_cmd(out_dir: Path) -> None:

@@ -71,14 +71,38 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, [json.dumps(obj, indent=2, ensure_ascii=False, default=str), "\n"])
 
 
+def message_hash(message: dict[str, Any] | None) -> str:
+    blob = json.dumps(message or {}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def apply_decision(rec: dict[str, Any], decision: dict[str, Any] | None) -> dict[str, Any]:
+    """A reviewer's approve/reject overrides the gate outcome in the export (recorded in the record)."""
+    if not decision:
+        return rec
+    rec = dict(rec)
+    rec["review"] = {k: decision[k] for k in ("reviewer", "action", "reason", "message_hash", "at")}
+    if decision["action"] == "approve":
+        if decision.get("message"):
+            rec["message"] = decision["message"]
+        rec["outcome"] = "approved"
+        rec["send"] = rec.get("message") is not None
+    elif decision["action"] == "reject":
+        rec["outcome"] = "rejected"
+        rec["send"] = False
+    return rec
+
+
 def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, Any]:
     out_dir = Path(out_dir)
     counts = {o: 0 for o in OUTCOMES}
     seen: set[str] = set()
+    decisions = store.latest_decisions() if hasattr(store, "latest_decisions") else {}
 
     def records():
         for rec in store.iter_records():
-            key = rec.get("member_id") or rec.get("member_key")
+            key = rec.get("member_key") or rec.get("member_id")
+            rec = apply_decision(rec, decisions.get(key))
             if rec.get("outcome") != "invalid":
                 if key in seen:  # impossible by the store's primary key; checked anyway
                     raise StoreError(f"member {key} appears twice in the run store", file=str(out_dir / "run.db"))
@@ -92,6 +116,7 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
     manifest = dict(manifest)
     manifest["total_members"] = sum(counts.values())
     manifest["counts"] = counts
+    manifest["review_overrides"] = len(decisions)
     manifest["files"] = {name: {"sha256": sha256_file(out_dir / name),
                                 "records": sum(1 for _ in open(out_dir / name, encoding="utf-8"))}
                          for name in ("messages.jsonl", "quarantine.jsonl")}

@@ -328,3 +328,21 @@ def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None) -> Iterator
 
 def run_campaign(campaign_path: Path, opts: RunOptions, progress: Progress | None = None) -> RunResult:
     return Runner(campaign_path, opts, progress).run()
+
+
+def reexport(out: Path) -> dict[str, Any]:
+    """Rebuild the export of a finished run from its store, applying reviewers' decisions."""
+    out = Path(out)
+    if not (out / "run.db").exists():
+        raise StoreError("no run store here", file=str(out), hint="point it at a run's --out folder")
+    with _run_lock(out):
+        store = SqliteStore(out / "run.db")
+        try:
+            if store.get_meta("state") != "complete":
+                raise StoreError("this run is not complete", file=str(out),
+                                 hint="finish it first: re-run the same `contentgen run` command")
+            old = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+            old["reexported_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+            return write_export(out, store, old)
+        finally:
+            store.close()

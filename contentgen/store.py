@@ -219,6 +219,32 @@ class SqliteStore:
              "ORDER BY 3 DESC LIMIT ?")
         return list(self.db.execute(q, (limit,)))
 
+    # -- review decisions (append-only audit log)
+    def add_decision(self, member_key: str, reviewer: str, action: str, reason: str, message_hash: str,
+                     message: dict[str, Any] | None = None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO decisions (member_key, reviewer, action, reason, message_hash, message, created_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (member_key, reviewer, action, reason, message_hash,
+             json.dumps(message, ensure_ascii=False) if message is not None else None, time.time()))
+        return int(cur.lastrowid)
+
+    def latest_decisions(self) -> dict[str, dict[str, Any]]:
+        """The last approve/reject per member (edits without a verdict don't change the export)."""
+        out: dict[str, dict[str, Any]] = {}
+        q = ("SELECT member_key, reviewer, action, reason, message_hash, message, created_at FROM decisions "
+             "WHERE action IN ('approve', 'reject') ORDER BY id")
+        for key, reviewer, action, reason, mhash, message, at in self.db.execute(q):
+            out[key] = {"reviewer": reviewer, "action": action, "reason": reason, "message_hash": mhash,
+                        "message": json.loads(message) if message else None, "at": at}
+        return out
+
+    def iter_decisions(self) -> Iterator[dict[str, Any]]:
+        q = "SELECT id, member_key, reviewer, action, reason, message_hash, created_at FROM decisions ORDER BY id"
+        for i, key, reviewer, action, reason, mhash, at in self.db.execute(q):
+            yield {"id": i, "member_key": key, "reviewer": reviewer, "action": action, "reason": reason,
+                   "message_hash": mhash, "created_at": at}
+
     # -- cache
     def cache_get(self, key: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT response, finish_reason, prompt_tokens, completion_tokens FROM cache "
