@@ -160,6 +160,8 @@ class Runner:
                 store.set_meta("fingerprint", json.dumps(fp))
                 store.set_meta("started_at", dt.datetime.now(dt.timezone.utc).isoformat())
                 store.set_meta("campaign_id", c.campaign_id)
+            if c.source:
+                store.set_meta("campaign_path", str(c.source))
             store.set_meta("state", "running")
             return self._process(store, fp)
         finally:

@@ -130,6 +130,16 @@ def export_record(plan_or_member, decision: Decision | None, *, outcome: str | N
     rec: dict[str, Any] = {"member_id": member.member_id, "outcome": outcome or (decision.outcome if decision else ""),
                            "segment": member.segment, "tier": member.opt_in_tier, "channel": "email",
                            "variant": variant, "send": False, "reason": reason, "message": None, "findings": []}
+    if hasattr(plan_or_member, "products") and plan_or_member.action == "send":
+        plan = plan_or_member
+        rec["plan"] = {
+            "framing": plan.framing,
+            "offers": [o.offer_id for o in plan.offers],
+            "products": [{"product_id": pp.product.product_id, "name": pp.product.name,
+                          "offer_id": pp.offer.offer_id if pp.offer else None,
+                          "evidence": [e.model_dump() for e in pp.evidence],
+                          "withheld": [e.model_dump() for e in pp.withheld]} for pp in plan.products],
+        }
     if decision is not None:
         rec["send"] = decision.send and decision.message is not None
         if decision.message is not None:
