@@ -130,28 +130,54 @@ def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool) -> 
         click.echo(f"{name}: {p}")
 
 
-def _run_options(out, base_url, api_key, model, limit, concurrency, restart):
+def _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard=None, max_cost=None):
     from .pipeline import RunOptions
 
     return RunOptions(out=out, base_url=base_url, api_key=api_key, model=model, limit=limit,
-                      concurrency=concurrency, restart=restart)
+                      concurrency=concurrency, restart=restart, shard=shard, max_cost=max_cost)
+
+
+def _parse_shard(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+        if not 0 <= i < n:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("write it as i/n with 0 <= i < n, e.g. 0/4") from None
+    return i, n
 
 
 @cli.command("run")
 @click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else the embedded model)")
 @click.option("--api-key", help="API key (default: $OPENAI_API_KEY); never written anywhere")
 @click.option("--model", help="model name, or PATH.gguf for a local GGUF on the embedded server")
 @click.option("--limit", type=click.IntRange(1), help="only the first N member rows")
 @click.option("--concurrency", type=click.IntRange(1))
 @click.option("--restart", is_flag=True, help="discard the run store in --out and start over")
-def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart) -> None:
+@click.option("--shard", callback=_parse_shard, help="run partition i of n (stable member-id hash), e.g. 0/4")
+@click.option("--max-cost", type=float, help="stop sending new requests once this many USD are spent")
+@click.option("--dry-run", is_flag=True, help="render every prompt, call no model, print token and cost estimates")
+def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     from .pipeline import run_campaign
 
-    result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart),
-                          _progress_printer())
+    if dry_run:
+        import json
+
+        from .dryrun import dry_run as do_dry_run
+
+        report = do_dry_run(campaign, limit=limit, model=model, shard=shard,
+                            progress=lambda n: click.echo(f"[contentgen] {n} members planned", err=True))
+        click.echo(json.dumps(report, indent=2))
+        return
+    if out is None:
+        raise click.UsageError("--out is required (except with --dry-run)")
+    result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart,
+                                                 shard, max_cost), _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(3)

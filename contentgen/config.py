@@ -57,6 +57,23 @@ class LLMSettings(_Strict):
     outage_after: int = Field(default=8, ge=1, description="consecutive transport failures before pausing")
 
 
+class Price(_Strict):
+    """USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+#: List prices (USD per 1M tokens) as configured; a campaign can override or add models.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o-mini": Price(input=0.15, cached_input=0.075, output=0.60),
+    "gpt-4.1-mini": Price(input=0.40, cached_input=0.10, output=1.60),
+    "gpt-4.1-nano": Price(input=0.10, cached_input=0.025, output=0.40),
+    "smollm2-135m-instruct": Price(input=0.0, cached_input=0.0, output=0.0),
+}
+
+
 class Campaign(_Strict):
     campaign_id: str = Field(min_length=1)
     name: str = ""
@@ -73,7 +90,20 @@ class Campaign(_Strict):
     llm: LLMSettings = LLMSettings()
     prompts_dir: Path = Path("prompts")
     rules_dirs: tuple[Path, ...] = (Path("brand_rules"), Path("compliance"))
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    batch_discount: float = Field(default=0.5, ge=0.0, le=1.0, description="Batch API price multiplier")
+    expected_output_tokens: int = Field(default=180, ge=1, description="for dry-run cost estimates")
     source: Path | None = None
+
+    def price_for(self, model: str | None) -> Price | None:
+        if not model:
+            return None
+        if model in self.prices:
+            return self.prices[model]
+        for name, price in self.prices.items():  # dated snapshots: gpt-4o-mini-2024-07-18
+            if model.startswith(name):
+                return price
+        return None
 
     @field_validator("campaign_id")
     @classmethod

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -42,6 +43,8 @@ class RunOptions:
     concurrency: int | None = None
     restart: bool = False
     gguf: Path | None = None
+    shard: tuple[int, int] | None = None  # (i, n): this process runs partition i of n
+    max_cost: float | None = None
 
 
 @dataclass
@@ -190,6 +193,8 @@ class Runner:
             "hashes": fp,
             "rule_count": len(self.rules),
             "usage": usage,
+            "cost_usd": cost_of(c, model, usage),
+            "shard": list(self.opts.shard) if self.opts.shard else None,
             "llm": client_stats,
             "dedup": cache_stats,
             "started_at": store.get_meta("started_at"),
@@ -243,7 +248,7 @@ class Runner:
         paused_msg = ""
         try:
             rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
-            for chunk in _chunks(rows, CHUNK, self.opts.limit):
+            for chunk in _chunks(rows, CHUNK, self.opts.limit, self.opts.shard):
                 done = store.done_keys(r.key for r in chunk)
                 todo = [r for r in chunk if r.key not in done]
                 if not todo:
@@ -313,12 +318,20 @@ class Runner:
                 "attempts": attempts}
 
 
-def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None) -> Iterator[list[MemberRow]]:
+def shard_of(key: str, n: int) -> int:
+    """Stable member-id hash partition (the same on every machine and Python)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % n
+
+
+def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None,
+            shard: tuple[int, int] | None = None) -> Iterator[list[MemberRow]]:
     buf: list[MemberRow] = []
     n = 0
     for r in rows:
         if limit is not None and n >= limit:
             break
+        if shard is not None and shard_of(r.key, shard[1]) != shard[0]:
+            continue
         buf.append(r)
         n += 1
         if len(buf) >= size:
@@ -326,6 +339,16 @@ def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None) -> Iterator
             buf = []
     if buf:
         yield buf
+
+
+def cost_of(campaign: Campaign, model: str | None, usage: dict[str, int], batch: bool = False) -> float | None:
+    price = campaign.price_for(model)
+    if price is None:
+        return None
+    cached = usage.get("cached_tokens", 0)
+    fresh = max(0, usage.get("prompt_tokens", 0) - cached)
+    cost = (fresh * price.input + cached * price.cached_input + usage.get("completion_tokens", 0) * price.output) / 1e6
+    return round(cost * (campaign.batch_discount if batch else 1.0), 6)
 
 
 def run_campaign(campaign_path: Path, opts: RunOptions, progress: Progress | None = None) -> RunResult:

@@ -1,0 +1,93 @@
+"""``run --dry-run``: load, plan and render every prompt without calling a model.
+
+Streams members in file order with bounded memory (prompt hashes only, 16
+bytes each, for the dedup ratio) and reports outcomes of the plan stage,
+token estimates and the projected cost for live and Batch API modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import gates
+from .config import load_campaign
+from .llm.client import estimate_tokens
+from .load import iter_members, load_catalog, load_offers, load_suppression
+from .pipeline import shard_of
+from .plan import Planner
+from .prompts import Prompts
+
+
+def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None = None,
+            shard: tuple[int, int] | None = None, progress=None) -> dict[str, Any]:
+    t0 = time.monotonic()
+    c = load_campaign(campaign_path)
+    gates.load_rules(c.rules_dirs)
+    prompts = Prompts(c.prompts_dir, c)
+    catalog, bad_products = load_catalog(c.inputs.catalog)
+    offers, bad_offers = load_offers(c.inputs.offers)
+    planner = Planner(c, catalog, offers, load_suppression(c.inputs.suppression))
+    counts: Counter[str] = Counter()
+    quarantined = 0
+    unique: set[bytes] = set()
+    prompt_tokens = 0
+    static_tokens = 0
+    to_generate = 0
+    n = 0
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+        if limit is not None and n >= limit:
+            break
+        if shard is not None and shard_of(row.key, shard[1]) != shard[0]:
+            continue
+        n += 1
+        quarantined += len(row.quarantined)
+        if row.member is None:
+            counts["invalid"] += 1
+            continue
+        plan = planner.plan(row.member, row.recommendations)
+        if plan.action == "suppress":
+            counts["suppressed"] += 1
+            continue
+        if plan.action == "holdout":
+            counts["holdout"] += 1
+            continue
+        counts["to_generate"] += 1
+        to_generate += 1
+        pair = prompts.build(plan)
+        msgs = pair.messages()
+        digest = hashlib.blake2b(repr(msgs).encode(), digest_size=16).digest()
+        if digest not in unique:
+            unique.add(digest)
+            prompt_tokens += estimate_tokens(msgs)
+            static_tokens += estimate_tokens(msgs[:-1])
+        if progress and n % 50_000 == 0:
+            progress(n)
+    model = model or (c.llm.model if c.llm.model != "embedded" else "gpt-4o-mini")
+    price = c.price_for(model)
+    calls = len(unique)
+    out_tokens = calls * c.expected_output_tokens
+    est: dict[str, Any] = {"model": model, "model_calls": calls, "prompt_tokens": prompt_tokens,
+                           "cacheable_prefix_tokens": static_tokens, "output_tokens": out_tokens}
+    if price is not None:
+        # the static prefix (system prompt + worked example) is billed at the cached rate after the first call
+        fresh = prompt_tokens - static_tokens + (static_tokens // max(calls, 1))
+        cached = prompt_tokens - fresh
+        live = (fresh * price.input + cached * price.cached_input + out_tokens * price.output) / 1e6
+        batch = (prompt_tokens * price.input + out_tokens * price.output) / 1e6 * c.batch_discount
+        est.update({"cost_live_usd": round(live, 2), "cost_batch_usd": round(batch, 2),
+                    "note": "first attempts only; repairs add to this"})
+    return {
+        "campaign_id": c.campaign_id,
+        "members": n,
+        "plan": dict(counts),
+        "quarantined_rows": quarantined + len(bad_products) + len(bad_offers),
+        "dedup_ratio": round(1 - calls / to_generate, 4) if to_generate else 0.0,
+        "estimate": est,
+        "wall_s": round(time.monotonic() - t0, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
