@@ -218,6 +218,18 @@ def export_cmd(out_dir: Path) -> None:
                + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
 
 
+@cli.command("merge")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("shards", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+def merge_cmd(out_dir: Path, shards: tuple[Path, ...]) -> None:
+    """Combine the exports of `run --shard i/n` into one export and manifest."""
+    from .export import merge
+
+    m = merge(out_dir, list(shards))
+    click.echo(f"merged {len(shards)} shards: {m['total_members']} members, "
+               + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
+
+
 @cli.command("verify")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 def verify_cmd(out_dir: Path) -> None:

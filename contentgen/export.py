@@ -164,3 +164,71 @@ def verify(out_dir: Path) -> dict[str, Any]:
     if problems:
         raise VerifyError("export does not match its manifest: " + "; ".join(problems), file=str(out_dir))
     return {"members": sum(counts.values()), "counts": counts}
+
+
+def merge(out_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
+    """Combine complete shard exports into one export and manifest, checking completeness and uniqueness."""
+    out_dir = Path(out_dir)
+    manifests = []
+    for d in shard_dirs:
+        verify(d)  # each shard must be intact
+        manifests.append((Path(d), json.loads((Path(d) / "manifest.json").read_text(encoding="utf-8"))))
+    if not manifests:
+        raise VerifyError("no shard folders given", hint="pass the --out folders of every shard")
+    first = manifests[0][1]
+    n = (first.get("shard") or [0, 1])[1]
+    got = sorted((m.get("shard") or [0, 1])[0] for _, m in manifests)
+    problems = []
+    if got != list(range(n)):
+        problems.append(f"shards present {got}, expected 0..{n - 1} exactly once each")
+    for d, m in manifests:
+        if m.get("campaign_id") != first.get("campaign_id") or m.get("hashes") != first.get("hashes"):
+            problems.append(f"{d} ran another campaign or other inputs/prompts/rules")
+        if (m.get("shard") or [0, 1])[1] != n:
+            problems.append(f"{d} was cut into {(m.get('shard') or [0, 1])[1]} shards, not {n}")
+    if problems:
+        raise VerifyError("cannot merge: " + "; ".join(problems), file=str(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {o: 0 for o in OUTCOMES}
+    seen: set[str] = set()
+
+    def records():
+        for d, _ in manifests:
+            with open(d / "messages.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    rec = json.loads(line)
+                    key = rec.get("member_key") or rec.get("member_id")
+                    if rec.get("outcome") != "invalid":
+                        if key in seen:
+                            raise VerifyError(f"member {key} appears in more than one shard", file=str(d))
+                        seen.add(key)
+                    counts[rec["outcome"]] += 1
+                    yield line if line.endswith("\n") else line + "\n"
+
+    def quarantine():
+        qseen: set[tuple] = set()
+        for d, _ in manifests:
+            with open(d / "quarantine.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    q = json.loads(line)
+                    k = (q["file"], q["line"], q["field"])
+                    if k not in qseen:  # catalog/offer rows are quarantined by every shard
+                        qseen.add(k)
+                        yield line
+
+    _atomic_write(out_dir / "messages.jsonl", records())
+    _atomic_write(out_dir / "quarantine.jsonl", quarantine())
+    usage: dict[str, float] = {}
+    for _, m in manifests:
+        for k, v in (m.get("usage") or {}).items():
+            usage[k] = usage.get(k, 0) + v
+    merged = {k: first.get(k) for k in ("campaign_id", "send_date", "contentgen_version", "model", "backend",
+                                         "hashes", "rule_count")}
+    merged.update({"merged_from": [str(d) for d, _ in manifests], "shard": None, "usage": usage,
+                   "cost_usd": round(sum(m.get("cost_usd") or 0 for _, m in manifests), 6),
+                   "total_members": sum(counts.values()), "counts": counts})
+    merged["files"] = {name: {"sha256": sha256_file(out_dir / name),
+                              "records": sum(1 for _ in open(out_dir / name, encoding="utf-8"))}
+                       for name in ("messages.jsonl", "quarantine.jsonl")}
+    write_json(out_dir / "manifest.json", merged)
+    return merged
