@@ -218,6 +218,25 @@ def export_cmd(out_dir: Path) -> None:
                + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
 
 
+@cli.command("ray-run")
+@click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--shards", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--address", help="Ray cluster address ('auto' to join one); default: start a local instance")
+@click.option("--base-url")
+@click.option("--api-key")
+@click.option("--model")
+@click.option("--concurrency", type=click.IntRange(1))
+def ray_run_cmd(campaign, out, shards, address, base_url, api_key, model, concurrency) -> None:
+    """Run the campaign as N shard tasks on Ray, then merge them into OUT/merged."""
+    from .distributed import run_on_ray
+
+    m = run_on_ray(campaign, out, shards, base_url=base_url, api_key=api_key, model=model,
+                   concurrency=concurrency, address=address)
+    click.echo(f"{shards} shards merged into {out / 'merged'}: {m['total_members']} members, "
+               + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
+
+
 @cli.command("merge")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("shards", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
