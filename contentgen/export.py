@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import failpoints
 from .errors import ContentgenError, StoreError
 from .models import OUTCOMES
 
@@ -54,8 +55,10 @@ def _atomic_write(path: Path, lines: Iterable[str]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for line in lines:
                 fh.write(line)
+                failpoints.hit("export-write")
             fh.flush()
             os.fsync(fh.fileno())
+        failpoints.hit("export-rename")
         os.replace(tmp, path)
     except OSError as e:
         try:
@@ -116,6 +119,7 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
     manifest = dict(manifest)
     manifest["total_members"] = sum(counts.values())
     manifest["counts"] = counts
+    failpoints.hit("manifest")
     manifest["review_overrides"] = len(decisions)
     manifest["files"] = {name: {"sha256": sha256_file(out_dir / name),
                                 "records": sum(1 for _ in open(out_dir / name, encoding="utf-8"))}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, gates
+from . import __version__, failpoints, gates
 from .config import Campaign, load_campaign
 from .errors import ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
@@ -241,6 +241,7 @@ class Runner:
                         "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens}
 
             res, cached = await cache.get_or_create(key, produce)
+            failpoints.hit("generate")
             return {**res, "cached": cached}
 
         decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner)
@@ -284,6 +285,7 @@ class Runner:
                                          "message": None, "findings": []}})
                 continue
             plan = planner.plan(r.member, r.recommendations)
+            failpoints.hit("plan")
             if plan.action == "suppress":
                 rec = export_record(plan, None, outcome="suppressed", reason=plan.reason)
                 saved.append(self._row(r, "suppressed", rec, []))

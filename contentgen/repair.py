@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import gates
+from . import failpoints, gates
 from .assemble import assemble, text_version
 from .config import Campaign
+from .errors import ContentgenError
 from .gates.schema import DRAFT_SCHEMA, validate_draft
 from .models import Finding, GateContext, Plan, RenderedMessage
 from .prompts import Prompts
@@ -69,6 +70,7 @@ class Decider:
         self.planner = planner
 
     def check(self, plan: Plan, msg: RenderedMessage) -> list[Finding]:
+        failpoints.hit("gate")
         ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
         return structure_findings(plan, msg) + gates.run_gates(msg, ctx, self.rules)
 
@@ -97,7 +99,12 @@ class Decider:
         last: list[Finding] = []
         last_msg: RenderedMessage | None = None
         for n in range(self.campaign.max_repairs + 1):
-            res = await self.generate(messages, DRAFT_SCHEMA)
+            try:
+                res = await self.generate(messages, DRAFT_SCHEMA)
+            except ContentgenError as e:
+                if getattr(e, "fatal", True) or not hasattr(e, "provider_message"):
+                    raise  # a misconfigured run (401/403/404) or a transport failure: not this member's fault
+                res = {"text": None, "refusal": f"the provider rejected the request: {e.provider_message}"}
             draft, findings = validate_draft(res.get("text"), finish_reason=res.get("finish_reason"),
                                              refusal=res.get("refusal"))
             msg = None

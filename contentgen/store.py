@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import failpoints
 from .errors import StoreError
 
 
@@ -179,6 +180,7 @@ class SqliteStore:
                         (key, a["n"], a["kind"], a.get("prompt"), a.get("response"),
                          json.dumps(a.get("findings", []), ensure_ascii=False), a.get("prompt_tokens", 0),
                          a.get("completion_tokens", 0), int(a.get("cached", False))))
+                    failpoints.hit("store-commit")
                     for f in a.get("findings", []):
                         span = f.get("span") or (None, None)
                         self.db.execute("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)",
