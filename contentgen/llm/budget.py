@@ -1,0 +1,151 @@
+"""Request and token budgets for one provider: two token buckets, a shared pause,
+and feedback from the provider's ``x-ratelimit-*`` headers.
+
+The buckets pace requests at ``headroom`` (94%) of the configured RPM/TPM with a
+small burst (``burst_s`` seconds of refill), because providers enforce their
+per-minute limits continuously: a bucket that saved up a whole minute would
+spend it in one burst and collect 429s. A request whose token estimate exceeds
+the bucket's capacity may still start when the bucket is full; the bucket then
+goes into debt, so the long-run rate stays within the limit.
+
+Token estimates are taken before a call (``acquire``) and corrected from the
+response's ``usage`` after it (``settle``). ``observe`` reads the provider's
+remaining-requests/-tokens headers and never lets the local view be more
+optimistic than the provider's; when the provider says nothing is left, every
+caller waits until one unit has been replenished. ``pause_for`` (a 429 with
+``Retry-After``) holds every caller, not just the one that was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Mapping
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_reset(value: str | None) -> float | None:
+    """``x-ratelimit-reset-*`` values: ``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1.5s"`` or a bare number of seconds."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(float(raw))
+    except ValueError:
+        return None
+
+
+class _Bucket:
+    __slots__ = ("rate", "capacity", "level")
+
+    def __init__(self, per_minute: int, headroom: float, burst_s: float, min_capacity: float) -> None:
+        self.rate = per_minute * headroom / 60.0            # units per second
+        self.capacity = max(min_capacity, self.rate * burst_s)
+        self.level = self.capacity
+
+    def refill(self, dt: float) -> None:
+        self.level = min(self.capacity, self.level + self.rate * dt)
+
+    def wait_for(self, need: float) -> float:
+        """Seconds until ``need`` (capped at capacity) is available; 0 if it is."""
+        need = min(need, self.capacity)
+        return 0.0 if self.level >= need else (need - self.level) / self.rate
+
+
+class RateBudget:
+    """Paces calls to a provider. Without rpm/tpm it only applies pauses and header feedback."""
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, *, headroom: float = 0.94,
+                 burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.requests = _Bucket(rpm, headroom, burst_s, 1.0) if rpm else None
+        self.tokens = _Bucket(tpm, headroom, burst_s, 1.0) if tpm else None
+        self._last = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()           # FIFO: callers start in arrival order
+        self.waited_s = 0.0                   # total time callers spent waiting here
+
+    def _refill(self) -> float:
+        now = self._clock()
+        dt = now - self._last
+        self._last = now
+        if dt > 0:
+            for b in (self.requests, self.tokens):
+                if b is not None:
+                    b.refill(dt)
+        return now
+
+    async def acquire(self, est_tokens: int) -> None:
+        """Wait until one request and ``est_tokens`` tokens may be spent, then spend them."""
+        if self.requests is None and self.tokens is None and self._clock() >= self._paused_until:
+            return
+        async with self._lock:
+            while True:
+                now = self._refill()
+                wait = self._paused_until - now
+                if self.requests is not None:
+                    wait = max(wait, self.requests.wait_for(1.0))
+                if self.tokens is not None:
+                    wait = max(wait, self.tokens.wait_for(est_tokens))
+                if wait <= 0:
+                    break
+                self.waited_s += wait
+                await asyncio.sleep(wait)
+            if self.requests is not None:
+                self.requests.level -= 1.0
+            if self.tokens is not None:
+                self.tokens.level -= est_tokens
+
+    def settle(self, est_tokens: int, actual_tokens: int) -> None:
+        """Correct a token estimate once the provider reported usage (refund or extra debt)."""
+        if self.tokens is not None:
+            self._refill()
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level + est_tokens - actual_tokens)
+
+    def pause_for(self, seconds: float) -> None:
+        if seconds > 0:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, headers: Mapping[str, str], est_tokens: int = 0) -> None:
+        """Adapt to ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` when the provider sends them."""
+        rem_r = _int_header(headers, "x-ratelimit-remaining-requests")
+        rem_t = _int_header(headers, "x-ratelimit-remaining-tokens")
+        if rem_r is None and rem_t is None:
+            return
+        self._refill()
+        if rem_r is not None:
+            if self.requests is not None:
+                self.requests.level = min(self.requests.level, float(rem_r))
+            if rem_r <= 0:
+                self._pause_one_unit(headers, "requests", rem_r, 1)
+        if rem_t is not None:
+            if self.tokens is not None:
+                self.tokens.level = min(self.tokens.level, float(rem_t))
+            if rem_t < max(1, est_tokens):
+                self._pause_one_unit(headers, "tokens", rem_t, max(1, est_tokens) - rem_t)
+
+    def _pause_one_unit(self, headers: Mapping[str, str], kind: str, remaining: int, need: int) -> None:
+        reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
+        if reset is None:
+            return
+        limit = _int_header(headers, f"x-ratelimit-limit-{kind}")
+        # reset = time until the limit is fully replenished; refill is continuous
+        per_unit = reset / max(1, limit - remaining) if limit else reset
+        self.pause_for(min(reset, per_unit * need))
