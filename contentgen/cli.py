@@ -130,11 +130,13 @@ def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool) -> 
         click.echo(f"{name}: {p}")
 
 
-def _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard=None, max_cost=None):
-    from .pipeline import RunOptions
+def _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard=None, max_cost=None,
+                 chunk_size=None):
+    from .pipeline import CHUNK, RunOptions
 
     return RunOptions(out=out, base_url=base_url, api_key=api_key, model=model, limit=limit,
-                      concurrency=concurrency, restart=restart, shard=shard, max_cost=max_cost)
+                      concurrency=concurrency, restart=restart, shard=shard, max_cost=max_cost,
+                      chunk_size=chunk_size or CHUNK)
 
 
 def _parse_shard(ctx, param, value):
@@ -161,7 +163,9 @@ def _parse_shard(ctx, param, value):
 @click.option("--shard", callback=_parse_shard, help="run partition i of n (stable member-id hash), e.g. 0/4")
 @click.option("--max-cost", type=float, help="stop sending new requests once this many USD are spent")
 @click.option("--dry-run", is_flag=True, help="render every prompt, call no model, print token and cost estimates")
-def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run) -> None:
+@click.option("--chunk-size", type=click.IntRange(1), help="members committed to the run store together")
+def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
+            chunk_size) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     from .pipeline import run_campaign
 
@@ -177,7 +181,7 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
     if out is None:
         raise click.UsageError("--out is required (except with --dry-run)")
     result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart,
-                                                 shard, max_cost), _progress_printer())
+                                                 shard, max_cost, chunk_size), _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(3)

@@ -44,6 +44,7 @@ class RunOptions:
     restart: bool = False
     gguf: Path | None = None
     shard: tuple[int, int] | None = None  # (i, n): this process runs partition i of n
+    chunk_size: int = CHUNK  # members decided and committed together
     max_cost: float | None = None
 
 
@@ -249,7 +250,7 @@ class Runner:
         paused_msg = ""
         try:
             rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
-            for chunk in _chunks(rows, CHUNK, self.opts.limit, self.opts.shard):
+            for chunk in _chunks(rows, self.opts.chunk_size, self.opts.limit, self.opts.shard):
                 done = store.done_keys(r.key for r in chunk)
                 todo = [r for r in chunk if r.key not in done]
                 if not todo:
