@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -134,8 +135,18 @@ class Runner:
         self.prompts.system()
 
     def run(self) -> RunResult:
-        with _run_lock(self.out):
-            return self._run()
+        try:
+            with _run_lock(self.out):
+                return self._run()
+        except sqlite3.OperationalError as e:
+            full = "full" in str(e) or "disk" in str(e)
+            raise StoreError(f"the run store failed: {e}", file=str(self.out / "run.db"),
+                             hint=("free disk space" if full else "check the output folder") +
+                                  ", then re-run the same command to resume; decided members are kept") from None
+        except OSError as e:
+            raise StoreError(f"cannot use the output folder ({e.strerror})", file=str(e.filename or self.out),
+                             hint="choose a writable --out folder (free disk space if it is full), then re-run "
+                                  "to resume") from None
 
     def _run(self) -> RunResult:
         c = self.campaign
