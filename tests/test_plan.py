@@ -151,3 +151,13 @@ def test_tier1_gets_segment_content_shared_by_the_segment(planner):
     pa, pb = (Prompts(REPO / "prompts", planner.campaign).build(x) for x in (a, b))
     assert pa.user == pb.user  # identical prompts: generated once by the cache
     assert all(e.source == "segment" for pp in a.products for e in pp.evidence)
+
+
+def test_observation_details_are_softened_before_any_prompt(planner):
+    ev = (Evidence(source="browsing", detail="viewed rain jackets 4 times this week at 11:47 PM"),
+          Evidence(source="purchase", detail="bought boots on 2/14"))
+    plan = planner.plan(member(opt_in_tier=3), (Recommendation(product_id="P3", score=1, evidence=ev),))
+    user = Prompts(REPO / "prompts", planner.campaign).build(plan).user
+    assert "viewed rain jackets" in user and "bought boots" in user
+    for leaked in ("4 times", "11:47", "2/14"):
+        assert leaked not in user
