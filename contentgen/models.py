@@ -54,6 +54,8 @@ TIER_SOURCES: dict[int, frozenset[str]] = {
     3: frozenset(EVIDENCE_SOURCES),
 }
 
+Channel = Literal["email", "push", "sms", "inapp"]
+CHANNELS: tuple[str, ...] = ("email", "push", "sms", "inapp")
 MemberStatus = Literal["active", "unsubscribed", "suppressed", "bounced"]
 Outcome = Literal["approved", "repaired", "fallback", "review", "rejected", "suppressed", "holdout", "invalid"]
 OUTCOMES: tuple[str, ...] = ("approved", "repaired", "fallback", "review", "rejected", "suppressed", "holdout", "invalid")
@@ -77,6 +79,16 @@ class Member(_Frozen):
     age: int | None = None
     stated_preferences: str = ""
     timezone: str = "America/Los_Angeles"
+    last_engaged_hour: int | None = Field(default=None, ge=0, le=167)  # hour of week, 0 = Monday 00:00 local
+    channels: tuple[Channel, ...] = ("email",)  # channels the member consented to
+    preferred_channel: Channel | None = None
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _split_channels(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(x.strip() for x in v.split(";") if x.strip())
+        return v
 
     @field_validator("first_name", "stated_preferences", "email", mode="before")
     @classmethod
@@ -217,3 +229,4 @@ class Plan(_Frozen):
     variant: str = "default"
     channel: str = "email"
     basic: bool = False  # the pre-approved tier-1 content (fallback, holdout): judged as tier 1
+    send_at: dt.datetime | None = None  # scheduled send time, UTC

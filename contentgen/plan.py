@@ -6,11 +6,13 @@ moved to ``withheld`` and never reaches a prompt.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -76,6 +78,22 @@ def soften_detail(detail: str) -> str:
     for pattern in _OBSERVATION:
         detail = pattern.sub("", detail)
     return re.sub(r"\s{2,}", " ", detail).strip(" ,;")
+
+
+def send_time(member: Member, send_date: dt.date, default_how: int) -> dt.datetime:
+    """The first time at or after the send date's midnight (member's time zone) at the member's best
+    hour of week (past opens/clicks), else the segment default; returned in UTC."""
+    try:
+        tz = ZoneInfo(member.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("America/Los_Angeles")
+    how = member.last_engaged_hour if member.last_engaged_hour is not None else default_how
+    start = dt.datetime.combine(send_date, dt.time(0), tzinfo=tz)
+    start_how = start.weekday() * 24
+    delta_h = (how - start_how) % 168
+    local = start + dt.timedelta(hours=delta_h)
+    local = local.replace(tzinfo=None).replace(tzinfo=tz)  # wall-clock time across DST changes
+    return local.astimezone(dt.timezone.utc)
 
 
 def holdout_fraction(campaign_id: str, member_id: str) -> float:
@@ -158,7 +176,7 @@ class Planner:
                       and (o.applies_to or o.applies_to_category)), None)
             priced.append(pp.model_copy(update={"offer": o, "offer_price": round(pp.product.price * (1 - o.value / 100.0) + 1e-9, 2)}) if o else pp)
         return Plan(member=member, action="send", framing=self.framings.segments[member.segment]["framing"],
-                    products=tuple(priced), offers=offers, basic=True)
+                    products=tuple(priced), offers=offers, basic=True, send_at=self.send_at(member))
 
     def plan(self, member: Member, recs: tuple[Recommendation, ...]) -> Plan:
         why = self.suppressed_reason(member)
@@ -166,7 +184,7 @@ class Planner:
             return Plan(member=member, action="suppress", reason=why)
         if holdout_fraction(self.campaign.campaign_id, member.member_id) < self.campaign.holdout_share:
             return Plan(member=member, action="holdout", reason="holdout group",
-                        framing=self.framings.segments[member.segment]["framing"])
+                        framing=self.framings.segments[member.segment]["framing"], send_at=self.send_at(member))
         allowed = TIER_SOURCES[member.opt_in_tier]
         products: list[PlannedProduct] = []
         if member.opt_in_tier == 1:
@@ -212,4 +230,8 @@ class Planner:
             priced = [pp.model_copy(update={"withheld": tuple(pp.withheld) + withheld_all}) if i == 0 else pp
                       for i, pp in enumerate(priced)]
         return Plan(member=member, action="send", framing=self.framings.framing_for(member),
-                    products=tuple(priced), offers=tuple(member_offers))
+                    products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member))
+
+    def send_at(self, member: Member) -> dt.datetime:
+        default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))
+        return send_time(member, self.campaign.send_date, default)

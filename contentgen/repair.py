@@ -136,7 +136,10 @@ def export_record(plan_or_member, decision: Decision | None, *, outcome: str | N
     member = plan_or_member.member if hasattr(plan_or_member, "member") else plan_or_member
     rec: dict[str, Any] = {"member_id": member.member_id, "outcome": outcome or (decision.outcome if decision else ""),
                            "segment": member.segment, "tier": member.opt_in_tier, "channel": "email",
-                           "variant": variant, "send": False, "reason": reason, "message": None, "findings": []}
+                           "variant": variant, "send": False, "reason": reason, "message": None, "findings": [],
+                           "send_at_utc": None}
+    if getattr(plan_or_member, "send_at", None) is not None:
+        rec["send_at_utc"] = plan_or_member.send_at.isoformat().replace("+00:00", "Z")
     if hasattr(plan_or_member, "products") and plan_or_member.action == "send":
         plan = plan_or_member
         rec["plan"] = {

@@ -161,3 +161,22 @@ def test_observation_details_are_softened_before_any_prompt(planner):
     assert "viewed rain jackets" in user and "bought boots" in user
     for leaked in ("4 times", "11:47", "2/14"):
         assert leaked not in user
+
+
+@pytest.mark.parametrize("tz,how,expected", [
+    ("America/New_York", 31, "2026-11-24T12:00:00+00:00"),       # Tuesday 07:00 local, the send date itself
+    ("America/New_York", 10, "2026-11-30T15:00:00+00:00"),       # Monday 10:00: the next Monday
+    ("America/Los_Angeles", 44, "2026-11-25T04:00:00+00:00"),    # Tuesday 20:00 PST is Wednesday 04:00Z
+    ("Europe/Berlin", 24, "2026-11-23T23:00:00+00:00"),          # Tuesday 00:00 Berlin
+], ids=["ny-tue-7", "ny-mon-10", "la-tue-20", "berlin-midnight"])
+def test_send_time_from_engagement_hour(tz, how, expected):
+    from contentgen.plan import send_time
+
+    m = member(timezone=tz, last_engaged_hour=how)
+    assert send_time(m, SEND, 0).isoformat() == expected
+
+
+def test_send_time_segment_default_without_history(planner):
+    plan = planner.plan(member(last_engaged_hour=None, timezone="America/Chicago"), recs("P1"))
+    # Enthusiasts default: hour 31 = Tuesday 07:00 local = 13:00Z in November (CST)
+    assert plan.send_at.isoformat() == "2026-11-24T13:00:00+00:00"
