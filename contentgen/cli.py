@@ -263,6 +263,92 @@ def verify_cmd(out_dir: Path) -> None:
     click.echo(f"ok: {res['members']} members, " + ", ".join(f"{k} {v}" for k, v in res["counts"].items() if v))
 
 
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--outcomes", "outcomes", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="per-member outcomes CSV (member_id, opened, clicked, purchased, revenue, opted_out, complained)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="default: RUN_DIR/report")
+@click.option("--json", "as_json", is_flag=True, help="print report.json to stdout")
+def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool) -> None:
+    """Lift of treated over holdout (per segment and tier) and program health: report.json + report.html."""
+    import json
+
+    from .report import build_report, write_report
+
+    rep = build_report(run_dir, outcomes)
+    paths = write_report(rep, out or run_dir / "report")
+    if as_json:
+        click.echo(json.dumps(rep, indent=2, ensure_ascii=False))
+        return
+    of = rep["outcomes_file"]
+    o = rep["lift"]["overall"]
+    click.echo(f"treated {o['n_treated']}, holdout {o['n_control']}"
+               + (" (n too small)" if o["small_n"] else "")
+               + f"; unknown member ids {of['unknown_member_ids']}")
+    for key, m in o["metrics"].items():
+        click.echo(f"  {key}: diff {m['diff']}, 95% CI {m['diff_ci']}, relative lift {m['rel_lift']}")
+    mm = of.get("treated_mismatch")
+    if mm and mm["count"]:
+        click.secho(f"warning: 'treated' column disagrees with the run for {mm['count']} member(s); "
+                    "the run's assignment is used", fg="yellow", err=True)
+    click.echo(f"files: {paths['json']}, {paths['html']}")
+
+
+@cli.command("allocate")
+@click.option("--outcomes", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--metric", type=click.Choice(["opened", "clicked", "purchased"]), default="clicked",
+              show_default=True)
+@click.option("--floor", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="minimum weight of every variant")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--draws", type=click.IntRange(100), default=20000, show_default=True)
+def allocate_cmd(outcomes: Path, run_dir: Path, metric: str, floor: float, seed: int, draws: int) -> None:
+    """Thompson sampling: next week's variant weights as a `variants:` block for the campaign file."""
+    from .allocate import allocate, format_yaml
+
+    click.echo(format_yaml(allocate(run_dir, outcomes, metric=metric, floor=floor, seed=seed, draws=draws)),
+               nl=False)
+
+
+@cli.command("serve")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (loopback by default)")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
+@click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML accounts with hashed passwords (python -m contentgen.web.auth NAME); "
+                   "default: one 'admin' account with a token printed here")
+@click.option("--campaign", "campaign_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the campaign file (default: the one the run recorded in its store)")
+@click.option("--variants", "variants_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="a folder of prompt-variant folders to offer in the preview")
+@click.option("--base-url", help="model endpoint for previews (default: $OPENAI_BASE_URL, else the embedded model)")
+@click.option("--model", help="model name for previews")
+def serve_cmd(run_dir, host, port, users_file, campaign_file, variants_dir, base_url, model) -> None:
+    """The studio: preview prompt variants, review the audit queue, record decisions (web app)."""
+    import os
+    import secrets
+
+    import uvicorn
+
+    from .web.app import create_app
+    from .web.auth import Accounts
+
+    if users_file:
+        accounts = Accounts.load(users_file)
+    else:
+        token = secrets.token_urlsafe(12)
+        accounts = Accounts.single("admin", token)
+        click.echo(f"no --users file: sign in as 'admin' with password {token}", err=True)
+    app = create_app(run_dir, accounts=accounts, campaign_path=campaign_file, base_url=base_url,
+                     api_key=os.environ.get("OPENAI_API_KEY"), model=model, variants_dir=variants_dir)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.secho(f"warning: serving on {host}; put it behind TLS (cookies are signed, not encrypted)",
+                    fg="yellow", err=True)
+    click.echo(f"contentgen studio for {run_dir} on http://{host}:{port}/", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     cli(prog_name="contentgen")
 
