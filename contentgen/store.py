@@ -23,7 +23,8 @@ from .errors import StoreError
 
 
 def m001_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
+    # one statement at a time: executescript() would COMMIT the migration's transaction early
+    for stmt in (
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE members (
@@ -89,10 +90,13 @@ def m001_initial(db: sqlite3.Connection) -> None:
             created_at REAL NOT NULL
         );
         """
-    )
+    ).split(";"):
+        db.execute(stmt)
 
 
-MIGRATIONS = [("m001_initial", m001_initial)]
+from .web.migrations import m002_studio  # noqa: E402  (the studio's tables and queue indexes)
+
+MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio)]
 
 
 class RunStore(Protocol):
