@@ -86,3 +86,66 @@ def validate_draft(raw: str | dict[str, Any] | None, *, finish_reason: str | Non
     if findings:
         return None, findings
     return Draft.model_validate(obj), []
+
+
+# --------------------------------------------------------------------------- rendered messages (check cases)
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "subject": {"type": "string", "minLength": 1},
+        "preheader": {"type": "string"},
+        "body": {"type": "string", "minLength": 1},
+        "cta_text": {"type": "string"},
+        "cta_url": {"type": "string"},
+        "explanations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "product_id": {"type": "string", "minLength": 1},
+                    "text": {"type": "string", "minLength": 1},
+                },
+                "required": ["product_id", "text"],
+            },
+        },
+        "footer": {"type": "string", "minLength": 1},
+        "html": {"type": "string"},
+    },
+    "required": ["subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer"],
+}
+
+_MSG_VALIDATOR = Draft202012Validator(MESSAGE_SCHEMA)
+
+
+def validate_message_dict(obj: Any) -> list[Finding]:
+    """Schema findings for a check case's ``message`` (missing fields, wrong types, empty text)."""
+    if not isinstance(obj, dict):
+        return [_finding("schema.message-type", "(root)", "the message must be a JSON object with subject, "
+                         "preheader, body, cta_text, cta_url, explanations and footer")]
+    out = []
+    for err in sorted(_MSG_VALIDATOR.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = list(err.absolute_path)
+        field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
+                        for i, p in enumerate(path)) or "(root)"
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            field = missing if field == "(root)" else f"{field}.{missing}"
+            msg = f"field '{field}' is missing"
+        elif err.validator == "type":
+            msg = f"field '{field}' must be of type {err.validator_value}"
+        elif err.validator == "minLength":
+            msg = f"field '{field}' must not be empty"
+        else:
+            msg = f"field '{field}': {err.message}"
+        out.append(_finding(f"schema.message-{err.validator}", field, msg))
+    return out
+
+
+def validate_message(message: Any) -> list[Finding]:
+    """Schema-shape findings for a RenderedMessage the pipeline assembled (empty required text)."""
+    out = []
+    for name in ("subject", "body", "footer"):
+        if not (getattr(message, name, "") or "").strip():
+            out.append(_finding("schema.message-minLength", name, f"field '{name}' must not be empty"))
+    return out

@@ -1,0 +1,187 @@
+"""``contentgen check``: run the gates on labelled cases (shared/contracts/check-cases.md).
+
+Never reads a case's ``expect`` and never calls a model. Exit status: 0 when every line
+parsed (whatever the verdicts), 1 when any line was malformed (bad JSON or invalid case
+fields); malformed lines are reported with their line number and the rest are still checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InputFileError
+from .gates import load_rules, run_gates, sort_findings, verdict
+from .gates.rules import RuleSet
+from .gates.schema import validate_message_dict
+from .models import Explanation, Finding, GateContext, Member, Offer, Product, Recommendation, RenderedMessage
+
+
+class Case(BaseModel):
+    """A check case minus its message and label (validated strictly enough to build a GateContext)."""
+
+    model_config = ConfigDict(extra="allow")
+    case_id: str
+    send_date: dt.date
+    member: Member
+    recommendations: list[Recommendation] = []
+    offers: list[Offer] = []
+    catalog: list[Product] = []
+    hero_product_id: str | None = None
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {"rule_id": f.rule_id, "gate": f.gate, "severity": f.severity, "field": f.field,
+            "span": list(f.span) if f.span else None, "excerpt": f.excerpt, "message": f.message}
+
+
+def parse_case(raw: dict[str, Any]) -> tuple[Case, GateContext]:
+    case = Case.model_validate(raw)
+    ctx = GateContext(send_date=case.send_date, member=case.member, recommendations=tuple(case.recommendations),
+                      offers=tuple(case.offers), catalog={p.product_id: p for p in case.catalog},
+                      hero_product_id=case.hero_product_id)
+    return case, ctx
+
+
+def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]:
+    """The verdict and findings for one case dict (its ``expect`` is ignored)."""
+    _, ctx = parse_case(raw)
+    msg_raw = raw.get("message")
+    schema = validate_message_dict(msg_raw)
+    if schema:
+        return verdict(schema), schema
+    data = dict(msg_raw)  # type: ignore[arg-type]
+    data["explanations"] = tuple(Explanation(product_id=e["product_id"], text=e["text"]) for e in data["explanations"])
+    msg = RenderedMessage(**data)
+    findings = run_gates(msg, ctx, rules)
+    return verdict(findings), findings
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as e:
+        raise InputFileError(f"cannot read cases file: {e.strerror}", file=str(path)) from e
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                yield n, line
+
+
+def _error_text(e: Exception) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return f"invalid JSON: {e.msg} at column {e.colno}"
+    if isinstance(e, ValidationError):
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        return f"invalid case: {loc}: {err['msg']}{more}"
+    return f"invalid case: {e}"
+
+
+def _marked(text: str, span: tuple[int, int] | None, width: int = 50) -> str:
+    """The excerpt marked «» in its context."""
+    if not span or span[0] == span[1] or span[1] > len(text):
+        return ""
+    a, b = span
+    lo, hi = max(0, a - width), min(len(text), b + width)
+    s = ("…" if lo else "") + text[lo:a] + "«" + text[a:b] + "»" + text[b:hi] + ("…" if hi < len(text) else "")
+    return s.replace("\n", "⏎")
+
+
+def _field_text(raw: dict[str, Any], field: str) -> str:
+    msg = raw.get("message") or {}
+    try:
+        if field.startswith("explanations["):
+            i = int(field[len("explanations["):field.index("]")])
+            return msg["explanations"][i]["text"]
+        v = msg.get(field, "")
+        return v if isinstance(v, str) else ""
+    except (KeyError, IndexError, TypeError, ValueError):
+        return ""
+
+
+def check_cases(path: Path | str, *, as_json: bool = False, rules_dirs: Sequence[Path] | None = None,
+                out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    rules = load_rules(rules_dirs)
+    counts: Counter[str] = Counter()
+    gates: Counter[str] = Counter()
+    bad = 0
+    for n, line in iter_lines(Path(path)):
+        try:
+            raw = json.loads(line)
+            if not isinstance(raw, dict):
+                raise ValueError("a case is a JSON object")
+            v, findings = check_case(raw, rules)
+        except (json.JSONDecodeError, ValidationError, ValueError, KeyError, TypeError) as e:
+            bad += 1
+            text = _error_text(e)
+            cid = None
+            try:
+                cid = json.loads(line).get("case_id")
+            except Exception:
+                pass
+            print(f"{path}:{n}: {text}", file=sys.stderr)
+            if as_json:
+                out.write(json.dumps({"case_id": cid, "line": n, "verdict": "error", "error": text, "findings": []})
+                          + "\n")
+            else:
+                out.write(f"line {n}: ERROR {text}\n\n")
+            counts["error"] += 1
+            continue
+        counts[v] += 1
+        for f in findings:
+            if f.severity == "error":
+                gates[f.gate] += 1
+        if as_json:
+            out.write(json.dumps({"case_id": raw.get("case_id"), "verdict": v,
+                                  "findings": [finding_json(f) for f in findings]}, ensure_ascii=False) + "\n")
+            continue
+        out.write(f"{raw.get('case_id')}: {v.upper()}\n")
+        for f in sort_findings(findings):
+            if f.severity == "info":
+                continue
+            flag = "" if f.decidable else " (needs review)"
+            out.write(f"  {f.severity:<7} {f.gate:<10} {f.rule_id} [{f.field}]{flag}: {f.message}\n")
+            ctx = _marked(_field_text(raw, f.field), f.span)
+            if ctx:
+                out.write(f"          {ctx}\n")
+        out.write("\n")
+    total = sum(counts.values())
+    if not as_json:
+        parts = ", ".join(f"{counts[k]} {k}" for k in ("pass", "review", "fail", "error") if counts[k])
+        out.write(f"{total} case(s): {parts or 'none'}\n")
+        if gates:
+            out.write("error findings by gate: " + ", ".join(f"{g} {c}" for g, c in sorted(gates.items())) + "\n")
+        if bad:
+            out.write(f"{bad} malformed line(s); exit status 1\n")
+    return 1 if bad else 0
+
+
+def print_rules(*, as_json: bool = False, out: IO[str] | None = None) -> None:
+    out = out or sys.stdout
+    rules = load_rules()
+    if as_json:
+        for cr in rules:
+            r = cr.rule
+            out.write(json.dumps({"id": r.id, "gate": r.gate, "severity": r.severity, "kind": r.kind,
+                                  "message": r.message, "ref": r.ref, "file": cr.file, "line": cr.line}) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rules)} rules")
+    for col in ("id", "gate", "severity", "kind", "message"):
+        table.add_column(col, overflow="fold")
+    for cr in rules:
+        r = cr.rule
+        table.add_row(r.id, r.gate, r.severity, r.kind, r.message)
+    Console(file=out, width=160).print(table)

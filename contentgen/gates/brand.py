@@ -1,0 +1,150 @@
+"""Brand-voice checks that need more than a word list (brand_rules/*.yaml name them)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from . import text as T
+from .facts import catalog_index
+from .rules import Hit, MessageView, Rule, register_check
+
+_CAPS = re.compile(r"(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])")
+_EMOJI = re.compile(
+    "[\U0001F1E6-\U0001F1FF\U0001F300-\U0001F5FF\U0001F600-\U0001F64F\U0001F680-\U0001F6FF"
+    "\U0001F700-\U0001F77F\U0001F780-\U0001F7FF\U0001F800-\U0001F8FF\U0001F900-\U0001F9FF"
+    "\U0001FA00-\U0001FAFF\u2600-\u26FF\u2700-\u27BF\u2B50\u2B55\u2764\u2B06\u2194-\u21AA\u3030\u303D"
+    "\u3297\u3299\u24C2\u00A9\u00AE\u203C\u2049\u2122\u2139\u231A\u231B\u2328\u23CF\u23E9-\u23F3\u23F8-\u23FA]"
+    "[\uFE0F\u200D\U0001F3FB-\U0001F3FF]*(?:\u200D[^\\s]\uFE0F?)*")
+_NOT_EMOJI = {"\u00A9", "\u00AE", "\u2122"}
+
+
+@register_check("brand.shouting")
+def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """A word of 4+ letters in capitals, unless a catalog brand name or an allowed acronym."""
+    idx = catalog_index(view.ctx.catalog)
+    allowed = {a.upper() for a in rule.params.get("allowed", ())} | set(idx.brand_caps)
+    for label, text in view.fields(rule.fields):
+        if not any(c.isupper() for c in text):
+            continue
+        prot = view.protected(label)
+        for m in _CAPS.finditer(text):
+            w = m.group().rstrip("'’S") if m.group().endswith(("'S", "’S")) else m.group()
+            if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in prot):
+                continue
+            yield Hit(label, m.start(), m.end())
+
+
+@register_check("brand.emoji")
+def check_emoji(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    max_n = int(rule.params.get("max", 1))
+    fields = view.fields(rule.fields)
+    found = [(label, m) for label, text in fields for m in _EMOJI.finditer(text) if m.group() not in _NOT_EMOJI]
+    if len(found) > max_n:
+        label, m = found[max_n]
+        yield Hit(label, m.start(), m.end(), slots={"count": len(found), "max": max_n})
+
+
+@register_check("brand.emoji_subject")
+def check_emoji_subject(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    for m in _EMOJI.finditer(view.msg.subject):
+        if m.group() not in _NOT_EMOJI:
+            yield Hit("subject", m.start(), m.end())
+
+
+_GREETING_EMPTY = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings)\s*[,!:]", re.I | re.M)
+_GREETING_NAME = re.compile(r"^\s*(?:hi|hello|hey|dear)\s+([^\n,!:]{1,60})[,!:]", re.I)
+_PLACEHOLDER = re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
+                          re.I)
+
+
+@register_check("brand.name_use")
+def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """First name at most ``max`` times; no empty-name greeting, no leftover placeholder, no other name."""
+    name = view.ctx.member.first_name.strip()
+    max_n = int(rule.params.get("max", 2))
+    fields = view.fields(rule.fields)
+    for label, text in fields:
+        for m in _GREETING_EMPTY.finditer(text):
+            yield Hit(label, m.start(), m.end(), slots={"reason": "a greeting with an empty name"})
+        for m in _PLACEHOLDER.finditer(text):
+            yield Hit(label, m.start(), m.end(), slots={"reason": "an unfilled name placeholder"})
+    body = view.msg.body
+    g = _GREETING_NAME.match(body)
+    if g:
+        greeted = g.group(1).strip()
+        ok = {"there", "friend", "friends", "everyone", "all", "again", "member", "athenaplus member",
+              "folks", "team", "you"}
+        if greeted.lower() not in ok and (not name or greeted.lower() != name.lower()):
+            yield Hit("body", g.start(1), g.end(1),
+                      slots={"reason": f"the greeting names '{greeted}', not the member's first name"})
+    if not name:
+        return
+    rx = T.word_re(name)
+    found = [(label, m) for label, text in fields for m in rx.finditer(text)]
+    if len(found) > max_n:
+        label, m = found[max_n]
+        yield Hit(label, m.start(), m.end(),
+                  slots={"reason": f"the first name appears {len(found)} times (at most {max_n})"})
+
+
+@register_check("brand.internal_ids")
+def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """SKUs and internal ids (the context's own product/offer ids, and id-shaped tokens)."""
+    ids = set(view.ctx.catalog) | {o.offer_id for o in view.ctx.offers} | {
+        r.product_id for r in view.ctx.recommendations}
+    ids = {i for i in ids if len(i) >= 2}
+    generic = _GENERIC_IDS
+    for label, text in view.fields(rule.fields):
+        prot = view.protected(label)
+        for m in generic.finditer(text):
+            if any(a <= m.start() and m.end() <= b for a, b in prot):
+                continue
+            yield Hit(label, m.start(), m.end())
+        for i in ids:
+            if i in text:
+                for m in T.word_re(i).finditer(text):
+                    if any(a <= m.start() and m.end() <= b for a, b in prot) or _GENERIC_IDS.fullmatch(m.group()):
+                        continue
+                    if m.group() != i:  # case-sensitive: "o1" in prose is not the offer id "O1"
+                        continue
+                    yield Hit(label, m.start(), m.end())
+
+
+_GENERIC_IDS = re.compile(
+    r"\bSKU\b[\s#:-]*[A-Z0-9-]+|\b(?:sku|item|product|prod|member|customer|cust|offer|order)[\s_-]?(?:id|no\.?|number|#)"
+    r"[\s:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I)
+
+
+@register_check("brand.behaviour_dates")
+def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
+    from .facts import _BEHAVIOUR_BEFORE
+    for label, text in view.fields(rule.fields):
+        for a, b, _ in T.date_matches(text, view.ctx.send_date):
+            raw = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?", text[a:b]))
+            if raw or _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]):
+                if raw and not _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]) and re.search(
+                        r"\b(?:until|through|thru|till|ends?|by|before|from|starting|valid)\s*$",
+                        text[max(0, a - 20):a], re.I):
+                    continue  # an offer date written numerically: facts.offer-dates checks it
+                yield Hit(label, a, b)
+
+
+_CONTRACTION = re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I)
+
+
+@register_check("brand.contractions")
+def check_contractions(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    min_words = int(rule.params.get("min_words", 40))
+    fields = view.fields(rule.fields)
+    words = 0
+    for label, text in fields:
+        if label == "body":
+            words += sum(T.count_words(text[a:b]) for a, b in T.body_prose_lines(text))
+        else:
+            words += T.count_words(text)
+        if _CONTRACTION.search(text):
+            return
+    if words > min_words:
+        yield Hit("body", 0, 0, excerpt="", slots={"count": words})

@@ -1,0 +1,174 @@
+"""Compliance checks that need the context: explanations vs evidence and tier, links, PII,
+echoed member-supplied text. Word-list rules live in compliance/*.yaml."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..models import TIER_SOURCES
+from . import text as T
+from .rules import Hit, MessageView, Rule, register_check
+
+_SRC_CACHE: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+def _source_patterns(rule: Rule) -> list[tuple[str, re.Pattern[str]]]:
+    pats = _SRC_CACHE.get(rule.id)
+    if pats is None:
+        pats = []
+        for source, phrases in rule.params.get("sources", {}).items():
+            pats.append((source, re.compile(r"(?<![\w])(?:" + "|".join(f"(?:{p})" for p in phrases) + r")(?![\w])",
+                                            re.I)))
+        _SRC_CACHE[rule.id] = pats
+    return pats
+
+
+def cited_sources(rule: Rule, text: str) -> list[tuple[int, int, str]]:
+    """Evidence sources an explanation's wording cites; longer phrases win over overlapping shorter ones."""
+    found = []
+    for source, rx in _source_patterns(rule):
+        for m in rx.finditer(text):
+            found.append((m.start(), m.end(), source))
+    found.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
+    kept: list[tuple[int, int, str]] = []
+    for a, b, s in found:
+        if not any(a < kb and ka < b for ka, kb, _ in kept):
+            kept.append((a, b, s))
+    return sorted(kept)
+
+
+_LABELS = {"purchase": "purchase history", "stated_preference": "stated preferences", "browsing": "browsing",
+           "predicted": "predicted needs", "similar_members": "similar members", "inventory": "stock",
+           "segment": "segment popularity"}
+
+
+@register_check("compliance.explanation_evidence")
+def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    tier = view.tier
+    allowed = TIER_SOURCES[tier]
+    recs = {r.product_id: {e.source for e in r.evidence} for r in view.ctx.recommendations}
+    for i, ex in enumerate(view.msg.explanations):
+        label = f"explanations[{i}].text"
+        carried = recs.get(ex.product_id)
+        if carried is None:
+            continue  # compliance.explanation-product
+        for a, b, src in cited_sources(rule, ex.text):
+            if src not in allowed:
+                yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {_LABELS[src]} as a reason"})
+            elif src not in carried:
+                yield Hit(label, a, b, slots={"reason": f"this recommendation carries no {_LABELS[src]} evidence"})
+
+
+@register_check("compliance.explanation_product")
+def check_explanation_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    recs = {r.product_id for r in view.ctx.recommendations}
+    if view.ctx.hero_product_id:
+        recs.add(view.ctx.hero_product_id)
+    for i, ex in enumerate(view.msg.explanations):
+        if ex.product_id not in recs:
+            yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"product": ex.product_id})
+
+
+@register_check("compliance.tier1_explanations")
+def check_tier1_explanations(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Tier 1: no per-member reasoning; an explanation may only cite segment-level popularity."""
+    rx = _SEG_CACHE.get(rule.id)
+    if rx is None:
+        phrases = rule.params.get("segment_phrases", [])
+        rx = _SEG_CACHE[rule.id] = re.compile("|".join(f"(?:{p})" for p in phrases) or r"(?!x)x", re.I)
+    for i, ex in enumerate(view.msg.explanations):
+        personal = re.search(r"\byou(?:r|'ve|’ve| have|'re|’re)?\b", ex.text, re.I)
+        if personal or not rx.search(ex.text):
+            yield Hit(f"explanations[{i}].text", 0, len(ex.text))
+
+
+_SEG_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+@register_check("compliance.explanation_missing")
+def check_explanation_missing(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Tier 2/3: a recommended product named in the message carries an explanation."""
+    from .facts import prep
+    p = prep(view)
+    explained = {ex.product_id for ex in view.msg.explanations}
+    recs = [r.product_id for r in view.ctx.recommendations]
+    seen = set()
+    for label, _ in p.fields:
+        if label.startswith("explanations"):
+            continue
+        for m in p.mentions[label]:
+            if m.pid in recs and m.pid not in explained and m.pid not in seen and m.how != "partial1":
+                seen.add(m.pid)
+                yield Hit(label, m.start, m.end, slots={"name": p.idx.names.get(m.pid, m.pid)})
+
+
+@register_check("compliance.links")
+def check_links(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    allowed = tuple(d.lower() for d in view.ctx.allowed_domains) or tuple(rule.params.get("allowed", ()))
+    for label, text in view.fields(rule.fields):
+        if "." not in text:
+            continue
+        for m in T.URL_RE.finditer(text):
+            host = T.url_host(m.group())
+            if not host or "@" in text[max(0, m.start() - 1):m.start()]:
+                continue
+            if not T.host_allowed(host, allowed):
+                yield Hit(label, m.start(), m.end(), slots={"host": host})
+        if label == "cta_url" and text.strip() and not re.match(r"https://", text.strip(), re.I):
+            yield Hit(label, 0, len(text), slots={"host": text.strip()[:40] + " (not an https link)"})
+
+
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE = re.compile(r"(?<![\w$.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w])")
+_STREET = re.compile(
+    r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|"
+    r"Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle)(?![\w])")
+_COMPANY_ADDR = re.compile(r"400\s+Market\s+St", re.I)
+
+
+@register_check("compliance.pii")
+def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    m_ = view.ctx.member
+    allowed = tuple(d.lower() for d in view.ctx.allowed_domains)
+    for label, text in view.fields(rule.fields):
+        if m_.member_id and m_.member_id in text:
+            for m in T.word_re(m_.member_id).finditer(text):
+                yield Hit(label, m.start(), m.end(), slots={"what": "the member id"})
+        if m_.email and m_.email.lower() in text.lower():
+            i = text.lower().index(m_.email.lower())
+            yield Hit(label, i, i + len(m_.email), slots={"what": "the member's email address"})
+        if "@" in text:
+            for m in _EMAIL.finditer(text):
+                dom = m.group().split("@", 1)[1].lower()
+                if m_.email and m.group().lower() == m_.email.lower():
+                    continue
+                if T.host_allowed(dom, allowed):
+                    continue
+                yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
+        for m in _PHONE.finditer(text):
+            yield Hit(label, m.start(), m.end(), slots={"what": "a phone number"})
+        for m in _STREET.finditer(text):
+            if _COMPANY_ADDR.match(m.group()):
+                continue
+            yield Hit(label, m.start(), m.end(), slots={"what": "a street address"})
+
+
+_INSTRUCTIONISH = re.compile(
+    r"\b(?:ignore|disregard|instruction|instructions|prompt|system|assistant|pretend|override|forget|"
+    r"you are now|act as|offer|discount|free|%|price|respond|reply|output|write)\b|%", re.I)
+
+
+@register_check("compliance.member_text_echo")
+def check_member_echo(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Member-supplied text that reads as instructions must not reach the output."""
+    m_ = view.ctx.member
+    for value in (m_.first_name, m_.stated_preferences):
+        v = value.strip()
+        if len(v) < 12 or not _INSTRUCTIONISH.search(v):
+            continue
+        needle = v.lower()[:60]
+        for label, text in view.fields(rule.fields):
+            i = text.lower().find(needle)
+            if i >= 0:
+                yield Hit(label, i, i + len(needle))

@@ -1,0 +1,737 @@
+"""Fact-check gate: products, prices, offers, dates, claims, stock and urgency against the
+catalog and the offers valid on the send date.
+
+The vocabularies (claims, product nouns, urgency phrases) are data in ``compliance/facts.yaml``
+(each check reads its rule's ``params``); this module holds the logic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from ..models import GateContext, Offer, Product
+from . import text as T
+from .rules import Hit, MessageView, Rule, register_check
+
+FACT_FIELDS = T.MODEL_FIELDS
+
+
+# --------------------------------------------------------------------------- catalog index (per catalog)
+
+def _name_tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[\s\-/]+", name) if t]
+
+
+def _camel_split(tok: str) -> list[str]:
+    return [p for p in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[A-Za-z]*|[^\W\d_]+", tok) if p] or [tok]
+
+
+def _name_regex(name: str) -> re.Pattern[str]:
+    toks = _name_tokens(name)
+    parts = []
+    for i, tok in enumerate(toks):
+        sub = _camel_split(tok)
+        last = i == len(toks) - 1
+        pieces = [re.escape(s) for s in sub]
+        if last:
+            lp = sub[-1]
+            if re.fullmatch(r"[A-Za-z]+", lp) and lp.lower().endswith("s") and not lp.lower().endswith("ss"):
+                pieces[-1] = re.escape(lp[:-1]) + "s?"
+            elif re.fullmatch(r"[A-Za-z]+", lp):
+                pieces[-1] = re.escape(lp) + "(?:s|es)?"
+        parts.append(r"[\s\-]?".join(pieces))
+    return re.compile(r"(?<![\w])" + r"[\s\-]+".join(parts) + r"(?![\w])", re.I)
+
+
+def _key(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())[:3]
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[\s\-_/]+", " ", s.lower()).strip()
+
+
+@dataclass
+class CatalogIndex:
+    products: dict[str, Product]
+    by_key: dict[str, list[tuple[str, re.Pattern[str]]]]
+    tokens: dict[str, set[str]]          # product id -> lowercase name tokens (incl. camel parts)
+    token_owner: dict[str, set[str]]     # token -> product ids
+    names: dict[str, str]                # product id -> name
+    support: dict[str, str]              # product id -> normalized claims + name
+    claims_rx: re.Pattern[str] | None
+    brand_caps: frozenset[str]
+
+
+_CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex]] = {}
+
+
+def catalog_index(catalog: dict[str, Product]) -> CatalogIndex:
+    hit = _CAT_CACHE.get(id(catalog))
+    if hit is not None and hit[0] is catalog:
+        return hit[1]
+    by_key: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    tokens: dict[str, set[str]] = {}
+    owner: dict[str, set[str]] = {}
+    support: dict[str, str] = {}
+    claims: set[str] = set()
+    caps: set[str] = set()
+    for pid, p in catalog.items():
+        by_key.setdefault(_key(p.name), []).append((pid, _name_regex(p.name)))
+        toks = set()
+        for t in _name_tokens(p.name):
+            toks.add(t.lower())
+            for s in _camel_split(t):
+                toks.add(s.lower())
+            if len(t) >= 2 and t.isupper():
+                caps.add(t)
+        tokens[pid] = toks
+        for t in toks:
+            owner.setdefault(t, set()).add(pid)
+        support[pid] = _norm(" | ".join((*p.claims, p.name)))
+        claims.update(c for c in p.claims if c.strip())
+        for c in p.claims:
+            caps.update(w for w in re.findall(r"\b[A-Z]{2,}\b", c))
+    claims_rx = re.compile("|".join(T.word_re(c).pattern for c in sorted(claims, key=len, reverse=True)),
+                           re.I) if claims else None
+    idx = CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
+                       names={pid: p.name for pid, p in catalog.items()}, support=support, claims_rx=claims_rx,
+                       brand_caps=frozenset(caps))
+    if len(_CAT_CACHE) > 64:
+        _CAT_CACHE.clear()
+    _CAT_CACHE[id(catalog)] = (catalog, idx)
+    return idx
+
+
+# --------------------------------------------------------------------------- per message preparation
+
+@dataclass(slots=True)
+class Mention:
+    start: int
+    end: int
+    pid: str
+    how: str  # exact | partial | fuzzy
+
+
+@dataclass
+class Prep:
+    fields: list[tuple[str, str]]
+    sents: dict[str, list[tuple[int, int]]]
+    mentions: dict[str, list[Mention]]
+    unknown: dict[str, list[tuple[int, int, str]]]
+    idx: CatalogIndex
+    valid_offers: list[Offer]
+    rec_ids: set[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def all_mentioned(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ms in self.mentions.values():
+            for m in ms:
+                if m.how != "partial1":
+                    seen[m.pid] = None
+        return list(seen)
+
+    def sentence_of(self, label: str, pos: int) -> tuple[int, tuple[int, int]]:
+        ss = self.sents[label]
+        for i, (a, b) in enumerate(ss):
+            if a <= pos < b or (pos == b and i == len(ss) - 1):
+                return i, (a, b)
+        return -1, (pos, pos)
+
+    def attribute(self, label: str, a: int, b: int) -> list[str]:
+        """Products a fact at text[a:b] is about: the nearest mention before it in the same sentence,
+        else after it, else the last mention in earlier sentences of the field, else every product
+        mentioned in the message, else the recommendations."""
+        i, (sa, sb) = self.sentence_of(label, a)
+        ms = self.mentions.get(label, [])
+        before = [m for m in ms if sa <= m.start and m.end <= a]
+        if before:
+            return [before[-1].pid]
+        after = [m for m in ms if b <= m.start and m.end <= sb]
+        if after:
+            return [after[0].pid]
+        earlier = [m for m in ms if m.end <= sa]
+        if earlier:
+            return [earlier[-1].pid]
+        allm = self.all_mentioned()
+        if allm:
+            return allm
+        return [p for p in self.rec_ids if p in self.idx.products]
+
+    def sentence_products(self, label: str, a: int) -> list[str]:
+        _, (sa, sb) = self.sentence_of(label, a)
+        return [m.pid for m in self.mentions.get(label, []) if sa <= m.start < sb]
+
+
+_WSTART = re.compile(r"(?<![\w])[A-Za-z0-9]")
+_CAP_TOK = r"(?:[A-Z][\w'’&.]*[\w]|[A-Z]|\d+(?:\.\d+)?[A-Za-z]+[\w]*)"
+_CAP_PHRASE = re.compile(_CAP_TOK + r"(?:[ \t]+(?:(?:of|and|&|the|for|de|with|by|n’|n')[ \t]+)?" + _CAP_TOK + r")*")
+_LEAD_STOP = frozenset("""
+a an the meet our your my try grab shop get this these that those hi hello hey dear new take earn save enjoy discover
+explore say start treat gift gifts give pick picks choose find pair add check see stay keep make bring warm fresh welcome
+thanks thank happy with for and or but so if when it it's its we we're we've we'll you you're you'll you've they they're
+here here's there there's what why how ready all every each both one two plus also just now then still even only more
+most great good nice because since as at in on of to by from up member members shop sale introducing hello love loving
+looking look wrap wrapped cozy cosy layer layers perfect best top favorite favourite free double triple extra bonus
+don't do is are was be it’s we’re you’re here’s there’s let's let’s p.s ps note hint tip tips like need needs want
+spring summer fall autumn winter season seasonal holiday holidays weekend week day today tonight this
+""".split())
+_STOP_WORDS = frozenset("""
+athenaplus athena retail group team january february march april may june july august september october november
+december jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday
+black cyber christmas eve year years new day valentine valentine's valentine’s mother's mother’s father's father’s
+thanksgiving halloween easter hanukkah diwali kwanzaa holidays holiday season happy merry usd us usa spf upf ok
+""".split())
+
+
+def _cap_phrases(text: str) -> Iterator[tuple[int, int, list[str]]]:
+    for m in _CAP_PHRASE.finditer(text):
+        toks = [(t.start() + m.start(), t.end() + m.start(), t.group()) for t in re.finditer(r"\S+", m.group())]
+        while toks and toks[0][2].lower().strip(".,") in _LEAD_STOP:
+            toks.pop(0)
+        while toks and toks[-1][2].lower() in {"and", "of", "the", "for", "with", "by", "&", "de"}:
+            toks.pop()
+        if not toks:
+            continue
+        yield toks[0][0], toks[-1][1], [t[2] for t in toks]
+
+
+def _known_partial(idx: CatalogIndex, words: list[str]) -> tuple[str | None, int]:
+    """A product whose name contains every (capitalized) word; (pid, number of words matched)."""
+    lw = [w.lower().strip("’'s") if w.lower().endswith(("'s", "’s")) else w.lower() for w in words]
+    lw = [w for w in lw if w not in {"of", "and", "&", "the", "for", "de", "with", "by"}]
+    if not lw:
+        return None, 0
+    cands: set[str] | None = None
+    for w in lw:
+        owners = idx.token_owner.get(w) or idx.token_owner.get(w.rstrip("s")) or idx.token_owner.get(w + "s")
+        if not owners:
+            return None, 0
+        cands = set(owners) if cands is None else cands & owners
+        if not cands:
+            return None, 0
+    if cands and len(cands) == 1:
+        return next(iter(cands)), len(lw)
+    return None, 0
+
+
+def _title_case(text: str) -> bool:
+    words = re.findall(r"[A-Za-z][\w'’]*", text)
+    if len(words) < 3:
+        return False
+    caps = sum(1 for w in words if w[0].isupper())
+    return caps / len(words) >= 0.6
+
+
+def audience_ok(o: Offer, ctx: GateContext) -> bool:
+    a = (o.audience or "all").strip().lower()
+    if a in ("", "all", "everyone", "members", "all members", "all_members"):
+        return True
+    from ..models import SEGMENTS
+    segs = {s.lower(): s for s in SEGMENTS}
+    if a in segs or a.replace("_", " ") in segs:
+        return ctx.member.segment.lower() == a.replace("_", " ")
+    m = re.fullmatch(r"tier\s*([123])(\+)?", a)
+    if m:
+        t = int(m.group(1))
+        return ctx.member.opt_in_tier >= t if m.group(2) else ctx.member.opt_in_tier == t
+    return True
+
+
+def prep(view: MessageView) -> Prep:
+    p = view.cache.get("facts")
+    if p is not None:
+        return p
+    ctx = view.ctx
+    idx = catalog_index(ctx.catalog)
+    fields = view.fields(FACT_FIELDS)
+    sents: dict[str, list[tuple[int, int]]] = {}
+    mentions: dict[str, list[Mention]] = {}
+    unknown: dict[str, list[tuple[int, int, str]]] = {}
+    names = list(idx.names.values())
+    pids = list(idx.names.keys())
+    for label, text in fields:
+        sents[label] = T.split_sentences(text)
+        ms: list[Mention] = []
+        pos = 0
+        for m in _WSTART.finditer(text):
+            if m.start() < pos:
+                continue
+            cands = idx.by_key.get(_key(text[m.start():m.start() + 6]))
+            if not cands:
+                continue
+            best = None
+            for pid, rx in cands:
+                mm = rx.match(text, m.start())
+                if mm and (best is None or mm.end() > best[1]):
+                    best = (mm.start(), mm.end(), pid)
+            if best:
+                ms.append(Mention(best[0], best[1], best[2], "exact"))
+                pos = best[1]
+        unk: list[tuple[int, int, str]] = []
+        title = label != "body" and _title_case(text)
+        for a, b, words in _cap_phrases(text):
+            if any(m.start < b and a < m.end for m in ms if m.how == "exact"):
+                continue
+            if all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
+                continue
+            if label == "body" and a < 40 and T.GREETING_RE.match(text[:text.find("\n") if "\n" in text else None]):
+                first_nl = text.find("\n")
+                if first_nl < 0 or a < first_nl:
+                    continue  # the greeting line holds the member's name
+            pid, n = _known_partial(idx, words)
+            if pid is not None:
+                ms.append(Mention(a, b, pid, "partial" if n >= 2 else "partial1"))
+                continue
+            phrase = " ".join(words)
+            if len(words) >= 2 and names:
+                best = process.extractOne(phrase, names, scorer=fuzz.token_sort_ratio)
+                if best and best[1] >= 88:
+                    ms.append(Mention(a, b, pids[best[2]], "fuzzy"))
+                    continue
+            if len(words) >= 2 and not title:
+                unk.append((a, b, phrase))
+            elif len(words) >= 1 and title:
+                unk.append((a, b, "\x00" + phrase))  # title-case field: only flagged next to a price
+        ms.sort(key=lambda m: m.start)
+        mentions[label] = ms
+        unknown[label] = unk
+    valid = [o for o in ctx.offers if o.valid_on(ctx.send_date) and audience_ok(o, ctx)]
+    rec_ids = {r.product_id for r in ctx.recommendations}
+    if ctx.hero_product_id:
+        rec_ids.add(ctx.hero_product_id)
+    p = Prep(fields=fields, sents=sents, mentions=mentions, unknown=unknown, idx=idx, valid_offers=valid,
+             rec_ids=rec_ids)
+    view.cache["facts"] = p
+    return p
+
+
+def protected_spans(view: MessageView, label: str) -> list[tuple[int, int]]:
+    """Catalog names and catalog claims in a field: brand rules leave them alone."""
+    text = view.text(label)
+    idx = catalog_index(view.ctx.catalog)
+    spans: list[tuple[int, int]] = []
+    if label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations["):
+        p = prep(view)
+        spans.extend((m.start, m.end) for m in p.mentions.get(label, ()))
+    if idx.claims_rx is not None:
+        spans.extend(m.span() for m in idx.claims_rx.finditer(text))
+        # a quoted catalog claim: the whole quotation is protected
+        for m in re.finditer(r"[\"“]([^\"”]{2,80})[\"”]", text):
+            if idx.claims_rx.search(m.group(1)):
+                spans.append(m.span())
+    return spans
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _product_name(p: Prep, pid: str) -> str:
+    return p.idx.names.get(pid, pid)
+
+
+def _allowed_cents(p: Prep, pid: str) -> set[int]:
+    prod = p.idx.products.get(pid)
+    if prod is None:
+        return set()
+    base = T.cents(prod.price)
+    out = {base}
+    for o in p.valid_offers:
+        if o.kind == "percent_off" and o.value and o.applies_to_product(prod):
+            for d in T.discounted(prod.price, o.value):
+                out.add(d)
+                out.add(base - d)
+    return out
+
+
+def _fmt_money(c: int) -> str:
+    return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
+
+
+def _compiled(rule: Rule, key: str, items: list[str]) -> re.Pattern[str]:
+    cache = _RX_CACHE.setdefault(rule.id, {})
+    rx = cache.get(key)
+    if rx is None:
+        rx = cache[key] = re.compile(r"(?<![\w])(?:" + "|".join(f"(?:{i})" for i in items) + r")(?![\w])",
+                                     re.I) if items else re.compile(r"(?!x)x")
+    return rx
+
+
+_RX_CACHE: dict[str, dict[str, re.Pattern[str]]] = {}
+
+_SHIP_RE = re.compile(
+    r"free (?:standard |ground |2-day |two-day |express |next-day )?(?:shipping|delivery)|ships? (?:for )?free"
+    r"|shipping (?:is|'s|’s) (?:free|on us)|free ship\b|delivery (?:is|'s|’s) (?:free|on us)|shipping on us", re.I)
+_OFFISH = re.compile(r"\b(?:off|discount(?:ed)?|save|saving|savings|sale|markdown|reduced|less|take|member price)\b",
+                     re.I)
+_MULT_RE = re.compile(
+    r"\b(?:(double|triple|quadruple|twice the|two times(?: the)?|three times(?: the)?|four times(?: the)?)"
+    r"|(\d+)\s?[x×]|[x×](\d+))\s+(?:the\s+)?(?:(?:bonus|loyalty|member|reward|rewards|athenaplus)\s+)?points?\b",
+    re.I)
+_ABS_POINTS_RE = re.compile(r"(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:bonus|extra|reward|loyalty|member)\s+)?"
+                            r"points?\b(?!\s+(?:per|for every|on every|for each|each)\b)", re.I)
+_BONUS_RE = re.compile(r"\b(?:bonus|extra) points\b", re.I)
+_MULT_WORDS = {"double": 2, "twice the": 2, "two times": 2, "two times the": 2, "triple": 3, "three times": 3,
+               "three times the": 3, "quadruple": 4, "four times": 4, "four times the": 4}
+
+
+def _sentence_text(p: Prep, label: str, text: str, pos: int, with_prev: bool = False) -> str:
+    i, (a, b) = p.sentence_of(label, pos)
+    if with_prev and i > 0:
+        a = p.sents[label][i - 1][0]
+    return text[a:b]
+
+
+# --------------------------------------------------------------------------- checks
+
+@register_check("facts.product_recommended")
+def check_recommended(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    for label, _ in p.fields:
+        for m in p.mentions[label]:
+            if m.pid in p.rec_ids:
+                continue
+            name = _product_name(p, m.pid)
+            if m.how == "partial1":
+                yield Hit(label, m.start, m.end, slots={"name": name}, decidable=False, severity="warning")
+            else:
+                yield Hit(label, m.start, m.end, slots={"name": name})
+
+
+@register_check("facts.in_stock")
+def check_in_stock(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    for label, _ in p.fields:
+        for m in p.mentions[label]:
+            prod = p.idx.products[m.pid]
+            if not prod.in_stock or prod.stock == 0:
+                yield Hit(label, m.start, m.end, slots={"name": prod.name})
+    for r in view.ctx.recommendations:  # a recommended product that is out of stock, named or not
+        prod = p.idx.products.get(r.product_id)
+        if prod is not None and (not prod.in_stock or prod.stock == 0) and not any(
+                m.pid == prod.product_id for ms in p.mentions.values() for m in ms):
+            for i, ex in enumerate(view.msg.explanations):
+                if ex.product_id == prod.product_id:
+                    yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"name": prod.name})
+
+
+@register_check("facts.unknown_product")
+def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    nouns = _NOUNS_CACHE.get(rule.id)
+    if nouns is None:
+        nouns = _NOUNS_CACHE[rule.id] = frozenset(n.lower() for n in rule.params.get("product_nouns", ()))
+    ignore = frozenset(x.lower() for x in rule.params.get("ignore_phrases", ()))
+    names = list(p.idx.names.values())
+    for label, text in p.fields:
+        money = T.money_matches(text)
+        for a, b, phrase in p.unknown[label]:
+            title_only = phrase.startswith("\x00")
+            phrase = phrase.lstrip("\x00")
+            if phrase.lower() in ignore:
+                continue
+            last = phrase.split()[-1].lower().strip("’'")
+            noun = last in nouns or last.rstrip("s") in nouns or last[:-2] in nouns
+            near_price = any(0 <= ma - b <= 12 or (0 <= a - me <= 3) for ma, me, _ in money) or bool(
+                re.match(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)", text[b:b + 20]))
+            if title_only and not near_price:
+                continue
+            if not (noun or near_price):
+                continue
+            best = process.extractOne(phrase, names, scorer=fuzz.WRatio) if names else None
+            hint = f"; did you mean the {best[0]}?" if best and best[1] >= 70 else ""
+            yield Hit(label, a, b, slots={"hint": hint})
+
+
+_NOUNS_CACHE: dict[str, frozenset[str]] = {}
+
+
+@register_check("facts.prices")
+def check_prices(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    mentioned = p.all_mentioned()
+    pool = set(mentioned) | {x for x in p.rec_ids if x in p.idx.products}
+    pool_allowed: set[int] = set()
+    for pid in pool:
+        pool_allowed |= _allowed_cents(p, pid)
+    totals = {sum(T.cents(p.idx.products[x].price) for x in mentioned)} if len(mentioned) > 1 else set()
+    for label, text in p.fields:
+        for a, b, val in T.money_matches(text):
+            c = T.cents(val)
+            sent = _sentence_text(p, label, text, a)
+            if _SHIP_RE.search(sent) or re.search(r"\b(?:shipping|delivery)\b", sent, re.I):
+                continue  # thresholds in shipping sentences: facts.free-shipping checks them
+            targets = p.sentence_products(label, a)
+            allowed: set[int] = set()
+            for pid in targets or p.attribute(label, a, b):
+                allowed |= _allowed_cents(p, pid)
+            if c in allowed:
+                continue
+            if not targets and c in pool_allowed:
+                continue
+            pre = text[max(0, a - 16):a].lower()
+            if re.search(r"(?:under|below|less than|up to|within|at most|no more than)\s*$", pre):
+                if any(p.idx.products[x].price <= val for x in pool):
+                    continue
+            if c in totals:
+                continue
+            names = ", ".join(f"{_product_name(p, x)} {_fmt_money(T.cents(p.idx.products[x].price))}"
+                              for x in (targets or p.attribute(label, a, b)) if x in p.idx.products)
+            yield Hit(label, a, b, slots={"expected": names or "no product this price belongs to"})
+
+
+def _percent_offers(p: Prep, view: MessageView, value: float) -> tuple[list[Offer], list[Offer]]:
+    allx = [o for o in view.ctx.offers if o.kind == "percent_off" and o.value is not None and
+            abs(o.value - value) < 1e-6]
+    return allx, [o for o in allx if o in p.valid_offers]
+
+
+@register_check("facts.percent_offers")
+def check_percent(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    for label, text in p.fields:
+        for a, b, val in T.percent_matches(text):
+            around = text[max(0, a - 25):min(len(text), b + 25)]
+            if not _OFFISH.search(around):
+                continue
+            allx, valid = _percent_offers(p, view, val)
+            if not allx:
+                yield Hit(label, a, b, slots={"reason": f"there is no {val:g}% offer"})
+                continue
+            if not valid:
+                o = allx[0]
+                yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer runs {o.valid_from:%B} "
+                                                        f"{o.valid_from.day} to {o.valid_until:%B} "
+                                                        f"{o.valid_until.day} and is not valid on "
+                                                        f"{view.ctx.send_date:%B} {view.ctx.send_date.day} "
+                                                        "(or not open to this member)"})
+                continue
+            targets = p.sentence_products(label, a) or p.attribute(label, a, b)
+            prods = [p.idx.products[t] for t in targets if t in p.idx.products]
+            if prods and not any(o.applies_to_product(pr) for o in valid for pr in prods):
+                yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer does not apply to "
+                                                        + ", ".join(pr.name for pr in prods)})
+
+
+def _category_in(sent: str, offer: Offer) -> bool:
+    if not offer.applies_to_category:
+        return False
+    return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
+
+
+@register_check("facts.points")
+def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    allpts = [o for o in view.ctx.offers if o.kind == "points_multiplier"]
+    validpts = [o for o in allpts if o in p.valid_offers]
+    for label, text in p.fields:
+        seen: list[tuple[int, int]] = []
+        for m in _MULT_RE.finditer(text):
+            seen.append(m.span())
+            if m.group(1):
+                mult = _MULT_WORDS.get(m.group(1).lower(), 0)
+            else:
+                mult = int(m.group(2) or m.group(3))
+            same = [o for o in allpts if o.value is not None and abs(o.value - mult) < 1e-6]
+            ok = [o for o in same if o in validpts]
+            if not same:
+                yield Hit(label, m.start(), m.end(), slots={"reason": f"there is no {mult}x points offer"})
+                continue
+            if not ok:
+                o = same[0]
+                yield Hit(label, m.start(), m.end(),
+                          slots={"reason": f"the {mult}x points offer runs {o.valid_from.isoformat()} to "
+                                           f"{o.valid_until.isoformat()}, not on the send date"})
+                continue
+            sent = _sentence_text(p, label, text, m.start())
+            if any(_category_in(sent, o) or (not o.applies_to and not o.applies_to_category) for o in ok):
+                continue
+            targets = p.sentence_products(label, m.start()) or p.attribute(label, m.start(), m.end())
+            prods = [p.idx.products[t] for t in targets if t in p.idx.products]
+            if prods and not any(o.applies_to_product(pr) for o in ok for pr in prods):
+                where = ok[0].applies_to_category or ", ".join(ok[0].applies_to or ())
+                yield Hit(label, m.start(), m.end(),
+                          slots={"reason": f"the {mult}x points offer applies to {where}, not to "
+                                           + ", ".join(pr.name for pr in prods)})
+        for m in _ABS_POINTS_RE.finditer(text):
+            if any(a <= m.start() < b for a, b in seen):
+                continue
+            n = float(m.group(1).replace(",", ""))
+            if any(o.value is not None and abs(o.value - n) < 1e-6 for o in validpts):
+                continue
+            yield Hit(label, m.start(), m.end(), slots={"reason": f"no offer gives {m.group(1)} points"})
+        if not validpts:
+            for m in _BONUS_RE.finditer(text):
+                if not any(a <= m.start() < b for a, b in seen):
+                    yield Hit(label, m.start(), m.end(), slots={"reason": "no points offer is valid on the send date"})
+
+
+@register_check("facts.free_shipping")
+def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    allfs = [o for o in view.ctx.offers if o.kind == "free_shipping"]
+    valid = [o for o in allfs if o in p.valid_offers]
+    for label, text in p.fields:
+        for m in _SHIP_RE.finditer(text):
+            if not valid:
+                why = "no free-shipping offer is valid on the send date" if not allfs else \
+                    f"the free-shipping offer runs {allfs[0].valid_from.isoformat()} to " \
+                    f"{allfs[0].valid_until.isoformat()}"
+                yield Hit(label, m.start(), m.end(), slots={"reason": why})
+                continue
+            i, (sa, sb) = p.sentence_of(label, m.start())
+            sent = text[sa:sb]
+            amounts = [T.cents(v) for _, _, v in T.money_matches(sent)]
+            mins = {T.cents(o.min_order) for o in valid if o.min_order}
+            if amounts and mins and not any(x in mins for x in amounts):
+                yield Hit(label, m.start(), m.end(),
+                          slots={"reason": "the minimum order is " + " or ".join(_fmt_money(x) for x in sorted(mins))})
+            elif not amounts and mins and re.search(
+                    r"\b(?:no minimum|any order|every order|all orders|on everything|any purchase|every purchase|"
+                    r"any size|sitewide|no strings)\b", sent, re.I):
+                yield Hit(label, m.start(), m.end(),
+                          slots={"reason": "free shipping needs a minimum order of "
+                                           + " or ".join(_fmt_money(x) for x in sorted(mins))})
+
+
+_BEHAVIOUR_BEFORE = re.compile(
+    r"\b(?:bought|purchased|ordered|viewed|browsed|visited|searched|clicked|joined|signed up|looked|added|returned|"
+    r"shopped|picked up|last order|your order|your purchase|your visit|since)\b[^.!?\n]{0,30}$", re.I)
+_OFFER_DATE_CUE = re.compile(
+    r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|by|before|valid|starts?|starting|from|"
+    r"deadline|last day|runs?|offer|sale|off|points|ship|shipping)\b", re.I)
+_HOLIDAYS = {(12, 24), (12, 25), (12, 31), (1, 1), (2, 14), (10, 31), (7, 4), (11, 11)}
+
+
+@register_check("facts.offer_dates")
+def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    send = view.ctx.send_date
+    for label, text in p.fields:
+        for a, b, md in T.date_matches(text, send):
+            if _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]):
+                continue  # a date of the member's behaviour: brand.value-first
+            sent = _sentence_text(p, label, text, a, with_prev=True)
+            kinds = set()
+            if re.search(r"%|percent|\boff\b", sent, re.I):
+                kinds.add("percent_off")
+            if re.search(r"\bpoints?\b", sent, re.I):
+                kinds.add("points_multiplier")
+            if _SHIP_RE.search(sent) or re.search(r"\bship", sent, re.I):
+                kinds.add("free_shipping")
+            cands = [o for o in p.valid_offers if not kinds or o.kind in kinds]
+            if any(T.date_equals(md, o.valid_until) or T.date_equals(md, o.valid_from) for o in cands):
+                continue
+            if any(T.date_equals(md, o.valid_until) or T.date_equals(md, o.valid_from) for o in p.valid_offers):
+                continue
+            own = _sentence_text(p, label, text, a)
+            if kinds or _OFFER_DATE_CUE.search(own):
+                dates = sorted({o.valid_until for o in cands} or {o.valid_until for o in p.valid_offers})
+                expect = ", ".join(f"{d:%B} {d.day}" for d in dates) or "no offer is valid on the send date"
+                if (md[0], md[1]) in _HOLIDAYS and not kinds:
+                    continue
+                yield Hit(label, a, b, slots={"expected": expect})
+            elif (md[0], md[1]) not in _HOLIDAYS:
+                yield Hit(label, a, b, decidable=False, severity="warning",
+                          slots={"expected": "a date that matches an offer (a human should check this one)"})
+
+
+_NEG = re.compile(r"\b(?:not|isn't|isn’t|aren't|aren’t|no|never|without)\s+(?:\w+\s+)?$", re.I)
+
+
+@register_check("facts.claims")
+def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    vocab = rule.params.get("claims", [])
+    entries = _CLAIMS_CACHE.get(rule.id)
+    if entries is None:
+        entries = []
+        for item in vocab:
+            if isinstance(item, str):
+                item = {"pattern": re.escape(item).replace(r"\-", "[- ]?").replace(r"\ ", "[- ]?"),
+                        "supported_by": [item]}
+            entries.append((re.compile(r"(?<![\w])(?:" + item["pattern"] + r")(?![\w])", re.I),
+                            [_norm(s) for s in item.get("supported_by", [])]))
+        _CLAIMS_CACHE[rule.id] = entries
+    for label, text in p.fields:
+        low = text.lower()
+        for rx, support in entries:
+            if support and not any(s.split()[0][:4] in low for s in support) and not rx.search(text):
+                continue
+            for m in rx.finditer(text):
+                if _NEG.search(text[max(0, m.start() - 20):m.start()]):
+                    continue
+                targets = p.attribute(label, m.start(), m.end())
+                if not targets:
+                    yield Hit(label, m.start(), m.end(), slots={"name": "any recommended product"})
+                    continue
+                sup = " | ".join(p.idx.support.get(t, "") for t in targets)
+                claim_norm = _norm(m.group())
+                if claim_norm in sup or any(s in sup for s in support):
+                    continue
+                yield Hit(label, m.start(), m.end(),
+                          slots={"name": ", ".join(_product_name(p, t) for t in targets)})
+
+
+_CLAIMS_CACHE: dict[str, list[tuple[re.Pattern[str], list[str]]]] = {}
+_WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+            "ten": 10, "a couple": 2, "a few": 3}
+
+
+@register_check("facts.urgency")
+def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
+    p = prep(view)
+    rx = _compiled(rule, "time", list(rule.params.get("phrases", [])))
+    limit = int(rule.params.get("within_days", 2))
+    send = view.ctx.send_date
+    days_left = [(o.valid_until - send).days for o in p.valid_offers]
+    rx_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])))
+    for label, text in p.fields:
+        if not p.valid_offers:
+            for m in rx_any.finditer(text):
+                yield Hit(label, m.start(), m.end(), slots={"reason": "no offer is valid on the send date"})
+        for m in rx.finditer(text):
+            phrase = m.group().lower()
+            need = 0 if re.search(r"tonight|today|midnight|hours? left|final hours", phrase) else (
+                1 if "tomorrow" in phrase else limit)
+            if any(d <= need for d in days_left):
+                continue
+            yield Hit(label, m.start(), m.end(),
+                      slots={"reason": "no offer valid on the send date ends within "
+                                       f"{need * 24 if need else 24} hours"})
+
+
+@register_check("facts.scarcity")
+def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
+    p = prep(view)
+    rx = _compiled(rule, "stock", list(rule.params.get("phrases", [])))
+    low_stock = int(rule.params.get("low_stock", 10))
+    for label, text in p.fields:
+        for m in rx.finditer(text):
+            targets = p.attribute(label, m.start(), m.end())
+            prods = [p.idx.products[t] for t in targets if t in p.idx.products]
+            num = re.search(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|a couple|a few)\b", m.group(),
+                            re.I)
+            n = None
+            if num:
+                g = num.group(1).lower()
+                n = int(g) if g.isdigit() else _WORDNUM.get(g)
+            backed = False
+            for pr in prods:
+                if pr.stock is None or pr.stock <= 0:
+                    continue
+                if n is not None:
+                    backed = backed or (pr.stock == n or (g in ("a few", "a couple") and pr.stock <= 5))
+                else:
+                    backed = backed or pr.stock <= low_stock
+            if backed:
+                continue
+            stock = ", ".join(f"{pr.name}: {'unknown' if pr.stock is None else pr.stock}" for pr in prods) or "none"
+            yield Hit(label, m.start(), m.end(), slots={"reason": f"stock on hand is {stock}"})

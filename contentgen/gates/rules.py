@@ -1,0 +1,667 @@
+"""The YAML rule engine (Vale-like): rule files are data, a fixed set of kinds runs them.
+
+A rule file holds one rule family::
+
+    family: superlatives
+    rules:
+      - id: brand.superlatives
+        gate: brand
+        severity: error
+        message: "'{excerpt}' is an absolute claim; describe what the product does instead"
+        ref: brand-voice.md#measurable-rules
+        kind: existence
+        tokens: [best, greatest, "#1"]
+        exceptions: [best-selling]
+        examples: {fail: ["The best socks ever."], pass: ["Socks for longer runs."]}
+
+Kinds: ``existence``, ``substitution``, ``regex``, ``occurrence``, ``sentence_length``,
+``length``, ``required`` and ``check`` (a named Python check from ``CHECKS``).
+A broken file raises :class:`RuleFileError` naming the file, line and rule id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import RuleFileError
+from ..models import (
+    Evidence,
+    Explanation,
+    Finding,
+    GateContext,
+    Member,
+    Offer,
+    Product,
+    Recommendation,
+    RenderedMessage,
+)
+from . import text as T
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIRS: tuple[Path, ...] = (REPO_ROOT / "brand_rules", REPO_ROOT / "compliance")
+
+KINDS = ("existence", "substitution", "regex", "occurrence", "sentence_length", "length", "required", "check")
+FIELD_NAMES = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Example(_Strict):
+    """One example text, optionally with a small context."""
+
+    text: str = ""
+    field: str | None = None
+    tier: Literal[1, 2, 3] | None = None
+    segment: str | None = None
+    first_name: str | None = None
+    send_date: dt.date | None = None
+    product_id: str | None = None
+    message: dict[str, Any] | None = None
+
+
+class Examples(_Strict):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    fail: tuple[str | Example, ...] = ()
+    pass_: tuple[str | Example, ...] = Field(default=(), alias="pass")
+
+
+class When(_Strict):
+    tier: tuple[Literal[1, 2, 3], ...] | None = None
+    segment: tuple[str, ...] | None = None
+    has_first_name: bool | None = None
+
+
+class Unless(_Strict):
+    offer_ends_within_hours: int | None = None
+
+
+class Rule(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_.-]*$")
+    gate: Literal["facts", "brand", "compliance", "schema"]
+    severity: Literal["error", "warning", "info"]
+    message: str
+    ref: str = ""
+    kind: Literal["existence", "substitution", "regex", "occurrence", "sentence_length", "length", "required",
+                  "check"]
+    description: str = ""
+    fields: tuple[Literal["subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer"], ...] = \
+        T.MODEL_FIELDS
+    when: When | None = None
+    unless: Unless | None = None
+    decidable: bool = True
+    examples: Examples = Examples()
+    # existence / occurrence
+    tokens: tuple[str, ...] = ()
+    exceptions: tuple[str, ...] = ()
+    ignorecase: bool = True
+    skip_protected: bool | None = None  # None: brand rules skip catalog names/claims, others don't
+    # substitution
+    swap: dict[str, str] = Field(default_factory=dict)
+    # regex / occurrence / required
+    pattern: str | None = None
+    # occurrence / sentence_length / length
+    max: int | None = None
+    min: int | None = None
+    scope: Literal["field", "message"] = "field"
+    # required
+    position: Literal["anywhere", "start", "end"] = "anywhere"
+    # check
+    check: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Rule:
+        k = self.kind
+        need = {
+            "existence": self.tokens,
+            "substitution": self.swap,
+            "regex": self.pattern,
+            "occurrence": (self.pattern or self.tokens) and (self.max is not None or self.min is not None),
+            "sentence_length": self.max is not None,
+            "length": self.max is not None or self.min is not None,
+            "required": self.pattern,
+            "check": self.check,
+        }[k]
+        if not need:
+            what = {"existence": "tokens", "substitution": "swap", "regex": "pattern",
+                    "occurrence": "pattern or tokens, and max or min", "sentence_length": "max",
+                    "length": "max or min", "required": "pattern", "check": "check"}[k]
+            raise ValueError(f"kind '{k}' needs {what}")
+        return self
+
+
+# --------------------------------------------------------------------------- checks registry
+
+@dataclass(slots=True)
+class Hit:
+    field: str
+    start: int
+    end: int
+    excerpt: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    decidable: bool | None = None
+    severity: str | None = None
+
+
+CheckFn = Callable[["Rule", "MessageView"], Iterable[Hit]]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def register_check(name: str) -> Callable[[CheckFn], CheckFn]:
+    def deco(fn: CheckFn) -> CheckFn:
+        CHECKS[name] = fn
+        return fn
+    return deco
+
+
+def _ensure_checks() -> None:
+    from . import brand, compliance, facts  # noqa: F401  (they register their checks)
+
+
+# --------------------------------------------------------------------------- compiled rules
+
+_PARSER: Any
+try:  # Python >= 3.11
+    import re._constants as _C  # type: ignore[import-not-found]
+    import re._parser as _PARSER  # type: ignore[import-not-found,no-redef]
+except ImportError:  # pragma: no cover
+    import sre_constants as _C  # type: ignore[no-redef]
+    import sre_parse as _PARSER  # type: ignore[no-redef]
+
+
+def _anchors(seq: Any) -> set[str] | None:
+    """Literal substrings (lowercase) one of which must occur for the pattern to match; None: unknown."""
+    items = list(seq)
+    if len(items) == 1 and items[0][0] is _C.BRANCH:
+        out: set[str] = set()
+        for br in items[0][1][1]:
+            a = _anchors(br)
+            if a is None:
+                return None
+            out |= a
+        return out
+    best = ""
+    run: list[str] = []
+    subs: list[Any] = []
+    for op, av in items:
+        if op is _C.LITERAL:
+            run.append(chr(av).lower())
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+        if op is _C.SUBPATTERN:
+            subs.append(av[-1])
+        elif op in (_C.MAX_REPEAT, _C.MIN_REPEAT) and av[0] >= 1:
+            subs.append(av[2])
+        elif op is _C.BRANCH:
+            subs.append([(op, av)])
+    if len(run) > len(best):
+        best = "".join(run)
+    if len(best.strip()) >= 3:
+        return {best}
+    for s in subs:
+        a = _anchors(s)
+        if a:
+            return a
+    return {best} if best.strip() else None
+
+
+def pattern_anchors(pattern: str) -> frozenset[str] | None:
+    try:
+        parsed = _PARSER.parse(pattern, 0)
+    except Exception:  # pragma: no cover - compile already validated it
+        return None
+    a = _anchors(parsed)
+    return frozenset(a) if a else None
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    file: str
+    line: int | None
+    regex: re.Pattern[str] | None = None
+    anchors: frozenset[str] | None = None
+    exceptions: tuple[re.Pattern[str], ...] = ()
+    swaps: tuple[tuple[re.Pattern[str], str], ...] = ()
+    check: CheckFn | None = None
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+    files: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[CompiledRule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def get(self, rule_id: str) -> CompiledRule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+
+def _wrap_tokens(tokens: Sequence[str]) -> str:
+    return r"(?<![\w])(?:" + "|".join(f"(?:{t})" for t in tokens) + r")(?![\w])"
+
+
+def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
+    flags = re.MULTILINE | (re.IGNORECASE if rule.ignorecase else 0)
+
+    def comp(src: str, what: str) -> re.Pattern[str]:
+        try:
+            return re.compile(src, flags)
+        except re.error as e:
+            raise RuleFileError(f"rule '{rule.id}': bad regex in {what}: {e}", file=file, line=line,
+                                key=rule.id, hint="fix the pattern (YAML single quotes keep backslashes)") from e
+
+    cr = CompiledRule(rule=rule, file=file, line=line)
+    if rule.kind in ("existence", "occurrence") and rule.tokens:
+        for t in rule.tokens:
+            comp(t, f"token {t!r}")
+        src = _wrap_tokens(rule.tokens)
+        cr.regex = comp(src, "tokens")
+        anchors: set[str] | None = set()
+        for t in rule.tokens:
+            a = pattern_anchors(t)
+            if a is None:
+                anchors = None
+                break
+            anchors |= a  # type: ignore[operator]
+        cr.anchors = frozenset(anchors) if anchors else None
+    elif rule.pattern:
+        cr.regex = comp(rule.pattern, "pattern")
+        if rule.kind != "required":
+            cr.anchors = pattern_anchors(rule.pattern)
+    if rule.exceptions:
+        cr.exceptions = tuple(comp(e, f"exception {e!r}") for e in rule.exceptions)
+    if rule.swap:
+        cr.swaps = tuple((comp(_wrap_tokens([bad]), f"swap {bad!r}"), good) for bad, good in rule.swap.items())
+        anchors = set()
+        for bad in rule.swap:
+            a = pattern_anchors(bad)
+            if a is None:
+                anchors = None
+                break
+            anchors |= a
+        cr.anchors = frozenset(anchors) if anchors else None
+    if rule.kind == "check":
+        _ensure_checks()
+        if rule.check not in CHECKS:
+            raise RuleFileError(f"rule '{rule.id}': unknown check '{rule.check}' (known: {', '.join(sorted(CHECKS))})",
+                                file=file, line=line, key=rule.id)
+        cr.check = CHECKS[rule.check]
+    return cr
+
+
+# --------------------------------------------------------------------------- loading
+
+def _rule_lines(text: str) -> list[int | None]:
+    """1-based line of each item of the top-level 'rules' list (None when not found)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if node is None or not isinstance(node, yaml.MappingNode):
+        return []
+    for k, v in node.value:
+        if getattr(k, "value", None) == "rules" and isinstance(v, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in v.value]
+    return []
+
+
+def _key_line(text: str, rule_line: int | None, key: str) -> int | None:
+    if rule_line is None:
+        return None
+    lines = text.splitlines()
+    for i in range(rule_line - 1, min(len(lines), rule_line + 200)):
+        if re.match(rf"^\s*(?:-\s+)?{re.escape(key)}\s*:", lines[i]):
+            return i + 1
+        if i > rule_line - 1 and re.match(r"^\s*-\s+id\s*:", lines[i]):
+            break
+    return rule_line
+
+
+def load_rule_file(path: Path) -> list[CompiledRule]:
+    file = str(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise RuleFileError(f"not valid YAML: {getattr(e, 'problem', e)}", file=file,
+                            line=mark.line + 1 if mark else None) from e
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise RuleFileError("a rule file is a mapping with a 'rules' list", file=file, line=1)
+    unknown = set(data) - {"family", "description", "rules"}
+    if unknown:
+        raise RuleFileError(f"unknown top-level key(s): {', '.join(sorted(unknown))}", file=file, line=1)
+    lines = _rule_lines(text)
+    out = []
+    for i, raw in enumerate(data["rules"]):
+        line = lines[i] if i < len(lines) else None
+        rid = raw.get("id", f"#{i + 1}") if isinstance(raw, dict) else f"#{i + 1}"
+        if not isinstance(raw, dict):
+            raise RuleFileError(f"rule {rid}: each rule is a mapping", file=file, line=line)
+        try:
+            rule = Rule.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "(rule)"
+            top = str(err["loc"][0]) if err["loc"] else ""
+            kind = err["type"]
+            msg = ("unknown key" if kind == "extra_forbidden" else err["msg"])
+            raise RuleFileError(f"rule '{rid}': {msg} at '{loc}'", file=file,
+                                line=_key_line(text, line, top) if top else line, key=str(rid)) from e
+        out.append(_compile(rule, file, line))
+    return out
+
+
+_CACHE: dict[tuple[tuple[str, float], ...], RuleSet] = {}
+
+
+def load_rules(dirs: Sequence[Path] | None = None) -> RuleSet:
+    """Load every ``*.yaml`` rule file in the folders (default: the repo's brand_rules/ and compliance/).
+
+    Cached on the files' paths and modification times. Raises RuleFileError for a broken file.
+    """
+    folders = [Path(d) for d in (dirs or DEFAULT_DIRS)]
+    files: list[Path] = []
+    for d in folders:
+        if not d.is_dir():
+            raise RuleFileError("rule folder does not exist", file=str(d))
+        files.extend(sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml"))))
+    key = tuple((str(f), f.stat().st_mtime) for f in files)
+    if key in _CACHE:
+        return _CACHE[key]
+    rules: list[CompiledRule] = []
+    seen: dict[str, CompiledRule] = {}
+    for f in files:
+        for cr in load_rule_file(f):
+            if cr.id in seen:
+                first = seen[cr.id]
+                raise RuleFileError(f"duplicate rule id '{cr.id}' (first defined in {first.file}:{first.line})",
+                                    file=cr.file, line=cr.line, key=cr.id)
+            seen[cr.id] = cr
+            rules.append(cr)
+    rs = RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files))
+    _CACHE[key] = rs
+    return rs
+
+
+# --------------------------------------------------------------------------- evaluation
+
+class MessageView:
+    """A message plus its context, with per-message caches shared by all rules."""
+
+    __slots__ = ("msg", "ctx", "cache", "_fields", "_lower")
+
+    def __init__(self, msg: RenderedMessage, ctx: GateContext) -> None:
+        self.msg = msg
+        self.ctx = ctx
+        self.cache: dict[str, Any] = {}
+        self._fields: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._lower: dict[tuple[str, ...], str] = {}
+
+    @property
+    def tier(self) -> int:
+        return self.ctx.member.opt_in_tier
+
+    def fields(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
+        f = self._fields.get(names)
+        if f is None:
+            f = self._fields[names] = T.message_fields(self.msg, names)
+        return f
+
+    def lower(self, names: tuple[str, ...]) -> str:
+        s = self._lower.get(names)
+        if s is None:
+            s = self._lower[names] = "\n".join(t for _, t in self.fields(names)).lower()
+        return s
+
+    def text(self, label: str) -> str:
+        if label.startswith("explanations["):
+            i = int(label[len("explanations["):label.index("]")])
+            return self.msg.explanations[i].text
+        return getattr(self.msg, label, "") or ""
+
+    def protected(self, label: str) -> list[tuple[int, int]]:
+        """Spans of catalog product names and catalog claims in a field (brand rules skip them)."""
+        key = "protected:" + label
+        p = self.cache.get(key)
+        if p is None:
+            from .facts import protected_spans
+            p = self.cache[key] = protected_spans(self, label)
+        return p
+
+
+def _applies(rule: Rule, view: MessageView) -> bool:
+    w = rule.when
+    if w is not None:
+        m = view.ctx.member
+        if w.tier is not None and m.opt_in_tier not in w.tier:
+            return False
+        if w.segment is not None and m.segment not in w.segment:
+            return False
+        if w.has_first_name is not None and bool(m.first_name) != w.has_first_name:
+            return False
+    u = rule.unless
+    if u is not None and u.offer_ends_within_hours is not None:
+        limit = u.offer_ends_within_hours / 24.0
+        for o in view.ctx.offers:
+            if o.valid_on(view.ctx.send_date) and (o.valid_until - view.ctx.send_date).days <= limit:
+                return False
+    return True
+
+
+def _inside(spans: list[tuple[int, int]], a: int, b: int) -> bool:
+    return any(s <= a and b <= e for s, e in spans)
+
+
+def _excepted(cr: CompiledRule, text: str, a: int, b: int) -> bool:
+    if not cr.exceptions:
+        return False
+    lo, hi = max(0, a - 60), min(len(text), b + 60)
+    for rx in cr.exceptions:
+        for m in rx.finditer(text, lo, hi):
+            if m.start() <= a and b <= m.end():
+                return True
+    return False
+
+
+def _matches(cr: CompiledRule, view: MessageView, label: str, text: str,
+             regex: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    for m in regex.finditer(text):
+        a, b = m.span()
+        if a == b or _excepted(cr, text, a, b):
+            continue
+        if (cr.rule.skip_protected if cr.rule.skip_protected is not None else cr.rule.gate == "brand") and _inside(view.protected(label), a, b):
+            continue
+        yield m
+
+
+def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
+    rule = cr.rule
+    kind = rule.kind
+    names = rule.fields
+    if cr.anchors is not None and (kind in ("existence", "regex", "substitution") or (
+            kind == "occurrence" and rule.min is None)):
+        low = view.lower(names)
+        if not any(a in low for a in cr.anchors):  # type: ignore[union-attr]
+            return
+    fields = view.fields(names)
+    if kind in ("existence", "regex"):
+        for label, text in fields:
+            for m in _matches(cr, view, label, text, cr.regex):  # type: ignore[arg-type]
+                yield Hit(label, m.start(), m.end())
+    elif kind == "substitution":
+        for label, text in fields:
+            for rx, good in cr.swaps:
+                for m in _matches(cr, view, label, text, rx):
+                    yield Hit(label, m.start(), m.end(), slots={"suggestion": good})
+    elif kind == "occurrence":
+        groups: list[list[tuple[str, re.Match[str]]]] = []
+        if rule.scope == "message":
+            groups.append([(label, m) for label, text in fields
+                           for m in _matches(cr, view, label, text, cr.regex)])  # type: ignore[arg-type]
+        else:
+            for label, text in fields:
+                groups.append([(label, m) for m in _matches(cr, view, label, text, cr.regex)])  # type: ignore
+        for g in groups:
+            n = len(g)
+            if rule.max is not None and n > rule.max:
+                label, m = g[rule.max]
+                yield Hit(label, m.start(), m.end(), slots={"count": n, "max": rule.max})
+            elif rule.min is not None and n < rule.min:
+                label = g[0][0] if g else (fields[0][0] if fields else rule.fields[0])
+                yield Hit(label, 0, 0, excerpt="", slots={"count": n, "min": rule.min})
+    elif kind == "sentence_length":
+        for label, text in fields:
+            spans = T.body_prose_lines(text) if label == "body" else [(0, len(text))]
+            for a0, b0 in spans:
+                for a, b in T.split_sentences(text, a0, b0):
+                    n = T.count_words(text[a:b])
+                    if n > rule.max:  # type: ignore[operator]
+                        yield Hit(label, a, b, slots={"count": n, "max": rule.max})
+    elif kind == "length":
+        for label, text in fields:
+            n = len(text)
+            if rule.max is not None and n > rule.max:
+                yield Hit(label, rule.max, n, excerpt=text, slots={"count": n, "max": rule.max})
+            elif rule.min is not None and n < rule.min:
+                yield Hit(label, 0, n, excerpt=text, slots={"count": n, "min": rule.min})
+    elif kind == "required":
+        rx = cr.regex
+        assert rx is not None
+
+        def present(text: str) -> bool:
+            if rule.position == "end":
+                return any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
+            if rule.position == "start":
+                m = rx.match(text.lstrip())
+                return m is not None
+            return rx.search(text) is not None
+
+        if rule.scope == "message":
+            if not any(present(t) for _, t in fields):
+                label = fields[-1][0] if fields else rule.fields[-1]
+                yield Hit(label, 0, 0, excerpt="")
+        else:
+            for label, text in fields:
+                if not present(text):
+                    tail = text.rstrip()
+                    a = tail.rfind("\n") + 1 if rule.position == "end" else 0
+                    yield Hit(label, a, len(tail), excerpt=tail[a:] if rule.position == "end" else "")
+    elif kind == "check":
+        yield from cr.check(rule, view)  # type: ignore[misc]
+
+
+class _Slots(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def evaluate(cr: CompiledRule, view: MessageView) -> list[Finding]:
+    rule = cr.rule
+    if not _applies(rule, view):
+        return []
+    out = []
+    for h in _hits(cr, view):
+        text = view.text(h.field) if h.excerpt is None else ""
+        excerpt = h.excerpt if h.excerpt is not None else text[h.start:h.end]
+        slots = _Slots(excerpt=excerpt, field=h.field, rule=rule.id, tier=view.tier, **h.slots)
+        try:
+            message = rule.message.format_map(slots)
+        except (ValueError, IndexError):
+            message = rule.message
+        decidable = rule.decidable if h.decidable is None else h.decidable
+        out.append(Finding(rule_id=rule.id, gate=rule.gate, severity=h.severity or rule.severity,  # type: ignore
+                           field=h.field, span=(h.start, h.end), excerpt=excerpt[:300], message=message,
+                           decidable=decidable))
+    return out
+
+
+# --------------------------------------------------------------------------- examples
+
+def example_catalog() -> list[Product]:
+    rows = [
+        ("P100", "TrailLite Running Socks", "running", 14.0, True, None, ["moisture-wicking"]),
+        ("P200", "Summit Hydration Vest 5L", "running", 59.0, True, None, ["lightweight"]),
+        ("P300", "Aurora Rain Jacket", "outdoor", 129.0, True, None, ["waterproof", "recycled"]),
+        ("P400", "Cedar Wool Scarf", "apparel", 39.0, True, None, ["merino wool"]),
+        ("P500", "Harbor Ceramic Mug Set", "home", 32.0, False, 0, []),
+        ("P600", "Glow Daily Moisturizer SPF 30", "beauty", 24.0, True, None, ["SPF 30", "fragrance-free"]),
+        ("P700", "Peak Trail Running Shoes", "running", 119.0, True, 2, []),
+        ("P800", "Linen Throw Blanket", "home", 49.0, True, None, ["organic linen"]),
+        ("P900", "Puzzle Globe", "gifts", 27.0, True, None, []),
+    ]
+    return [Product(product_id=p, name=n, category=c, price=pr, in_stock=s, stock=st, claims=tuple(cl))
+            for p, n, c, pr, s, st, cl in rows]
+
+
+def example_context(tier: int = 3, segment: str = "Enthusiasts", first_name: str = "Nia",
+                    send_date: dt.date | None = None) -> GateContext:
+    send = send_date or dt.date(2026, 11, 24)
+    ev = {
+        "P100": [("purchase", "bought running shoes"), ("similar_members", "rated highly")],
+        "P200": [("purchase", "bought trail shoes"), ("inventory", "in stock")],
+        "P300": [("purchase", "bought hiking boots"), ("predicted", "likely to hike")],
+        "P400": [("browsing", "viewed scarves"), ("stated_preference", "likes wool")],
+        "P600": [("purchase", "bought sunscreen")],
+        "P700": [("segment", "popular with Enthusiasts")],
+    }
+    recs = tuple(Recommendation(product_id=p, evidence=tuple(Evidence(source=s, detail=d) for s, d in e))
+                 for p, e in ev.items())
+    offers = (
+        Offer(offer_id="O1", kind="percent_off", value=15, applies_to=("P300",), valid_from=dt.date(2026, 11, 20),
+              valid_until=dt.date(2026, 12, 6)),
+        Offer(offer_id="O2", kind="points_multiplier", value=2, applies_to_category="running",
+              valid_from=dt.date(2026, 11, 20), valid_until=dt.date(2026, 11, 30)),
+        Offer(offer_id="O3", kind="free_shipping", min_order=50, valid_from=dt.date(2026, 11, 1),
+              valid_until=dt.date(2026, 12, 31)),
+    )
+    member = Member(member_id="M0001", first_name=first_name, segment=segment, churn_risk=0.2,  # type: ignore
+                    opt_in_tier=tier)  # type: ignore[arg-type]
+    return GateContext(send_date=send, member=member, recommendations=recs, offers=offers,
+                       catalog={p.product_id: p for p in example_catalog()})
+
+
+def example_case(rule: Rule, ex: str | Example) -> tuple[RenderedMessage, GateContext]:
+    if isinstance(ex, str):
+        ex = Example(text=ex)
+    ctx = example_context(tier=ex.tier or 3, segment=ex.segment or "Enthusiasts",
+                          first_name="Nia" if ex.first_name is None else ex.first_name, send_date=ex.send_date)
+    if ex.message is not None:
+        data = dict(ex.message)
+        if "explanations" in data:
+            data["explanations"] = [Explanation(**e) if isinstance(e, dict) else e for e in data["explanations"]]
+        return RenderedMessage(**data), ctx
+    fld = ex.field or rule.fields[0]
+    if fld == "explanations":
+        msg = RenderedMessage(explanations=(Explanation(product_id=ex.product_id or "P100", text=ex.text),))
+    else:
+        msg = RenderedMessage(**{fld: ex.text})
+    return msg, ctx
+
+
+def run_rule(cr: CompiledRule, msg: RenderedMessage, ctx: GateContext) -> list[Finding]:
+    return evaluate(cr, MessageView(msg, ctx))

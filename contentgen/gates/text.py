@@ -1,0 +1,226 @@
+"""Text helpers shared by the gates: fields, sentences, words, money, percents, dates.
+
+Everything here is pure and allocation-light: the gates run on every generated
+message (2.3M a week), so patterns are compiled once at import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from ..models import RenderedMessage
+
+#: Fields the model writes (or that carry model words); the footer is the renderer's.
+MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
+ALL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
+
+
+def message_fields(msg: RenderedMessage, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(field label, text) for the named fields; explanations expand to explanations[i].text."""
+    out: list[tuple[str, str]] = []
+    for name in names:
+        if name == "explanations":
+            for i, ex in enumerate(msg.explanations):
+                out.append((f"explanations[{i}].text", ex.text))
+        else:
+            out.append((name, getattr(msg, name, "") or ""))
+    return out
+
+
+# --------------------------------------------------------------------------- sentences
+
+_ABBREV = {
+    "mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "no", "inc", "co", "ltd",
+    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "ave",
+    "mt", "ft", "oz", "lb", "lbs",
+}
+_SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
+_WORD = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans within text[start:end]; newlines are hard boundaries."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    line_start = start
+    while line_start < end:
+        nl = text.find("\n", line_start, end)
+        line_end = end if nl < 0 else nl
+        s = line_start
+        for m in _SENT_END.finditer(text, line_start, line_end):
+            dot = m.start()
+            if text[dot] == ".":
+                # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end
+                w = re.search(r"([A-Za-z.]+)$", text[s:dot])
+                if w and w.group(1).lower().rstrip(".") in _ABBREV:
+                    continue
+            spans.append((s, m.end()))
+            s = m.end()
+        spans.append((s, line_end))
+        line_start = line_end + 1
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def count_words(text: str) -> int:
+    return sum(1 for _ in _WORD.finditer(text))
+
+
+# --------------------------------------------------------------------------- body structure
+
+GREETING_RE = re.compile(r"^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,80}$",
+                         re.I)
+SIGNOFF_RE = re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", re.I)
+PRODUCT_LINE_RE = re.compile(r"^[ \t]*[^\n.!?:]{2,90}:\s*(?:\$|USD\s?)\d[^\n]*$")
+
+
+def body_prose_lines(body: str) -> list[tuple[int, int]]:
+    """Spans of the lines of a body that are the model's prose (not greeting, product lines, sign-off)."""
+    spans = []
+    pos = 0
+    first = True
+    for line in body.split("\n"):
+        a, b = pos, pos + len(line)
+        pos = b + 1
+        if not line.strip():
+            continue
+        if first:
+            first = False
+            if GREETING_RE.match(line) and len(line.strip()) < 60:
+                continue
+        if SIGNOFF_RE.match(line) or PRODUCT_LINE_RE.match(line):
+            continue
+        spans.append((a, b))
+    return spans
+
+
+# --------------------------------------------------------------------------- numbers
+
+_NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+MONEY_RE = re.compile(
+    r"(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
+    r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
+    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b)", re.I)
+PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)|\bhalf[- ](?:off|price)\b", re.I)
+
+
+def money_matches(text: str) -> list[tuple[int, int, float]]:
+    out = []
+    for m in MONEY_RE.finditer(text):
+        g = m.groups()
+        for i in (0, 2, 4):
+            if g[i] is not None:
+                whole = g[i].replace(",", "")
+                cents = g[i + 1]
+                val = float(whole + ("." + cents.ljust(2, "0") if cents else ""))
+                out.append((m.start(), m.end(), val))
+                break
+    return out
+
+
+def percent_matches(text: str) -> list[tuple[int, int, float]]:
+    out = []
+    for m in PERCENT_RE.finditer(text):
+        out.append((m.start(), m.end(), float(m.group(1)) if m.group(1) else 50.0))
+    return out
+
+
+def cents(x: float) -> int:
+    return int(round(x * 100))
+
+
+def discounted(price: float, percent: float) -> set[int]:
+    """Discounted price in cents, rounded half-up and half-even (either is accepted)."""
+    raw = Decimal(str(price)) * (Decimal(100) - Decimal(str(percent))) / Decimal(100)
+    return {int(raw.quantize(Decimal("0.01"), rounding=r) * 100) for r in (ROUND_HALF_UP, ROUND_HALF_EVEN)}
+
+
+# --------------------------------------------------------------------------- dates
+
+MONTHS = {
+    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4, "may": 5,
+    "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9, "sep": 9, "sept": 9,
+    "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
+}
+_MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
+_DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
+DATE_RE = re.compile(
+    r"\b" + _MON + r"\.?\s+" + _DAY + r"\b(?:,?\s+(\d{4}))?"
+    r"|\b" + _DAY + r"\s+(?:of\s+)?" + _MON + r"\b\.?(?:,?\s+(\d{4}))?"
+    r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
+    r"|\b(\d{4})-(\d{2})-(\d{2})\b",
+    re.I)
+
+
+def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
+    """(start, end, (month, day, year or None)) for each date in text."""
+    out = []
+    for m in DATE_RE.finditer(text):
+        g = m.groups()
+        try:
+            if g[0]:
+                mo, d, y = MONTHS[g[0].lower()], int(g[1]), g[2]
+                if g[0].lower() == "may" and not re.match(r"may\s+\d", m.group(0), re.I):
+                    continue
+            elif g[4]:
+                mo, d, y = MONTHS[g[4].lower()], int(g[3]), g[5]
+                if g[4].lower() == "may" and re.search(r"\d\s+may$", m.group(0), re.I) and not g[5]:
+                    # "5 may" is ambiguous with the verb; accept only with "of" or a year
+                    pass
+            elif g[6]:
+                mo, d, y = int(g[6]), int(g[7]), g[8]
+                if y and len(y) == 2:
+                    y = "20" + y
+            else:
+                y, mo, d = g[9], int(g[10]), int(g[11])
+            dt.date(int(y) if y else ref.year, mo, d)
+        except (ValueError, KeyError):
+            continue
+        out.append((m.start(), m.end(), (mo, d, int(y) if y else None)))
+    return out
+
+
+def date_equals(md: tuple[int, int, int | None], day: dt.date) -> bool:
+    mo, d, y = md
+    return mo == day.month and d == day.day and (y is None or y == day.year)
+
+
+# --------------------------------------------------------------------------- urls
+
+URL_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'()]+"
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ly|me|info|biz|us|uk|shop|store|app|xyz|link|gl|to|ru|cn|example)"
+    r"(?:/[^\s<>\"'()]*)?",
+    re.I)
+
+
+def url_host(url: str) -> str:
+    u = re.sub(r"^https?://", "", url, flags=re.I)
+    host = re.split(r"[/?#:]", u, maxsplit=1)[0]
+    return host.lower().rstrip(".").removeprefix("www.") if host.lower().startswith("www.") else host.lower().rstrip(".")
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+@lru_cache(maxsize=4096)
+def word_re(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.I)
