@@ -83,7 +83,9 @@ def wilson(x: int, n: int, z: float = Z) -> tuple[float, float] | None:
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if x == 0 else max(0.0, centre - half)  # exact at the edges (no 0.9999999999)
+    hi = 1.0 if x == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def newcombe_diff(x1: int, n1: int, x0: int, n0: int, z: float = Z) -> tuple[float, float] | None:
