@@ -399,3 +399,60 @@ def test_report_renders_in_chromium(hand, tmp_path):
     assert "Opt-out rate by tier" in info["chart_titles"]
     assert info["bars"] > 20 and info["whiskers"] > 10 and info["stacked"] > 0
     assert info["scroll_width"] <= 1280  # nothing wider than the 1280 viewport
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_end_to_end_sample_data_run_and_report(tmp_path, fake_openai):
+    """sample-data (400 members) -> run on the fake OpenAI server -> report on the sample outcomes."""
+    from contentgen.models import SEGMENTS
+    from contentgen.pipeline import RunOptions, run_campaign
+    from contentgen.sample_data import write_sample_data
+    from tests import responders
+
+    paths = write_sample_data(tmp_path / "data", 400)
+    fake_openai.responder = responders.copywriter
+    res = run_campaign(paths["campaign"], RunOptions(out=tmp_path / "run", base_url=fake_openai.base_url,
+                                                     api_key="k"))
+    assert res.status == "complete"
+    cli_res = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), "--outcomes", str(paths["outcomes"]),
+                                       "--json"])
+    assert cli_res.exit_code == 0, cli_res.output
+    rep = json.loads(cli_res.stdout)
+    recs = [json.loads(x) for x in (tmp_path / "run" / "messages.jsonl").read_text().splitlines()]
+    sent = sum(1 for r in recs if r["send"] and r["outcome"] in ("approved", "repaired", "fallback"))
+    held = sum(1 for r in recs if r["outcome"] == "holdout")
+    assert rep["health"]["members_sent"] == sent > 300 and held > 0
+    of = rep["outcomes_file"]
+    # the sample outcomes cover active valid members: every treated/holdout member has a row
+    assert of["treated"] + of["missing_outcomes"]["treated"] == sent
+    assert of["control"] + of["missing_outcomes"]["control"] == held
+    assert of["unknown_member_ids"] == 0
+    # the sample's own random 'treated' flag differs from the run's hash holdout: reported, not fatal
+    assert of["treated_mismatch"]["count"] > 0
+    assert set(rep["segments"]) == set(SEGMENTS) and rep["tiers"] == [1, 2, 3]
+    for section in ("lift", "health"):
+        assert [g["segment"] for g in rep[section]["by_segment"]] == [s for s in SEGMENTS if s in rep["segments"]]
+        assert [g["tier"] for g in rep[section]["by_tier"]] == [1, 2, 3]
+    for g in rep["lift"]["by_segment"] + rep["lift"]["by_tier"] + [rep["lift"]["overall"]]:
+        assert g["n_treated"] > 0
+        for key in ("open_rate", "click_rate", "purchase_rate", "revenue_per_member"):
+            m = g["metrics"][key]
+            assert m["treated"]["n"] == g["n_treated"]
+            if g["n_control"]:
+                assert m["diff"] is not None
+            if g["n_control"] >= 2:  # Welch needs two per arm; Newcombe one
+                assert m["diff_ci"] is not None
+            assert g["small_n"] == (g["n_treated"] < 30 or g["n_control"] < 30)
+    for g in rep["health"]["by_segment"] + rep["health"]["by_tier"]:
+        assert g["opt_out"]["rate"] is not None and g["complaint"]["rate"] is not None
+        assert g["repair_rate"] is not None and g["fallback_rate"] is not None
+    h = rep["health"]
+    assert h["tokens_per_member"] > 0 and h["requests"] > 0
+    page = (tmp_path / "run" / "report" / "report.html").read_text()
+    for s in SEGMENTS:
+        assert s in page
+    # treated open rate is a real rate from the sample outcomes
+    o = rep["lift"]["overall"]["metrics"]["open_rate"]["treated"]
+    assert 0.1 < o["rate"] < 0.8
