@@ -106,9 +106,9 @@ def where_clause(f: QueueFilter) -> tuple[str, list[Any]]:
         conds.append("NOT " + decided)
     elif f.status == "decided":
         conds.append(decided)
-    if f.q:
-        conds.append("m.member_id LIKE ? ESCAPE '\\'")
-        args.append(f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if f.q:  # id prefix, as a range so the members(member_id) index serves it
+        conds.append("m.member_id >= ? AND m.member_id < ?")
+        args.extend([f.q, f.q + "\U0010ffff"])
     return " AND ".join(conds), args
 
 
@@ -143,9 +143,9 @@ def query(db, f: QueueFilter) -> dict[str, Any]:
 
 
 def store_version(db) -> tuple[int, int, int]:
-    """Changes whenever members, findings or decisions change (O(1): max rowids)."""
+    """Changes whenever members or findings change (O(1): max rowids; a re-saved member gets a new rowid)."""
     return tuple(db.execute("SELECT (SELECT MAX(rowid) FROM members), (SELECT MAX(rowid) FROM findings), "
-                            "(SELECT MAX(id) FROM decisions)").fetchone())
+                            "(SELECT COUNT(*) FROM studio_variants)").fetchone())
 
 
 _FACETS: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -163,9 +163,12 @@ def cached_facets(db, path: str) -> dict[str, Any]:
 def facets(db) -> dict[str, Any]:
     """Values for the filter menus (rules with counts, gates, segments, tiers) and counts by outcome."""
     marks = ",".join("?" * len(QUEUE_OUTCOMES))
-    rules = db.execute("SELECT rule_id, gate, COUNT(DISTINCT member_key) FROM findings GROUP BY rule_id, gate "
-                       "ORDER BY 3 DESC, 1").fetchall()
-    gates = [g for (g,) in db.execute("SELECT DISTINCT gate FROM findings ORDER BY 1")]
+    # covering-index scans: findings(rule_id, member_key) and findings(gate, member_key)
+    counts_by_rule = db.execute("SELECT rule_id, COUNT(DISTINCT member_key) FROM findings GROUP BY rule_id").fetchall()
+    gate_of = {r: db.execute("SELECT gate FROM findings WHERE rule_id = ? LIMIT 1", (r,)).fetchone()[0]
+               for r, _ in counts_by_rule}
+    rules = sorted(((r, gate_of.get(r, ""), n) for r, n in counts_by_rule), key=lambda x: (-x[2], x[0]))
+    gates = sorted(set(gate_of.values()))
     segments = [s for (s,) in db.execute("SELECT DISTINCT segment FROM members WHERE segment IS NOT NULL ORDER BY 1")]
     tiers = [t for (t,) in db.execute("SELECT DISTINCT tier FROM members WHERE tier IS NOT NULL ORDER BY 1")]
     counts = dict(db.execute(f"SELECT outcome, COUNT(*) FROM members WHERE outcome IN ({marks}) GROUP BY outcome",
