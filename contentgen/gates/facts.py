@@ -586,9 +586,17 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 continue
             i, (sa, sb) = p.sentence_of(label, m.start())
             sent = text[sa:sb]
-            amounts = [T.cents(v) for _, _, v in T.money_matches(sent)]
+            money = T.money_matches(sent)
+            amounts = [T.cents(v) for _, _, v in money]
             mins = {T.cents(o.min_order) for o in valid if o.min_order}
-            if amounts and mins and not any(x in mins for x in amounts):
+            wrong = False
+            for a0, _, v in money:
+                c = T.cents(v)
+                threshold = re.search(r"(?:over|above|more than|at least|of|minimum|min\.?|spend|spending|orders?|"
+                                      r"from|past|hit|reach)\s*$", sent[max(0, a0 - 18):a0], re.I)
+                if mins and c not in mins and (threshold or c < min(mins)):
+                    wrong = True
+            if wrong:
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "the minimum order is " + " or ".join(_fmt_money(x) for x in sorted(mins))})
             elif not amounts and mins and re.search(
@@ -666,6 +674,8 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
             for m in rx.finditer(text):
                 if _NEG.search(text[max(0, m.start() - 20):m.start()]):
                     continue
+                if any(mm.start <= m.start() and m.end() <= mm.end for mm in p.mentions.get(label, ())):
+                    continue  # part of a product name ("Glacier Insulated Bottle")
                 targets = p.attribute(label, m.start(), m.end())
                 if not targets:
                     yield Hit(label, m.start(), m.end(), slots={"name": "any recommended product"})
@@ -690,7 +700,6 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     rx = _compiled(rule, "time", list(rule.params.get("phrases", [])))
     limit = int(rule.params.get("within_days", 2))
     send = view.ctx.send_date
-    days_left = [(o.valid_until - send).days for o in p.valid_offers]
     rx_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])))
     for label, text in p.fields:
         if not p.valid_offers:
@@ -700,7 +709,10 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
             phrase = m.group().lower()
             need = 0 if re.search(r"tonight|today|midnight|hours? left|final hours", phrase) else (
                 1 if "tomorrow" in phrase else limit)
-            if any(d <= need for d in days_left):
+            prods = [p.idx.products[t] for t in p.attribute(label, m.start(), m.end()) if t in p.idx.products]
+            if any((o.valid_until - send).days <= need and (
+                    o.kind == "free_shipping" or not prods or any(o.applies_to_product(pr) for pr in prods))
+                   for o in p.valid_offers):
                 continue
             yield Hit(label, m.start(), m.end(),
                       slots={"reason": "no offer valid on the send date ends within "

@@ -1,0 +1,146 @@
+"""`contentgen check` against labelled cases: the shared public set and our own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from contentgen.check import check_case
+from contentgen.cli import cli
+from contentgen.gates import load_rules
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PUBLIC = SHARED / "cases" / "public.jsonl"
+OWN = sorted((REPO / "tests" / "cases").glob("*.jsonl"))
+
+
+def _labels(path: Path) -> dict[str, dict]:
+    return {c["case_id"]: c["expect"] for c in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if c}
+
+
+@pytest.mark.skipif(not PUBLIC.exists(), reason=f"shared public cases not found at {PUBLIC}")
+def test_public_cases_agree_with_labels_and_gates():
+    res = CliRunner().invoke(cli, ["check", str(PUBLIC), "--json"])
+    assert res.exit_code == 0, res.output
+    labels = _labels(PUBLIC)
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
+    assert len(lines) == len(labels)
+    for line in lines:
+        exp = labels[line["case_id"]]
+        assert line["verdict"] == exp["verdict"], (line["case_id"], line["findings"])
+        if exp["verdict"] == "fail":
+            gates = {f["gate"] for f in line["findings"] if f["severity"] == "error"}
+            assert gates & set(exp["gates"]), (line["case_id"], gates, exp["gates"])
+            first = next(f for f in line["findings"] if f["severity"] == "error")
+            assert first["gate"] in exp["gates"], (line["case_id"], first)
+        for f in line["findings"]:
+            assert set(f) == {"rule_id", "gate", "severity", "field", "span", "excerpt", "message"}
+
+
+def _metrics(paths):
+    rules = load_rules()
+    tp = fn = fp = tn = gate_ok = 0
+    misses = []
+    for path in paths:
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if not raw.strip():
+                continue
+            c = json.loads(raw)
+            exp = c.pop("expect")
+            v, findings = check_case(c, rules)
+            gates = {f.gate for f in findings if f.severity == "error"}
+            if exp["verdict"] == "fail":
+                if v == "fail":
+                    tp += 1
+                    gate_ok += bool(gates & set(exp["gates"]))
+                else:
+                    fn += 1
+                    misses.append(c["case_id"])
+            elif v == "pass":
+                tn += 1
+            else:
+                fp += 1
+                misses.append(c["case_id"])
+    return tp, fn, fp, tn, gate_ok, misses
+
+
+@pytest.mark.skipif(not OWN, reason="no labelled cases in tests/cases")
+def test_own_cases_recall_fp_and_gate_attribution(capsys):
+    tp, fn, fp, tn, gate_ok, misses = _metrics(OWN)
+    recall = tp / (tp + fn)
+    fpr = fp / (fp + tn)
+    gate = gate_ok / tp
+    with capsys.disabled():
+        print(f"\nown cases: {tp + fn} failing, {fp + tn} clean; recall {recall:.3f}, false-positive rate {fpr:.3f}, "
+              f"right gate {gate:.3f}; misclassified: {misses}")
+    assert tp + fn >= 100 and fp + tn >= 40
+    assert recall >= 0.95
+    assert fpr <= 0.05
+    assert gate >= 0.9
+
+
+def test_own_cases_cover_every_segment_and_tier():
+    segs, tiers, empty = set(), set(), 0
+    for path in OWN:
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            c = json.loads(raw)
+            if c["expect"]["verdict"] == "pass":
+                segs.add(c["member"]["segment"])
+                tiers.add(c["member"]["opt_in_tier"])
+                empty += c["member"]["first_name"] == ""
+    assert len(segs) == 7 and tiers == {1, 2, 3} and empty >= 3
+
+
+def test_malformed_lines_are_reported_and_the_rest_checked(tmp_path):
+    good = PUBLIC.read_text(encoding="utf-8").splitlines()[0] if PUBLIC.exists() else \
+        OWN[0].read_text(encoding="utf-8").splitlines()[0]
+    bad_case = json.loads(good)
+    bad_case["member"]["opt_in_tier"] = 7
+    f = tmp_path / "cases.jsonl"
+    f.write_text("\n".join([good, "{not json", json.dumps(bad_case), good]) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["check", str(f), "--json"])
+    assert res.exit_code == 1
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [x["verdict"] for x in lines] == ["pass", "error", "error", "pass"]
+    assert lines[1]["line"] == 2 and "invalid JSON" in lines[1]["error"]
+    assert lines[2]["line"] == 3 and "opt_in_tier" in lines[2]["error"]
+    assert ":2:" in res.stderr and ":3:" in res.stderr
+    human = CliRunner().invoke(cli, ["check", str(f)])
+    assert human.exit_code == 1 and "line 2: ERROR" in human.stdout and "malformed" in human.stdout
+
+
+def test_human_report_marks_excerpts_and_summarises():
+    src = OWN[0] if OWN else PUBLIC
+    res = CliRunner().invoke(cli, ["check", str(src)])
+    assert res.exit_code == 0
+    assert "case(s):" in res.stdout
+    fail_src = [p for p in OWN if "fail" in p.name]
+    if fail_src:
+        res = CliRunner().invoke(cli, ["check", str(fail_src[0])])
+        assert "«" in res.stdout and "»" in res.stdout and ": FAIL" in res.stdout
+
+
+def test_check_never_reads_expect(tmp_path):
+    src = (OWN[0] if OWN else PUBLIC).read_text(encoding="utf-8").splitlines()[0]
+    c = json.loads(src)
+    c["expect"] = {"verdict": "fail", "gates": ["brand"], "note": "a lie"}
+    c2 = json.loads(src)
+    del c2["expect"]
+    f = tmp_path / "c.jsonl"
+    f.write_text(json.dumps(c) + "\n" + json.dumps(c2) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["check", str(f), "--json"])
+    a, b = (json.loads(x) for x in res.stdout.splitlines())
+    assert a["verdict"] == b["verdict"] and a["findings"] == b["findings"]
+
+
+def test_rules_command_lists_every_rule():
+    res = CliRunner().invoke(cli, ["rules", "--json"])
+    assert res.exit_code == 0
+    ids = [json.loads(x)["id"] for x in res.stdout.splitlines()]
+    assert len(ids) == len(load_rules()) and "brand.sentence-length" in ids
+    res = CliRunner().invoke(cli, ["rules"])
+    assert res.exit_code == 0 and "compliance.creepy-time" in res.stdout
