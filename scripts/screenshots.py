@@ -81,6 +81,12 @@ def main() -> None:
                         break
                 page.goto(base + href)
                 page.screenshot(path=str(args.out / "detail.png"))
+                page.goto(base + "/queue?outcome=review")
+                page.click("table.queue a.mid >> nth=0")
+                page.locator(".tab[data-tab=text]").first.click()
+                page.screenshot(path=str(args.out / "detail-review.png"))
+                page.goto(base + "/audit")
+                page.screenshot(path=str(args.out / "audit.png"))
                 if campaign is not None:
                     page.goto(base + "/preview/variants/new")
                     page.fill("input[name=name]", "warmer, shorter")

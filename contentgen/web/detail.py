@@ -112,6 +112,7 @@ def context(request: Request, m: dict[str, Any], **extra: Any) -> dict[str, Any]
         msg = attempt_message(ctx, m, a, plan)
         attempts.append({**a, "view": message_view(msg, a["findings"], names) if msg else None})
     fb = next((a for a in m["attempts"] if a["kind"] == "fallback"), None)
+    failed_last = next((a for a in reversed(attempts) if a["kind"] != "fallback"), None) if fb else None
     final_findings = fb["findings"] if fb and _fallback_sent(m) else rec.get("findings", [])
     basis = extra.pop("basis", None) or request.query_params.get("from", "record")
     editor = extra.pop("editor", None)
@@ -127,7 +128,7 @@ def context(request: Request, m: dict[str, Any], **extra: Any) -> dict[str, Any]
     editable_attempts = [a["n"] for a in attempts if a["kind"] != "fallback" and a["view"]]
     latest = next((d for d in reversed(m["decisions"]) if d["action"] in ("approve", "reject")), None)
     return {"m": m, "rec": rec, "plan": plan_rec, "names": names, "attempts": attempts,
-            "final": message_view(rec.get("message"), final_findings, names), "fallback_sent": _fallback_sent(m),
+            "failed_last": failed_last, "final": message_view(rec.get("message"), final_findings, names), "fallback_sent": _fallback_sent(m),
             "editor": editor, "basis": basis, "editable_attempts": editable_attempts, "system_prompt": system_prompt,
             "campaign_error": studio.campaign_error if ctx is None else None, "latest": latest,
             "flash": request.query_params.get("done"), "error": None, "reason": "", **extra}
