@@ -27,10 +27,9 @@ def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
     for label, text in view.fields(rule.fields):
         if not any(c.isupper() for c in text):
             continue
-        prot = view.protected(label)
         for m in _CAPS.finditer(text):
             w = m.group().rstrip("'’S") if m.group().endswith(("'S", "’S")) else m.group()
-            if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in prot):
+            if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
             yield Hit(label, m.start(), m.end())
 
@@ -96,15 +95,15 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     ids = {i for i in ids if len(i) >= 2}
     generic = _GENERIC_IDS
     for label, text in view.fields(rule.fields):
-        prot = view.protected(label)
         for m in generic.finditer(text):
-            if any(a <= m.start() and m.end() <= b for a, b in prot):
+            if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
             yield Hit(label, m.start(), m.end())
         for i in ids:
             if i in text:
                 for m in T.word_re(i).finditer(text):
-                    if any(a <= m.start() and m.end() <= b for a, b in prot) or _GENERIC_IDS.fullmatch(m.group()):
+                    if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)) or \
+                            _GENERIC_IDS.fullmatch(m.group()):
                         continue
                     if m.group() != i:  # case-sensitive: "o1" in prose is not the offer id "O1"
                         continue

@@ -103,11 +103,14 @@ def check_explanation_missing(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, m.start, m.end, slots={"name": p.idx.names.get(m.pid, m.pid)})
 
 
+_MAYBE_HOST = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]")
+
+
 @register_check("compliance.links")
 def check_links(rule: Rule, view: MessageView) -> Iterator[Hit]:
     allowed = tuple(d.lower() for d in view.ctx.allowed_domains) or tuple(rule.params.get("allowed", ()))
     for label, text in view.fields(rule.fields):
-        if "." not in text:
+        if "://" not in text and not _MAYBE_HOST.search(text):
             continue
         for m in T.URL_RE.finditer(text):
             host = T.url_host(m.group())

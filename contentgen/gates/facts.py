@@ -71,10 +71,28 @@ class CatalogIndex:
 _CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex]] = {}
 
 
+_CAT_BY_CONTENT: dict[tuple[Any, ...], CatalogIndex] = {}
+
+
 def catalog_index(catalog: dict[str, Product]) -> CatalogIndex:
+    """The per-catalog index, cached on the dict's identity and, failing that, on its content."""
     hit = _CAT_CACHE.get(id(catalog))
     if hit is not None and hit[0] is catalog:
         return hit[1]
+    key = tuple((pid, p.name, p.category, p.price, p.in_stock, p.stock, p.claims) for pid, p in catalog.items())
+    idx = _CAT_BY_CONTENT.get(key)
+    if idx is None:
+        idx = _build_index(catalog)
+        if len(_CAT_BY_CONTENT) > 256:
+            _CAT_BY_CONTENT.clear()
+        _CAT_BY_CONTENT[key] = idx
+    if len(_CAT_CACHE) > 256:
+        _CAT_CACHE.clear()
+    _CAT_CACHE[id(catalog)] = (catalog, idx)
+    return idx
+
+
+def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
     by_key: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
     tokens: dict[str, set[str]] = {}
     owner: dict[str, set[str]] = {}
@@ -99,13 +117,9 @@ def catalog_index(catalog: dict[str, Product]) -> CatalogIndex:
             caps.update(w for w in re.findall(r"\b[A-Z]{2,}\b", c))
     claims_rx = re.compile("|".join(T.word_re(c).pattern for c in sorted(claims, key=len, reverse=True)),
                            re.I) if claims else None
-    idx = CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
-                       names={pid: p.name for pid, p in catalog.items()}, support=support, claims_rx=claims_rx,
-                       brand_caps=frozenset(caps))
-    if len(_CAT_CACHE) > 64:
-        _CAT_CACHE.clear()
-    _CAT_CACHE[id(catalog)] = (catalog, idx)
-    return idx
+    return CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
+                        names={pid: p.name for pid, p in catalog.items()}, support=support, claims_rx=claims_rx,
+                        brand_caps=frozenset(caps))
 
 
 # --------------------------------------------------------------------------- per message preparation
@@ -250,6 +264,8 @@ def prep(view: MessageView) -> Prep:
         return p
     ctx = view.ctx
     idx = catalog_index(ctx.catalog)
+    if idx.products is not ctx.catalog:
+        idx = CatalogIndex(**{**idx.__dict__, "products": ctx.catalog})
     fields = view.fields(FACT_FIELDS)
     sents: dict[str, list[tuple[int, int]]] = {}
     mentions: dict[str, list[Mention]] = {}
@@ -263,7 +279,8 @@ def prep(view: MessageView) -> Prep:
         for m in _WSTART.finditer(text):
             if m.start() < pos:
                 continue
-            cands = idx.by_key.get(_key(text[m.start():m.start() + 6]))
+            k3 = text[m.start():m.start() + 3].lower()
+            cands = idx.by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[m.start():m.start() + 6]))
             if not cands:
                 continue
             best = None
@@ -658,19 +675,19 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
     vocab = rule.params.get("claims", [])
     entries = _CLAIMS_CACHE.get(rule.id)
     if entries is None:
-        entries = []
-        for item in vocab:
+        parts, supports = [], []
+        for i, item in enumerate(vocab):
             if isinstance(item, str):
                 item = {"pattern": re.escape(item).replace(r"\-", "[- ]?").replace(r"\ ", "[- ]?"),
                         "supported_by": [item]}
-            entries.append((re.compile(r"(?<![\w])(?:" + item["pattern"] + r")(?![\w])", re.I),
-                            [_norm(s) for s in item.get("supported_by", [])]))
+            re.compile(item["pattern"])
+            parts.append(f"(?P<c{i}>{item['pattern']})")
+            supports.append([_norm(x) for x in item.get("supported_by", [])])
+        entries = (re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])", re.I), supports)
         _CLAIMS_CACHE[rule.id] = entries
+    rx, supports = entries
     for label, text in p.fields:
-        low = text.lower()
-        for rx, support in entries:
-            if support and not any(s.split()[0][:4] in low for s in support) and not rx.search(text):
-                continue
+        if True:
             for m in rx.finditer(text):
                 if _NEG.search(text[max(0, m.start() - 20):m.start()]):
                     continue
@@ -680,6 +697,7 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 if not targets:
                     yield Hit(label, m.start(), m.end(), slots={"name": "any recommended product"})
                     continue
+                support = supports[int(m.lastgroup[1:])]  # type: ignore[index]
                 sup = " | ".join(p.idx.support.get(t, "") for t in targets)
                 claim_norm = _norm(m.group())
                 if claim_norm in sup or any(s in sup for s in support):
@@ -688,7 +706,7 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
 
 
-_CLAIMS_CACHE: dict[str, list[tuple[re.Pattern[str], list[str]]]] = {}
+_CLAIMS_CACHE: dict[str, tuple[re.Pattern[str], list[list[str]]]] = {}
 _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10, "a couple": 2, "a few": 3}
 

@@ -179,6 +179,17 @@ except ImportError:  # pragma: no cover
     import sre_parse as _PARSER  # type: ignore[no-redef]
 
 
+_COMMON = frozenset("""you your you're you've the and for our we we're we've a an of to in on at it it's this that
+with is are be as or by from my me us its all more""".split())
+
+
+def _score(anchors: set[str] | None) -> int:
+    """How selective a set of anchors is: the shortest anchor's length, common words count as 0."""
+    if not anchors:
+        return -1
+    return min(0 if a.strip(" '") in _COMMON else len(a.strip()) for a in anchors)
+
+
 def _anchors(seq: Any) -> set[str] | None:
     """Literal substrings (lowercase) one of which must occur for the pattern to match; None: unknown."""
     items = list(seq)
@@ -190,15 +201,15 @@ def _anchors(seq: Any) -> set[str] | None:
                 return None
             out |= a
         return out
-    best = ""
+    runs: list[str] = []
     run: list[str] = []
     subs: list[Any] = []
     for op, av in items:
         if op is _C.LITERAL:
             run.append(chr(av).lower())
             continue
-        if len(run) > len(best):
-            best = "".join(run)
+        if run:
+            runs.append("".join(run))
         run = []
         if op is _C.SUBPATTERN:
             subs.append(av[-1])
@@ -206,15 +217,17 @@ def _anchors(seq: Any) -> set[str] | None:
             subs.append(av[2])
         elif op is _C.BRANCH:
             subs.append([(op, av)])
-    if len(run) > len(best):
-        best = "".join(run)
-    if len(best.strip()) >= 3:
-        return {best}
-    for s in subs:
-        a = _anchors(s)
+    if run:
+        runs.append("".join(run))
+    cands: list[set[str]] = [{r} for r in runs if r.strip()]
+    for sub in subs:
+        a = _anchors(sub)
         if a:
-            return a
-    return {best} if best.strip() else None
+            cands.append(a)
+    if not cands:
+        return None
+    best = max(cands, key=_score)
+    return best if _score(best) >= 2 else None
 
 
 def pattern_anchors(pattern: str) -> frozenset[str] | None:
@@ -224,6 +237,17 @@ def pattern_anchors(pattern: str) -> frozenset[str] | None:
         return None
     a = _anchors(parsed)
     return frozenset(a) if a else None
+
+
+_WORDS_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
+def _split_anchors(anchors: frozenset[str] | None) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    """Anchors that are whole words (checked against the message's word set) and the rest (substrings)."""
+    if anchors is None:
+        return None
+    # whole-word lookups would miss inflections ("conservative" in "conservatives"): substrings only
+    return frozenset(), tuple(sorted(anchors, key=len, reverse=True))
 
 
 @dataclass
@@ -236,6 +260,7 @@ class CompiledRule:
     exceptions: tuple[re.Pattern[str], ...] = ()
     swaps: tuple[tuple[re.Pattern[str], str], ...] = ()
     check: CheckFn | None = None
+    pre: tuple[frozenset[str], tuple[str, ...]] | None = None
 
     @property
     def id(self) -> str:
@@ -304,6 +329,7 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
                 break
             anchors |= a
         cr.anchors = frozenset(anchors) if anchors else None
+    cr.pre = _split_anchors(cr.anchors)
     if rule.kind == "check":
         _ensure_checks()
         if rule.check not in CHECKS:
@@ -413,7 +439,7 @@ def load_rules(dirs: Sequence[Path] | None = None) -> RuleSet:
 class MessageView:
     """A message plus its context, with per-message caches shared by all rules."""
 
-    __slots__ = ("msg", "ctx", "cache", "_fields", "_lower")
+    __slots__ = ("msg", "ctx", "cache", "_fields", "_lower", "_words", "_lowered")
 
     def __init__(self, msg: RenderedMessage, ctx: GateContext) -> None:
         self.msg = msg
@@ -421,6 +447,8 @@ class MessageView:
         self.cache: dict[str, Any] = {}
         self._fields: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._lower: dict[tuple[str, ...], str] = {}
+        self._words: dict[tuple[str, ...], frozenset[str]] = {}
+        self._lowered: dict[tuple[str, ...], list[str]] = {}
 
     @property
     def tier(self) -> int:
@@ -437,6 +465,21 @@ class MessageView:
         if s is None:
             s = self._lower[names] = "\n".join(t for _, t in self.fields(names)).lower()
         return s
+
+    def lowered(self, names: tuple[str, ...]) -> list[str]:
+        w = self._lowered.get(names)
+        if w is None:
+            w = self._lowered[names] = [t.lower() for _, t in self.fields(names)]
+        return w
+
+    def words(self, names: tuple[str, ...]) -> frozenset[str]:
+        w = self._words.get(names)
+        if w is None:
+            w = self._words[names] = frozenset(_WORDS_RE.findall(self.lower(names)))
+        return w
+
+    def may_match(self, pre: tuple[frozenset[str], tuple[str, ...]], names: tuple[str, ...]) -> bool:
+        return any(map(self.lower(names).__contains__, pre[1]))
 
     def text(self, label: str) -> str:
         if label.startswith("explanations["):
@@ -503,12 +546,15 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
     rule = cr.rule
     kind = rule.kind
     names = rule.fields
-    if cr.anchors is not None and (kind in ("existence", "regex", "substitution") or (
+    if cr.pre is not None and (kind in ("existence", "regex", "substitution") or (
             kind == "occurrence" and rule.min is None)):
-        low = view.lower(names)
-        if not any(a in low for a in cr.anchors):  # type: ignore[union-attr]
+        if not view.may_match(cr.pre, names):
             return
     fields = view.fields(names)
+    if cr.pre is not None and kind in ("existence", "regex", "substitution"):
+        subs = cr.pre[1]
+        lows = view.lowered(names)
+        fields = [f for f, low in zip(fields, lows) if any(map(low.__contains__, subs))]
     if kind in ("existence", "regex"):
         for label, text in fields:
             for m in _matches(cr, view, label, text, cr.regex):  # type: ignore[arg-type]

@@ -38,6 +38,8 @@ _ABBREV = {
     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "ave",
     "mt", "ft", "oz", "lb", "lbs",
 }
+_HAS_DIGIT = re.compile(r"\d")
+_ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
 _SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _WORD = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
 
@@ -48,6 +50,7 @@ class Span:
     end: int
 
 
+@lru_cache(maxsize=8192)
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence spans within text[start:end]; newlines are hard boundaries."""
     end = len(text) if end is None else end
@@ -61,7 +64,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
             dot = m.start()
             if text[dot] == ".":
                 # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end
-                w = re.search(r"([A-Za-z.]+)$", text[s:dot])
+                w = _ABBR_TAIL.search(text, s, dot)
                 if w and w.group(1).lower().rstrip(".") in _ABBREV:
                     continue
             spans.append((s, m.end()))
@@ -79,6 +82,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return out
 
 
+@lru_cache(maxsize=8192)
 def count_words(text: str) -> int:
     return sum(1 for _ in _WORD.finditer(text))
 
@@ -91,6 +95,7 @@ SIGNOFF_RE = re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", 
 PRODUCT_LINE_RE = re.compile(r"^[ \t]*[^\n.!?:]{2,90}:\s*(?:\$|USD\s?)\d[^\n]*$")
 
 
+@lru_cache(maxsize=4096)
 def body_prose_lines(body: str) -> list[tuple[int, int]]:
     """Spans of the lines of a body that are the model's prose (not greeting, product lines, sign-off)."""
     spans = []
@@ -121,8 +126,11 @@ MONEY_RE = re.compile(
 PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)|\bhalf[- ](?:off|price)\b", re.I)
 
 
+@lru_cache(maxsize=8192)
 def money_matches(text: str) -> list[tuple[int, int, float]]:
-    out = []
+    out: list[tuple[int, int, float]] = []
+    if "$" not in text and not _HAS_DIGIT.search(text):
+        return out
     for m in MONEY_RE.finditer(text):
         g = m.groups()
         for i in (0, 2, 4):
@@ -169,9 +177,12 @@ DATE_RE = re.compile(
     re.I)
 
 
+@lru_cache(maxsize=8192)
 def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
     """(start, end, (month, day, year or None)) for each date in text."""
-    out = []
+    out: list[tuple[int, int, tuple[int, int, int | None]]] = []
+    if not _HAS_DIGIT.search(text):
+        return out
     for m in DATE_RE.finditer(text):
         g = m.groups()
         try:
