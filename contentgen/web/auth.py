@@ -187,11 +187,11 @@ async def login_page(request: Request) -> Response:
         user = request.app.state.accounts.authenticate(str(form.get("username", "")), str(form.get("password", "")))
         if user is None:
             return render(request, "login.html", {"error": "Wrong user name or password.",
-                                                  "next": _safe_next(form.get("next"))}, status_code=401)
-        csrf = request.session.get("csrf")
-        request.session.clear()
+                                                  "next": _safe_next(str(form.get("next") or ""))},
+                          status_code=401)
+        request.session.clear()  # a fresh session (and CSRF token) on sign-in: no fixation
         request.session["user"] = user.name
-        request.session["csrf"] = secrets.token_urlsafe(32) if csrf else secrets.token_urlsafe(32)
+        request.session["csrf"] = secrets.token_urlsafe(32)
         return RedirectResponse(_safe_next(str(form.get("next") or "/")), 303)
     return render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
 
