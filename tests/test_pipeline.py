@@ -16,7 +16,7 @@ from contentgen.pipeline import RunOptions, run_campaign
 from contentgen.sample_data import write_sample_data
 from tests import responders
 
-N = 120
+N = 220
 
 
 @pytest.fixture(scope="module")
