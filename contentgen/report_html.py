@@ -84,7 +84,7 @@ def forest_chart(rows: Sequence[dict[str, Any]], fmt: Fmt, *, title: str, width:
                  tick_fmt: Fmt | None = None) -> str:
     """Horizontal bars from 0 to each row's value, with a CI whisker. rows: label, value, lo, hi, small, n."""
     tick_fmt = tick_fmt or fmt
-    label_w, right_w, row_h, top, bottom = 128, 132, 30, 30, 26
+    label_w, right_w, row_h, top, bottom = 128, 154, 30, 30, 26
     height = top + row_h * max(1, len(rows)) + bottom
     vals = [v for r in rows for v in (r.get("value"), r.get("lo"), r.get("hi")) if v is not None]
     lo, hi = min(vals + [0.0]), max(vals + [0.0])
