@@ -151,16 +151,13 @@ class Runner:
     def _run(self) -> RunResult:
         c = self.campaign
         fp = fingerprint(c)
+        if self.opts.restart:  # start over: the old store (even a damaged one) and its export go
+            for name in ("run.db", "run.db-wal", "run.db-shm", "messages.jsonl", "manifest.json", "quarantine.jsonl"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / name).unlink()
         store = SqliteStore(self.out / "run.db")
         try:
             old = store.get_meta("fingerprint")
-            if old and self.opts.restart:
-                store.close()
-                for name in ("run.db", "run.db-wal", "run.db-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.out / name).unlink()
-                store = SqliteStore(self.out / "run.db")
-                old = None
             if old:
                 changed = [k for k, v in json.loads(old).items() if fp.get(k) != v]
                 if changed:

@@ -122,8 +122,14 @@ class SqliteStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+        except OSError as e:
+            raise StoreError(f"cannot create the run store ({e.strerror})", file=str(self.path),
+                             hint="free disk space or choose a writable --out, then re-run to resume") from None
         except sqlite3.DatabaseError as e:
             msg = str(e)
+            if "full" in msg or "disk I/O" in msg:
+                raise StoreError(f"cannot write the run store ({msg})", file=str(self.path),
+                                 hint="free disk space, then re-run the same command to resume") from None
             if "locked" in msg:
                 raise StoreError(f"the run store is locked by another process ({msg})", file=str(self.path),
                                  hint="wait for the other contentgen run on this output folder to finish") from None
@@ -143,7 +149,8 @@ class SqliteStore:
                 self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
                 self.db.execute("COMMIT")
             except Exception:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
 
     # -- meta
