@@ -30,7 +30,7 @@ from tests.fake_openai import FakeOpenAI
 REPO = Path(__file__).resolve().parents[1]
 NAMED_POINTS = [
     "plan:3", "generate:2", "gate:4", "store-commit:1", "plan:30", "generate:25", "gate:40", "store-commit:3",
-    "generate:60", "gate:90", "store-commit:6", "plan:120", "generate:120", "gate:150", "store-commit:10",
+    "generate:60", "gate:90", "store-commit:6", "plan:60", "generate:70", "gate:80", "store-commit:10",
     "export-write:1", "export-write:25", "export-rename:1", "export-rename:2", "manifest:1",
 ]
 

@@ -15,7 +15,7 @@ def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_ope
     fake_openai.responder = responders.bad_then_good
     fake_openai.reset(latency_s=0.005)
     fake_openai.responder = responders.bad_then_good
-    paths = write_sample_data(tmp_path / "data", 260, seed=3)
+    paths = write_sample_data(tmp_path / "data", 500, seed=3)
     out = tmp_path / "out"
     lines: list[str] = []
     res = run_with_kills(paths["campaign"], out, fake_openai.base_url, named=NAMED_POINTS, random_kills=6,
