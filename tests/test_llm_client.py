@@ -357,6 +357,10 @@ def test_budget_pauses_when_the_provider_says_nothing_is_left() -> None:
     assert budget._paused_until == pytest.approx(101.0)
 
 
+async def _acquire(budget: RateBudget, n: int) -> int:
+    return await budget.acquire(n)
+
+
 def test_budget_token_estimates_are_corrected_from_usage() -> None:
     now = [0.0]
     budget = RateBudget(tpm=6000, clock=lambda: now[0], burst_s=1.0, headroom=1.0)   # 100 tokens/s, cap 100
@@ -368,6 +372,10 @@ def test_budget_token_estimates_are_corrected_from_usage() -> None:
     assert budget.tokens.level == -400
     budget.settle(500, 150)                                     # refund what was not used
     assert budget.tokens.level == -50
+    assert budget.ratio == pytest.approx(0.86)                  # and charge less next time
+    now[0] += 10.0                                              # refilled to capacity
+    charged = asyncio.run(_acquire(budget, 1000))
+    assert charged == 860
 
 
 # -- secrets ---------------------------------------------------------------------------------------

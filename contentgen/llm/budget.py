@@ -8,8 +8,13 @@ spend it in one burst and collect 429s. A request whose token estimate exceeds
 the bucket's capacity may still start when the bucket is full; the bucket then
 goes into debt, so the long-run rate stays within the limit.
 
-Token estimates are taken before a call (``acquire``) and corrected from the
-response's ``usage`` after it (``settle``). ``observe`` reads the provider's
+Token estimates are taken before a call (``acquire``: ≈ characters/4 of the
+messages + max_tokens) and corrected from the response's ``usage`` after it
+(``settle``). Because most answers use far fewer tokens than ``max_tokens``, the
+bucket charges the estimate times a learned ratio (a moving average of
+actual/estimate, starting at 1) and settles the difference either way; without
+that, in-flight over-reservations starve the bucket and only ~60% of a TPM
+limit gets used. ``observe`` reads the provider's
 remaining-requests/-tokens headers and never lets the local view be more
 optimistic than the provider's; when the provider says nothing is left, every
 caller waits until one unit has been replenished. ``pause_for`` (a 429 with
@@ -61,7 +66,8 @@ class _Bucket:
         self.level = self.capacity
 
     def refill(self, dt: float) -> None:
-        self.level = min(self.capacity, self.level + self.rate * dt)
+        if self.level < self.capacity:        # a settled refund may leave it above; never cut that
+            self.level = min(self.capacity, self.level + self.rate * dt)
 
     def wait_for(self, need: float) -> float:
         """Seconds until ``need`` (capped at capacity) is available; 0 if it is."""
@@ -79,6 +85,7 @@ class RateBudget:
         self.tokens = _Bucket(tpm, headroom, burst_s, 1.0) if tpm else None
         self._last = clock()
         self._paused_until = 0.0
+        self.ratio = 1.0                      # learned actual/estimated tokens
         self._lock = asyncio.Lock()           # FIFO: callers start in arrival order
         self.waited_s = 0.0                   # total time callers spent waiting here
 
@@ -92,10 +99,11 @@ class RateBudget:
                     b.refill(dt)
         return now
 
-    async def acquire(self, est_tokens: int) -> None:
-        """Wait until one request and ``est_tokens`` tokens may be spent, then spend them."""
+    async def acquire(self, est_tokens: int) -> int:
+        """Wait until one request and its tokens may be spent, spend them; returns the tokens charged."""
+        charge = max(1, round(est_tokens * self.ratio)) if self.tokens is not None else est_tokens
         if self.requests is None and self.tokens is None and self._clock() >= self._paused_until:
-            return
+            return charge
         async with self._lock:
             while True:
                 now = self._refill()
@@ -103,7 +111,7 @@ class RateBudget:
                 if self.requests is not None:
                     wait = max(wait, self.requests.wait_for(1.0))
                 if self.tokens is not None:
-                    wait = max(wait, self.tokens.wait_for(est_tokens))
+                    wait = max(wait, self.tokens.wait_for(charge))
                 if wait <= 0:
                     break
                 self.waited_s += wait
@@ -111,13 +119,26 @@ class RateBudget:
             if self.requests is not None:
                 self.requests.level -= 1.0
             if self.tokens is not None:
-                self.tokens.level -= est_tokens
+                self.tokens.level -= charge
+        return charge
 
-    def settle(self, est_tokens: int, actual_tokens: int) -> None:
-        """Correct a token estimate once the provider reported usage (refund or extra debt)."""
+    def settle(self, est_tokens: int, actual_tokens: int, charged: int | None = None) -> None:
+        """Correct a charge once the provider reported usage (refund or extra debt) and learn the ratio."""
+        if self.tokens is None:
+            return
+        charged = est_tokens if charged is None else charged
+        if est_tokens > 0:
+            self.ratio = min(1.0, max(0.05, 0.8 * self.ratio + 0.2 * actual_tokens / est_tokens))
+        self._refill()
+        # the charge was a guess taken in the past: settling it restores exactly what exact charging
+        # would have left, so a refund is not cut at capacity (the ratio keeps refunds small)
+        self.tokens.level += charged - actual_tokens
+
+    def refund(self, charged: int) -> None:
+        """Give back a charge for a request the provider refused (429/5xx)."""
         if self.tokens is not None:
             self._refill()
-            self.tokens.level = min(self.tokens.capacity, self.tokens.level + est_tokens - actual_tokens)
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level + charged)
 
     def pause_for(self, seconds: float) -> None:
         if seconds > 0:

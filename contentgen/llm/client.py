@@ -283,14 +283,14 @@ class LLMClient:
         async with self._sem:
             self._check_outage()
             t_wait = time.perf_counter()
-            await self._budget.acquire(est)
+            charged = await self._budget.acquire(est)
             self.stats.budget_wait_s += time.perf_counter() - t_wait
             self.stats.requests += 1
             try:
                 raw = await self._oai.chat.completions.with_raw_response.create(**kwargs)
             except openai.APIStatusError as e:
-                self._budget.observe(e.response.headers, est)
-                self._budget.settle(est, 0)
+                self._budget.observe(e.response.headers, charged)
+                self._budget.refund(charged)
                 if e.status_code == 429:
                     self.stats.rate_limited += 1
                     ra = exc_retry_after(e)
@@ -310,13 +310,13 @@ class LLMClient:
             except openai.APIConnectionError:
                 self.stats.connection_errors += 1
                 raise
-            self._budget.observe(raw.headers, est)
+            self._budget.observe(raw.headers, charged)
             comp = raw.parse()                   # LegacyAPIResponse: sync parse
             if inspect.isawaitable(comp):
                 comp = await comp
             usage = getattr(comp, "usage", None)
             if usage is not None:
-                self._budget.settle(est, (usage.prompt_tokens or 0) + (usage.completion_tokens or 0))
+                self._budget.settle(est, (usage.prompt_tokens or 0) + (usage.completion_tokens or 0), charged)
             return comp
 
     def _transport_failed(self, exc: BaseException, attempts: int) -> None:
