@@ -30,6 +30,7 @@ return specs (a responder may also return a plain string: the content)::
     {"hang": 5.0}                              sleep this long before answering (past the client timeout)
     {"delay": 0.3}                             extra latency, then the normal answer
     {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 3}   usage overrides
+    {"raw_body": "<html>...</html>"}           200 with this body as text/html (not a completion)
 
 A script item without content/refusal/error takes its content from the responder.
 
@@ -331,7 +332,7 @@ class FakeOpenAI:
 
     def _resolve(self, body: dict[str, Any], spec: Spec) -> Spec:
         """Fill in content from the responder unless the spec already decides the answer."""
-        if spec.get("status", 200) >= 400 or "content" in spec or "refusal" in spec:
+        if spec.get("status", 200) >= 400 or "content" in spec or "refusal" in spec or "raw_body" in spec:
             return spec
         got = (self.responder or echo_responder)(body)
         base: Spec = {"content": got} if isinstance(got, str) else dict(got)
@@ -387,7 +388,8 @@ class FakeOpenAI:
             body = None
         rec = RequestRecord(t=now, path=request.url.path, body=body,
                             response_format=body.get("response_format") if isinstance(body, dict) else None)
-        requests, counts = self.requests, self.counts        # a reset() mid-request does not mix logs
+        # a reset() while this request sleeps must not leak it into the next test's logs
+        requests, counts, tokens = self.requests, self.counts, self.tokens
         requests.append(rec)
 
         def finish(resp: Response) -> Response:
@@ -427,11 +429,13 @@ class FakeOpenAI:
             if "retry_after_ms" in spec:
                 headers["retry-after-ms"] = str(spec["retry_after_ms"])
             return finish(self._error(status, spec.get("message"), param=spec.get("param"), headers=headers))
+        if "raw_body" in spec:
+            return finish(Response(str(spec["raw_body"]), media_type="text/html", headers=headers))
         usage = payload["usage"]
         rec.prompt_tokens, rec.completion_tokens = usage["prompt_tokens"], usage["completion_tokens"]
-        self.tokens["prompt"] += usage["prompt_tokens"]
-        self.tokens["completion"] += usage["completion_tokens"]
-        self.tokens["cached"] += usage["prompt_tokens_details"]["cached_tokens"]
+        tokens["prompt"] += usage["prompt_tokens"]
+        tokens["completion"] += usage["completion_tokens"]
+        tokens["cached"] += usage["prompt_tokens_details"]["cached_tokens"]
         return finish(JSONResponse(payload, headers=headers))
 
     async def _models(self, request: Request) -> Response:

@@ -124,6 +124,13 @@ def test_client_errors_are_not_retried(fake_openai: FakeOpenAI, status: int, fat
         assert "OPENAI_API_KEY" in str(err)
 
 
+def test_an_answer_that_is_not_a_completion_is_rejected(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script([{"raw_body": "<html>welcome to the admin UI</html>"}])
+    with pytest.raises(ProviderRejected) as ei:
+        complete_once(make_client(fake_openai))
+    assert ei.value.fatal and "base-url" in str(ei.value) and len(fake_openai.requests) == 1
+
+
 def test_hang_past_timeout_is_retried_then_fails(fake_openai: FakeOpenAI) -> None:
     fake_openai.script([{"hang": 3.0}, {"hang": 3.0}])
     client = make_client(fake_openai, timeout_s=0.3, max_retries=1)

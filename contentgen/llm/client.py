@@ -18,7 +18,8 @@ Exceptions (all ``ContentgenError``)::
     TransportFailure     one request failed after its retries (429/5xx/timeout/connection):
                          leave the member pending, never push it to fallback
     ProviderRejected     400/401/403/404/...: not retried; ``.status``, ``.fatal``
-                         (True for 401/403/404: the whole run is misconfigured)
+                         (True for 401/403/404, and for a 200 that is not a chat
+                         completion: the whole run is misconfigured)
     ProviderUnavailable  (errors.py, exit 3) the provider is down: stop the run
 
 The API key is handed to the SDK and kept nowhere else; it is not in ``repr``
@@ -32,11 +33,12 @@ import inspect
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..config import LLMSettings
@@ -50,6 +52,7 @@ __all__ = ["ClientStats", "Completion", "LLMClient", "ProviderRejected", "Transp
            "estimate_tokens"]
 
 _HINTS = {
+    200: "the answer was not a chat completion: check --base-url (OpenAI-compatible servers usually end in /v1)",
     401: "check OPENAI_API_KEY (or --api-key) for this provider",
     403: "check that the key's project may use this model",
     404: "check the model name and --base-url (the model or endpoint does not exist)",
@@ -73,7 +76,7 @@ class ProviderRejected(ContentgenError):
     def __init__(self, message: str, *, status: int, provider_message: str) -> None:
         self.status = status
         self.provider_message = provider_message
-        self.fatal = status in (401, 403, 404)
+        self.fatal = status in (200, 401, 403, 404)
         super().__init__(message, hint=_HINTS.get(status))
 
 
@@ -246,21 +249,22 @@ class LLMClient:
             break
         self._consecutive_failures = 0
         self.stats.succeeded += 1
-        usage = comp.usage
-        pt = usage.prompt_tokens if usage else 0
-        ct = usage.completion_tokens if usage else 0
+        usage = getattr(comp, "usage", None)
+        pt = (getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
+        ct = (getattr(usage, "completion_tokens", 0) or 0) if usage else 0
         details = getattr(usage, "prompt_tokens_details", None) if usage else None
         cached = (getattr(details, "cached_tokens", None) or 0) if details else 0
         self.stats.prompt_tokens += pt
         self.stats.completion_tokens += ct
         self.stats.cached_tokens += cached
-        choice = comp.choices[0] if comp.choices else None
+        choices = getattr(comp, "choices", None)
+        choice = choices[0] if choices else None
         msg = choice.message if choice else None
         return Completion(text=msg.content if msg else None,
                           finish_reason=choice.finish_reason if choice else None,
                           refusal=getattr(msg, "refusal", None) if msg else None,
                           prompt_tokens=pt, completion_tokens=ct, cached_tokens=cached, attempts=attempts,
-                          model=comp.model or self.model, latency_s=time.perf_counter() - t0)
+                          model=getattr(comp, "model", None) or self.model, latency_s=time.perf_counter() - t0)
 
     async def _with_retries(self, kwargs: dict[str, Any], est: int, counter: list[int]) -> Any:
         retrying = AsyncRetrying(stop=stop_after_attempt(self.settings.max_retries + 1), wait=self._wait,
@@ -314,9 +318,18 @@ class LLMClient:
             comp = raw.parse()                   # LegacyAPIResponse: sync parse
             if inspect.isawaitable(comp):
                 comp = await comp
+            if not isinstance(comp, ChatCompletion):
+                # e.g. a web page answering 200 because --base-url lacks /v1
+                self._budget.refund(charged)
+                self.stats.rejected += 1
+                raise ProviderRejected(f"provider at {self.base_url} answered HTTP {raw.status_code} with "
+                                       f"something that is not a chat completion "
+                                       f"({raw.headers.get('content-type', 'no content-type')})",
+                                       status=raw.status_code, provider_message=str(comp)[:200])
             usage = getattr(comp, "usage", None)
             if usage is not None:
-                self._budget.settle(est, (usage.prompt_tokens or 0) + (usage.completion_tokens or 0), charged)
+                self._budget.settle(est, (getattr(usage, "prompt_tokens", 0) or 0)
+                                    + (getattr(usage, "completion_tokens", 0) or 0), charged)
             return comp
 
     def _transport_failed(self, exc: BaseException, attempts: int) -> None:
