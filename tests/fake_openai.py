@@ -389,7 +389,7 @@ class FakeOpenAI:
         rec = RequestRecord(t=now, path=request.url.path, body=body,
                             response_format=body.get("response_format") if isinstance(body, dict) else None)
         # a reset() while this request sleeps must not leak it into the next test's logs
-        requests, counts, tokens = self.requests, self.counts, self.tokens
+        requests, counts, token_counts = self.requests, self.counts, self.tokens
         requests.append(rec)
 
         def finish(resp: Response) -> Response:
@@ -433,9 +433,9 @@ class FakeOpenAI:
             return finish(Response(str(spec["raw_body"]), media_type="text/html", headers=headers))
         usage = payload["usage"]
         rec.prompt_tokens, rec.completion_tokens = usage["prompt_tokens"], usage["completion_tokens"]
-        tokens["prompt"] += usage["prompt_tokens"]
-        tokens["completion"] += usage["completion_tokens"]
-        tokens["cached"] += usage["prompt_tokens_details"]["cached_tokens"]
+        token_counts["prompt"] += usage["prompt_tokens"]
+        token_counts["completion"] += usage["completion_tokens"]
+        token_counts["cached"] += usage["prompt_tokens_details"]["cached_tokens"]
         return finish(JSONResponse(payload, headers=headers))
 
     async def _models(self, request: Request) -> Response:
