@@ -15,11 +15,13 @@ import re
 from .config import Campaign
 from .models import Draft, Explanation, Offer, Plan, PlannedProduct, RenderedMessage
 
-_PLACEHOLDER = re.compile(r"\{\s*first_name\s*\}")
+# the placeholder as models actually write it: {first_name}, {{ first_name }}, {first name}, {name}
+_PH = r"\{\{?\s*(?:first[_ ]?name|name)\s*\}?\}"
+_PLACEHOLDER = re.compile(_PH, re.I)
 _EMPTY_NAME = [
-    (re.compile(r",\s*\{\s*first_name\s*\}"), ""),
-    (re.compile(r"\{\s*first_name\s*\}\s*,\s*"), ""),
-    (re.compile(r"\s*\{\s*first_name\s*\}"), ""),
+    (re.compile(r",\s*" + _PH, re.I), ""),
+    (re.compile(_PH + r"\s*,\s*", re.I), ""),
+    (re.compile(r"\s*" + _PH, re.I), ""),
 ]
 _MULTIPLIER = {2: "double", 3: "triple"}
 

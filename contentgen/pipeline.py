@@ -210,6 +210,7 @@ class Runner:
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "wall_s": round(time.monotonic() - started, 2),
             "limit": self.opts.limit,
+            "max_repairs": getattr(self, "max_repairs", c.max_repairs),
         }
         if paused_msg or pending:
             store.set_meta("state", "paused")
@@ -228,8 +229,9 @@ class Runner:
         if self.opts.concurrency:
             settings = settings.model_copy(update={"concurrency": self.opts.concurrency})
         if is_local:
-            settings = settings.model_copy(update={"structured_output": "json_object",
-                                                   "concurrency": min(settings.concurrency, 2)})
+            # llama.cpp serves one request at a time; one in flight keeps its prompt-prefix cache warm
+            settings = settings.model_copy(update={"structured_output": "json_object", "concurrency": 1,
+                                                   "max_tokens": min(settings.max_tokens, 300)})
         client_kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "model": model}
         if is_local:
             client_kwargs["local_schema_hint"] = True
@@ -253,7 +255,9 @@ class Runner:
             failpoints.hit("generate")
             return {**res, "cached": cached}
 
-        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner)
+        # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
+        self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
+        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs)
         pending = 0
         paused_msg = ""
         try:

@@ -30,21 +30,6 @@ class Decision:
     send: bool = True
 
 
-def structure_findings(plan: Plan, msg: RenderedMessage) -> list[Finding]:
-    """Checks only the pipeline can make: every tier-2/3 product carries its explanation."""
-    if plan.member.opt_in_tier < 2 or plan.basic:
-        return []
-    have = {e.product_id for e in msg.explanations}
-    out = []
-    for pp in plan.products:
-        if pp.product.product_id not in have:
-            out.append(Finding(rule_id="schema.explanation-missing", gate="schema", severity="error",
-                               field="explanations",
-                               message=f"add an explanation for product_id {pp.product.product_id} "
-                                       f"({pp.product.name})"))
-    return out
-
-
 def finding_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
     return [f.model_dump(mode="json") for f in findings]
 
@@ -60,8 +45,10 @@ def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext
 
 
 class Decider:
-    def __init__(self, campaign: Campaign, prompts: Prompts, rules, generate, offers, catalog, planner):
+    def __init__(self, campaign: Campaign, prompts: Prompts, rules, generate, offers, catalog, planner,
+                 max_repairs: int | None = None):
         self.campaign = campaign
+        self.max_repairs = campaign.max_repairs if max_repairs is None else max_repairs
         self.prompts = prompts
         self.rules = rules
         self.generate = generate  # async (messages, schema) -> dict(text, finish_reason, refusal, tokens..., cached)
@@ -72,7 +59,7 @@ class Decider:
     def check(self, plan: Plan, msg: RenderedMessage) -> list[Finding]:
         failpoints.hit("gate")
         ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
-        return structure_findings(plan, msg) + gates.run_gates(msg, ctx, self.rules)
+        return gates.run_gates(msg, ctx, self.rules)
 
     def fallback(self, plan: Plan, failed: list[Finding], attempts: list[dict[str, Any]],
                  outcome: str = "fallback") -> Decision:
@@ -98,7 +85,7 @@ class Decider:
         attempts: list[dict[str, Any]] = []
         last: list[Finding] = []
         last_msg: RenderedMessage | None = None
-        for n in range(self.campaign.max_repairs + 1):
+        for n in range(self.max_repairs + 1):
             try:
                 res = await self.generate(messages, DRAFT_SCHEMA)
             except ContentgenError as e:
@@ -122,7 +109,7 @@ class Decider:
             if v == "review" and msg is not None:
                 return Decision("review", msg, findings, attempts, send=False)
             last = findings
-            if n < self.campaign.max_repairs:
+            if n < self.max_repairs:
                 instructions = gates.repair_instructions([f for f in findings if f.severity == "error"])
                 messages = messages + [{"role": "assistant", "content": res.get("text") or ""},
                                        {"role": "user", "content": self.prompts.repair(instructions)}]
