@@ -9,7 +9,7 @@ from . import text as T
 from .facts import catalog_index
 from .rules import Hit, MessageView, Rule, register_check
 
-_CAPS = re.compile(r"(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])")
+_CAPS = re.compile(r"(?=[A-Z])(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])")
 _EMOJI = re.compile(
     "[\U0001F1E6-\U0001F1FF\U0001F300-\U0001F5FF\U0001F600-\U0001F64F\U0001F680-\U0001F6FF"
     "\U0001F700-\U0001F77F\U0001F780-\U0001F7FF\U0001F800-\U0001F8FF\U0001F900-\U0001F9FF"
@@ -137,13 +137,13 @@ _CONTRACTION = re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I)
 def check_contractions(rule: Rule, view: MessageView) -> Iterator[Hit]:
     min_words = int(rule.params.get("min_words", 40))
     fields = view.fields(rule.fields)
+    if any(_CONTRACTION.search(text) for _, text in fields):
+        return
     words = 0
     for label, text in fields:
         if label == "body":
             words += sum(T.count_words(text[a:b]) for a, b in T.body_prose_lines(text))
         else:
             words += T.count_words(text)
-        if _CONTRACTION.search(text):
-            return
     if words > min_words:
         yield Hit("body", 0, 0, excerpt="", slots={"count": words})

@@ -5,29 +5,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from ..models import TIER_SOURCES
 from . import text as T
-from .rules import Hit, MessageView, Rule, register_check
+from .rules import ANCHORS, Alt, Hit, MessageView, Rule, register_check
 
-_SRC_CACHE: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+_SRC_CACHE: dict[str, list[tuple[str, Alt]]] = {}
 
 
-def _source_patterns(rule: Rule) -> list[tuple[str, re.Pattern[str]]]:
+def _source_patterns(rule: Rule) -> list[tuple[str, Alt]]:
     pats = _SRC_CACHE.get(rule.id)
     if pats is None:
         pats = []
         for source, phrases in rule.params.get("sources", {}).items():
-            pats.append((source, re.compile(r"(?<![\w])(?:" + "|".join(f"(?:{p})" for p in phrases) + r")(?![\w])",
-                                            re.I)))
+            alt = Alt(list(phrases), re.I)
+            alt.compile_full()
+            pats.append((source, alt))
         _SRC_CACHE[rule.id] = pats
     return pats
 
 
-def cited_sources(rule: Rule, text: str) -> list[tuple[int, int, str]]:
-    """Evidence sources an explanation's wording cites; longer phrases win over overlapping shorter ones."""
+def cited_sources(rule: Rule, text: str, present: frozenset[str] | None = None) -> list[tuple[int, int, str]]:
+    """Evidence sources an explanation's wording cites; longer phrases win over overlapping shorter ones.
+
+    ``present``: the anchors occurring in the text (or a superset), to skip phrases that cannot match.
+    """
+    pats = _source_patterns(rule)
+    if present is None:
+        present = ANCHORS.present(text.lower())
     found = []
-    for source, rx in _source_patterns(rule):
+    for source, alt in pats:
+        rx = alt.regex_for(present)
+        if rx is None:
+            continue
         for m in rx.finditer(text):
             found.append((m.start(), m.end(), source))
     found.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
@@ -53,7 +64,7 @@ def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
         carried = recs.get(ex.product_id)
         if carried is None:
             continue  # compliance.explanation-product
-        for a, b, src in cited_sources(rule, ex.text):
+        for a, b, src in cited_sources(rule, ex.text, view.present(rule.fields)):
             if src not in allowed:
                 yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {_LABELS[src]} as a reason"})
             elif src not in carried:
@@ -106,24 +117,35 @@ def check_explanation_missing(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _MAYBE_HOST = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]")
 
 
-@register_check("compliance.links")
-def check_links(rule: Rule, view: MessageView) -> Iterator[Hit]:
-    allowed = tuple(d.lower() for d in view.ctx.allowed_domains) or tuple(rule.params.get("allowed", ()))
-    for label, text in view.fields(rule.fields):
-        if "://" not in text and not _MAYBE_HOST.search(text):
-            continue
+@lru_cache(maxsize=4096)
+def _bad_links(text: str, allowed: tuple[str, ...], is_cta: bool) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, host) of each link to a host outside ``allowed`` (pure: footers and links repeat)."""
+    out: list[tuple[int, int, str]] = []
+    if "://" in text or _MAYBE_HOST.search(text):
         for m in T.URL_RE.finditer(text):
             host = T.url_host(m.group())
             if not host or "@" in text[max(0, m.start() - 1):m.start()]:
                 continue
             if not T.host_allowed(host, allowed):
-                yield Hit(label, m.start(), m.end(), slots={"host": host})
-        if label == "cta_url" and text.strip() and not re.match(r"https://", text.strip(), re.I):
-            yield Hit(label, 0, len(text), slots={"host": text.strip()[:40] + " (not an https link)"})
+                out.append((m.start(), m.end(), host))
+    if is_cta and text.strip() and not _HTTPS.match(text.strip()):
+        out.append((0, len(text), text.strip()[:40] + " (not an https link)"))
+    return tuple(out)
+
+
+_HTTPS = re.compile(r"https://", re.I)
+
+
+@register_check("compliance.links")
+def check_links(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    allowed = tuple(d.lower() for d in view.ctx.allowed_domains) or tuple(rule.params.get("allowed", ()))
+    for label, text in view.fields(rule.fields):
+        for a, b, host in _bad_links(text, allowed, label == "cta_url"):
+            yield Hit(label, a, b, slots={"host": host})
 
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_PHONE = re.compile(r"(?<![\w$.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w])")
+_PHONE = re.compile(r"(?=[+(0-9])(?<![\w$.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w])")
 _STREET = re.compile(
     r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|"
     r"Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle)(?![\w])")

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 
 from ..models import GateContext, Offer, Product
 from . import text as T
-from .rules import Hit, MessageView, Rule, register_check
+from .rules import Alt, Hit, MessageView, Rule, register_check
 
 FACT_FIELDS = T.MODEL_FIELDS
 
@@ -48,12 +48,16 @@ def _name_regex(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w])" + r"[\s\-]+".join(parts) + r"(?![\w])", re.I)
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_NORM_SEP = re.compile(r"[\s\-_/]+")
+
+
 def _key(s: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", s.lower())[:3]
+    return _NOT_ALNUM.sub("", s.lower())[:3]
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"[\s\-_/]+", " ", s.lower()).strip()
+    return _NORM_SEP.sub(" ", s.lower()).strip()
 
 
 @dataclass
@@ -66,6 +70,11 @@ class CatalogIndex:
     support: dict[str, str]              # product id -> normalized claims + name
     claims_rx: re.Pattern[str] | None
     brand_caps: frozenset[str]
+    #: word starts where a product name may begin: a name key (first 3 alphanumerics) or a
+    #: start whose first 3 characters aren't all ASCII alphanumerics (the key is then computed)
+    starts_rx: re.Pattern[str] | None = None
+    name_list: list[str] = field(default_factory=list)
+    pid_list: list[str] = field(default_factory=list)
 
 
 _CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex]] = {}
@@ -117,9 +126,17 @@ def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
             caps.update(w for w in re.findall(r"\b[A-Z]{2,}\b", c))
     claims_rx = re.compile("|".join(T.word_re(c).pattern for c in sorted(claims, key=len, reverse=True)),
                            re.I) if claims else None
+    keys = [k for k in by_key if k]
+    starts = None
+    if keys:
+        from .rules import _trie_source
+        starts = re.compile(r"(?<![\w])(?=[A-Za-z0-9])(?:(?=" + _trie_source(keys) +
+                            r")|(?=[A-Za-z0-9]{0,2}(?:[^A-Za-z0-9]|$)))", re.I)
+    names = {pid: p.name for pid, p in catalog.items()}
     return CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
-                        names={pid: p.name for pid, p in catalog.items()}, support=support, claims_rx=claims_rx,
-                        brand_caps=frozenset(caps))
+                        names=names, support=support, claims_rx=claims_rx,
+                        brand_caps=frozenset(caps), starts_rx=starts, name_list=list(names.values()),
+                        pid_list=list(names.keys()))
 
 
 # --------------------------------------------------------------------------- per message preparation
@@ -206,7 +223,11 @@ thanksgiving halloween easter hanukkah diwali kwanzaa holidays holiday season ha
 
 def _cap_phrases(text: str) -> Iterator[tuple[int, int, list[str]]]:
     for m in _CAP_PHRASE.finditer(text):
-        toks = [(t.start() + m.start(), t.end() + m.start(), t.group()) for t in re.finditer(r"\S+", m.group())]
+        g = m.group()
+        if " " not in g and "\t" not in g and g.lower().strip(".,") in _LEAD_STOP:
+            continue  # one word that is a lead stop word: nothing is left
+        base = m.start()
+        toks = [(t.start() + base, t.end() + base, t.group()) for t in _NONSPACE.finditer(g)]
         while toks and toks[0][2].lower().strip(".,") in _LEAD_STOP:
             toks.pop(0)
         while toks and toks[-1][2].lower() in {"and", "of", "the", "for", "with", "by", "&", "de"}:
@@ -235,8 +256,12 @@ def _known_partial(idx: CatalogIndex, words: list[str]) -> tuple[str | None, int
     return None, 0
 
 
+_NONSPACE = re.compile(r"\S+")
+_TITLE_WORD = re.compile(r"[A-Za-z][\w'’]*")
+
+
 def _title_case(text: str) -> bool:
-    words = re.findall(r"[A-Za-z][\w'’]*", text)
+    words = _TITLE_WORD.findall(text)
     if len(words) < 3:
         return False
     caps = sum(1 for w in words if w[0].isupper())
@@ -270,13 +295,14 @@ def prep(view: MessageView) -> Prep:
     sents: dict[str, list[tuple[int, int]]] = {}
     mentions: dict[str, list[Mention]] = {}
     unknown: dict[str, list[tuple[int, int, str]]] = {}
-    names = list(idx.names.values())
-    pids = list(idx.names.keys())
+    names = idx.name_list
+    pids = idx.pid_list
+    starts = idx.starts_rx
     for label, text in fields:
         sents[label] = T.split_sentences(text)
         ms: list[Mention] = []
         pos = 0
-        for m in _WSTART.finditer(text):
+        for m in (starts.finditer(text) if starts is not None else ()):
             if m.start() < pos:
                 continue
             k3 = text[m.start():m.start() + 3].lower()
@@ -370,16 +396,23 @@ def _fmt_money(c: int) -> str:
     return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
 
 
-def _compiled(rule: Rule, key: str, items: list[str]) -> re.Pattern[str]:
+_NEVER = re.compile(r"(?!x)x")
+
+
+def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> re.Pattern[str]:
+    """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message."""
     cache = _RX_CACHE.setdefault(rule.id, {})
-    rx = cache.get(key)
-    if rx is None:
-        rx = cache[key] = re.compile(r"(?<![\w])(?:" + "|".join(f"(?:{i})" for i in items) + r")(?![\w])",
-                                     re.I) if items else re.compile(r"(?!x)x")
-    return rx
+    alt = cache.get(key)
+    if alt is None:
+        alt = cache[key] = Alt(items, re.I) if items else None
+        if alt is not None:
+            alt.compile_full()
+    if alt is None:
+        return _NEVER
+    return alt.regex_for(view.present(FACT_FIELDS)) or _NEVER
 
 
-_RX_CACHE: dict[str, dict[str, re.Pattern[str]]] = {}
+_RX_CACHE: dict[str, dict[str, Alt | None]] = {}
 
 _SHIP_RE = re.compile(
     r"free (?:standard |ground |2-day |two-day |express |next-day )?(?:shipping|delivery)|ships? (?:for )?free"
@@ -390,9 +423,17 @@ _MULT_RE = re.compile(
     r"\b(?:(double|triple|quadruple|twice the|two times(?: the)?|three times(?: the)?|four times(?: the)?)"
     r"|(\d+)\s?[x×]|[x×](\d+))\s+(?:the\s+)?(?:(?:bonus|loyalty|member|reward|rewards|athenaplus)\s+)?points?\b",
     re.I)
-_ABS_POINTS_RE = re.compile(r"(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:bonus|extra|reward|loyalty|member)\s+)?"
+_ABS_POINTS_RE = re.compile(r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:bonus|extra|reward|loyalty|member)\s+)?"
                             r"points?\b(?!\s+(?:per|for every|on every|for each|each)\b)", re.I)
 _BONUS_RE = re.compile(r"\b(?:bonus|extra) points\b", re.I)
+_SHIP_WORD = re.compile(r"\b(?:shipping|delivery)\b", re.I)
+_UNDER = re.compile(r"(?:under|below|less than|up to|within|at most|no more than)\s*$")
+_PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")
+_THRESHOLD = re.compile(r"(?:over|above|more than|at least|of|minimum|min\.?|spend|spending|orders?|"
+                        r"from|past|hit|reach)\s*$", re.I)
+_PCT_CUE = re.compile(r"%|percent|\boff\b", re.I)
+_POINTS_CUE = re.compile(r"\bpoints?\b", re.I)
+_SHIP_CUE = re.compile(r"\bship", re.I)
 _MULT_WORDS = {"double": 2, "twice the": 2, "two times": 2, "two times the": 2, "triple": 3, "three times": 3,
                "three times the": 3, "quadruple": 4, "four times": 4, "four times the": 4}
 
@@ -455,7 +496,7 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
             last = phrase.split()[-1].lower().strip("’'")
             noun = last in nouns or last.rstrip("s") in nouns or last[:-2] in nouns
             near_price = any(0 <= ma - b <= 12 or (0 <= a - me <= 3) for ma, me, _ in money) or bool(
-                re.match(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)", text[b:b + 20]))
+                _PRICE_AFTER.match(text[b:b + 20]))
             if title_only and not near_price:
                 continue
             if not (noun or near_price):
@@ -481,7 +522,7 @@ def check_prices(rule: Rule, view: MessageView) -> Iterator[Hit]:
         for a, b, val in T.money_matches(text):
             c = T.cents(val)
             sent = _sentence_text(p, label, text, a)
-            if _SHIP_RE.search(sent) or re.search(r"\b(?:shipping|delivery)\b", sent, re.I):
+            if _SHIP_RE.search(sent) or _SHIP_WORD.search(sent):
                 continue  # thresholds in shipping sentences: facts.free-shipping checks them
             targets = p.sentence_products(label, a)
             allowed: set[int] = set()
@@ -492,7 +533,7 @@ def check_prices(rule: Rule, view: MessageView) -> Iterator[Hit]:
             if not targets and c in pool_allowed:
                 continue
             pre = text[max(0, a - 16):a].lower()
-            if re.search(r"(?:under|below|less than|up to|within|at most|no more than)\s*$", pre):
+            if _UNDER.search(pre):
                 if any(p.idx.products[x].price <= val for x in pool):
                     continue
             if c in totals:
@@ -543,6 +584,8 @@ def _category_in(sent: str, offer: Offer) -> bool:
 
 @register_check("facts.points")
 def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    if "point" not in view.lower(FACT_FIELDS):
+        return  # every points pattern holds "point"
     p = prep(view)
     allpts = [o for o in view.ctx.offers if o.kind == "points_multiplier"]
     validpts = [o for o in allpts if o in p.valid_offers]
@@ -590,6 +633,9 @@ def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 @register_check("facts.free_shipping")
 def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    low = view.lower(FACT_FIELDS)
+    if "ship" not in low and "deliver" not in low:
+        return  # every _SHIP_RE match holds "ship" or "deliver"
     p = prep(view)
     allfs = [o for o in view.ctx.offers if o.kind == "free_shipping"]
     valid = [o for o in allfs if o in p.valid_offers]
@@ -609,8 +655,7 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
             wrong = False
             for a0, _, v in money:
                 c = T.cents(v)
-                threshold = re.search(r"(?:over|above|more than|at least|of|minimum|min\.?|spend|spending|orders?|"
-                                      r"from|past|hit|reach)\s*$", sent[max(0, a0 - 18):a0], re.I)
+                threshold = _THRESHOLD.search(sent[max(0, a0 - 18):a0])
                 if mins and c not in mins and (threshold or c < min(mins)):
                     wrong = True
             if wrong:
@@ -643,11 +688,11 @@ def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 continue  # a date of the member's behaviour: brand.value-first
             sent = _sentence_text(p, label, text, a, with_prev=True)
             kinds = set()
-            if re.search(r"%|percent|\boff\b", sent, re.I):
+            if _PCT_CUE.search(sent):
                 kinds.add("percent_off")
-            if re.search(r"\bpoints?\b", sent, re.I):
+            if _POINTS_CUE.search(sent):
                 kinds.add("points_multiplier")
-            if _SHIP_RE.search(sent) or re.search(r"\bship", sent, re.I):
+            if _SHIP_RE.search(sent) or _SHIP_CUE.search(sent):
                 kinds.add("free_shipping")
             cands = [o for o in p.valid_offers if not kinds or o.kind in kinds]
             if any(T.date_equals(md, o.valid_until) or T.date_equals(md, o.valid_from) for o in cands):
@@ -681,11 +726,16 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 item = {"pattern": re.escape(item).replace(r"\-", "[- ]?").replace(r"\ ", "[- ]?"),
                         "supported_by": [item]}
             re.compile(item["pattern"])
-            parts.append(f"(?P<c{i}>{item['pattern']})")
+            parts.append(item["pattern"])
             supports.append([_norm(x) for x in item.get("supported_by", [])])
-        entries = (re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])", re.I), supports)
+        alt = Alt(parts, re.I, named="c")
+        alt.compile_full()  # validates the whole alternation once
+        entries = (alt, supports)
         _CLAIMS_CACHE[rule.id] = entries
-    rx, supports = entries
+    alt, supports = entries
+    rx = alt.regex_for(view.present(FACT_FIELDS))
+    if rx is None:
+        return
     for label, text in p.fields:
         if True:
             for m in rx.finditer(text):
@@ -706,7 +756,7 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
 
 
-_CLAIMS_CACHE: dict[str, tuple[re.Pattern[str], list[list[str]]]] = {}
+_CLAIMS_CACHE: dict[str, tuple[Alt, list[list[str]]]] = {}
 _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10, "a couple": 2, "a few": 3}
 
@@ -715,10 +765,10 @@ _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
     p = prep(view)
-    rx = _compiled(rule, "time", list(rule.params.get("phrases", [])))
+    rx = _compiled(rule, "time", list(rule.params.get("phrases", [])), view)
     limit = int(rule.params.get("within_days", 2))
     send = view.ctx.send_date
-    rx_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])))
+    rx_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])), view)
     for label, text in p.fields:
         if not p.valid_offers:
             for m in rx_any.finditer(text):
@@ -741,7 +791,7 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
 def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
     p = prep(view)
-    rx = _compiled(rule, "stock", list(rule.params.get("phrases", [])))
+    rx = _compiled(rule, "stock", list(rule.params.get("phrases", [])), view)
     low_stock = int(rule.params.get("low_stock", 10))
     for label, text in p.fields:
         for m in rx.finditer(text):

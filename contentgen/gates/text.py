@@ -119,11 +119,14 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------- numbers
 
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+# Each big pattern opens with a lookahead on the characters a match can start with: the
+# matches are the same, but the engine rejects most positions at the first character.
 MONEY_RE = re.compile(
-    r"(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
+    r"(?=[$0-9uU])(?:(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
     r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
-    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b)", re.I)
-PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)|\bhalf[- ](?:off|price)\b", re.I)
+    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I)
+PERCENT_RE = re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
+                        r"|\bhalf[- ](?:off|price)\b)", re.I)
 
 
 @lru_cache(maxsize=8192)
@@ -144,7 +147,11 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
 
 
 def percent_matches(text: str) -> list[tuple[int, int, float]]:
-    out = []
+    out: list[tuple[int, int, float]] = []
+    if "%" not in text:
+        low = text.lower()
+        if "per" not in low and "half" not in low:
+            return out  # every PERCENT_RE match holds "%", "percent", "per cent" or "half"
     for m in PERCENT_RE.finditer(text):
         out.append((m.start(), m.end(), float(m.group(1)) if m.group(1) else 50.0))
     return out
@@ -170,11 +177,16 @@ MONTHS = {
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
 DATE_RE = re.compile(
-    r"\b" + _MON + r"\.?\s+" + _DAY + r"\b(?:,?\s+(\d{4}))?"
+    r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?\s+" + _DAY + r"\b(?:,?\s+(\d{4}))?"
     r"|\b" + _DAY + r"\s+(?:of\s+)?" + _MON + r"\b\.?(?:,?\s+(\d{4}))?"
     r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
-    r"|\b(\d{4})-(\d{2})-(\d{2})\b",
+    r"|\b(\d{4})-(\d{2})-(\d{2})\b)",
     re.I)
+
+
+_MON3 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MAY_DIGIT = re.compile(r"may\s+\d", re.I)
+_DIGIT_MAY = re.compile(r"\d\s+may$", re.I)
 
 
 @lru_cache(maxsize=8192)
@@ -183,16 +195,20 @@ def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int
     out: list[tuple[int, int, tuple[int, int, int | None]]] = []
     if not _HAS_DIGIT.search(text):
         return out
+    if "/" not in text and "-" not in text:
+        low = text.lower()
+        if not any(m in low for m in _MON3):
+            return out  # every DATE_RE match holds "/", "-" or a month name
     for m in DATE_RE.finditer(text):
         g = m.groups()
         try:
             if g[0]:
                 mo, d, y = MONTHS[g[0].lower()], int(g[1]), g[2]
-                if g[0].lower() == "may" and not re.match(r"may\s+\d", m.group(0), re.I):
+                if g[0].lower() == "may" and not _MAY_DIGIT.match(m.group(0)):
                     continue
             elif g[4]:
                 mo, d, y = MONTHS[g[4].lower()], int(g[3]), g[5]
-                if g[4].lower() == "may" and re.search(r"\d\s+may$", m.group(0), re.I) and not g[5]:
+                if g[4].lower() == "may" and _DIGIT_MAY.search(m.group(0)) and not g[5]:
                     # "5 may" is ambiguous with the verb; accept only with "of" or a year
                     pass
             elif g[6]:
