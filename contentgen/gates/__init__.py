@@ -37,7 +37,7 @@ def run_gates(message: RenderedMessage, ctx: GateContext, rules: RuleSet | None 
     rs = rules if rules is not None else load_rules()
     findings = list(validate_message(message))
     view = MessageView(message, ctx)
-    for cr in rs:
+    for cr in rs.for_message(view):
         findings.extend(evaluate(cr, view))
     return sort_findings(findings)
 

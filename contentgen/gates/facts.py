@@ -75,6 +75,7 @@ class CatalogIndex:
     starts_rx: re.Pattern[str] | None = None
     name_list: list[str] = field(default_factory=list)
     pid_list: list[str] = field(default_factory=list)
+    field_cache: dict[tuple[bool, bool, str], Any] = field(default_factory=dict)
 
 
 _CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex]] = {}
@@ -283,68 +284,80 @@ def audience_ok(o: Offer, ctx: GateContext) -> bool:
     return True
 
 
+def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[int, int]], list[Mention],
+                                                                   list[tuple[int, int, str]]]:
+    """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
+    names = idx.name_list
+    pids = idx.pid_list
+    starts = idx.starts_rx
+    sents = T.split_sentences(text)
+    ms: list[Mention] = []
+    pos = 0
+    for m in (starts.finditer(text) if starts is not None else ()):
+        if m.start() < pos:
+            continue
+        k3 = text[m.start():m.start() + 3].lower()
+        cands = idx.by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[m.start():m.start() + 6]))
+        if not cands:
+            continue
+        best = None
+        for pid, rx in cands:
+            mm = rx.match(text, m.start())
+            if mm and (best is None or mm.end() > best[1]):
+                best = (mm.start(), mm.end(), pid)
+        if best:
+            ms.append(Mention(best[0], best[1], best[2], "exact"))
+            pos = best[1]
+    unk: list[tuple[int, int, str]] = []
+    title = label != "body" and _title_case(text)
+    for a, b, words in _cap_phrases(text):
+        if any(m.start < b and a < m.end for m in ms if m.how == "exact"):
+            continue
+        if all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
+            continue
+        if label == "body" and a < 40 and T.GREETING_RE.match(text[:text.find("\n") if "\n" in text else None]):
+            first_nl = text.find("\n")
+            if first_nl < 0 or a < first_nl:
+                continue  # the greeting line holds the member's name
+        pid, n = _known_partial(idx, words)
+        if pid is not None:
+            ms.append(Mention(a, b, pid, "partial" if n >= 2 else "partial1"))
+            continue
+        phrase = " ".join(words)
+        if len(words) >= 2 and names:
+            best = process.extractOne(phrase, names, scorer=fuzz.token_sort_ratio)
+            if best and best[1] >= 88:
+                ms.append(Mention(a, b, pids[best[2]], "fuzzy"))
+                continue
+        if len(words) >= 2 and not title:
+            unk.append((a, b, phrase))
+        elif len(words) >= 1 and title:
+            unk.append((a, b, "\x00" + phrase))  # title-case field: only flagged next to a price
+    ms.sort(key=lambda m: m.start)
+    return sents, ms, unk
+
+
 def prep(view: MessageView) -> Prep:
     p = view.cache.get("facts")
     if p is not None:
         return p
     ctx = view.ctx
-    idx = catalog_index(ctx.catalog)
+    idx = base = catalog_index(ctx.catalog)
     if idx.products is not ctx.catalog:
         idx = CatalogIndex(**{**idx.__dict__, "products": ctx.catalog})
     fields = view.fields(FACT_FIELDS)
     sents: dict[str, list[tuple[int, int]]] = {}
     mentions: dict[str, list[Mention]] = {}
     unknown: dict[str, list[tuple[int, int, str]]] = {}
-    names = idx.name_list
-    pids = idx.pid_list
-    starts = idx.starts_rx
+    cache = base.field_cache
     for label, text in fields:
-        sents[label] = T.split_sentences(text)
-        ms: list[Mention] = []
-        pos = 0
-        for m in (starts.finditer(text) if starts is not None else ()):
-            if m.start() < pos:
-                continue
-            k3 = text[m.start():m.start() + 3].lower()
-            cands = idx.by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[m.start():m.start() + 6]))
-            if not cands:
-                continue
-            best = None
-            for pid, rx in cands:
-                mm = rx.match(text, m.start())
-                if mm and (best is None or mm.end() > best[1]):
-                    best = (mm.start(), mm.end(), pid)
-            if best:
-                ms.append(Mention(best[0], best[1], best[2], "exact"))
-                pos = best[1]
-        unk: list[tuple[int, int, str]] = []
-        title = label != "body" and _title_case(text)
-        for a, b, words in _cap_phrases(text):
-            if any(m.start < b and a < m.end for m in ms if m.how == "exact"):
-                continue
-            if all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
-                continue
-            if label == "body" and a < 40 and T.GREETING_RE.match(text[:text.find("\n") if "\n" in text else None]):
-                first_nl = text.find("\n")
-                if first_nl < 0 or a < first_nl:
-                    continue  # the greeting line holds the member's name
-            pid, n = _known_partial(idx, words)
-            if pid is not None:
-                ms.append(Mention(a, b, pid, "partial" if n >= 2 else "partial1"))
-                continue
-            phrase = " ".join(words)
-            if len(words) >= 2 and names:
-                best = process.extractOne(phrase, names, scorer=fuzz.token_sort_ratio)
-                if best and best[1] >= 88:
-                    ms.append(Mention(a, b, pids[best[2]], "fuzzy"))
-                    continue
-            if len(words) >= 2 and not title:
-                unk.append((a, b, phrase))
-            elif len(words) >= 1 and title:
-                unk.append((a, b, "\x00" + phrase))  # title-case field: only flagged next to a price
-        ms.sort(key=lambda m: m.start)
-        mentions[label] = ms
-        unknown[label] = unk
+        key = (label == "body", label.startswith("explanations"), text)
+        got = cache.get(key)
+        if got is None:
+            if len(cache) > 8192:
+                cache.clear()
+            got = cache[key] = _analyse_field(base, "body" if key[0] else label, text)
+        sents[label], mentions[label], unknown[label] = got[0], list(got[1]), got[2]
     valid = [o for o in ctx.offers if o.valid_on(ctx.send_date) and audience_ok(o, ctx)]
     rec_ids = {r.product_id for r in ctx.recommendations}
     if ctx.hero_product_id:

@@ -301,6 +301,10 @@ class AnchorIndex:
     def present_in(self, texts: Iterable[str]) -> frozenset[str]:
         """The anchors occurring in any of the texts (each text's anchors are cached)."""
         cache = self._texts
+        if type(texts) is tuple and len(texts) == 1:  # type: ignore[arg-type]
+            p = cache.get(texts[0])  # type: ignore[index]
+            if p is not None:
+                return p
         out: frozenset[str] | set[str] = frozenset()
         for t in texts:
             p = cache.get(t)
@@ -406,6 +410,36 @@ class CompiledRule:
 class RuleSet:
     rules: tuple[CompiledRule, ...]
     files: tuple[str, ...]
+    _gate: tuple[dict[str, list[int]], list[bool]] | None = field(default=None, repr=False, compare=False)
+
+    def for_message(self, view: MessageView) -> Iterator[CompiledRule]:
+        """The rules that can fire on a message.
+
+        A word-list rule (existence, regex, substitution) none of whose anchors occurs in the
+        message cannot match, so it is skipped without being evaluated.
+        """
+        if self._gate is None:
+            owners: dict[str, list[int]] = {}
+            gated = []
+            for i, cr in enumerate(self.rules):
+                alts = [cr.alt] if cr.alt is not None else [a for a, _ in cr.swap_alts]
+                g = cr.rule.kind in ("existence", "regex", "substitution") and bool(alts) and all(
+                    not a._all_on for a in alts) and _MODEL_SET.issuperset(cr.rule.fields)
+                gated.append(g)
+                if g:
+                    for a in alts:
+                        for x in a._union:
+                            owners.setdefault(x, []).append(i)
+            self._gate = (owners, gated)
+        owners, gated = self._gate
+        active: set[int] = set()
+        for x in view.present(T.MODEL_FIELDS):
+            o = owners.get(x)
+            if o:
+                active.update(o)
+        for i, cr in enumerate(self.rules):
+            if not gated[i] or i in active:
+                yield cr
 
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)
@@ -593,7 +627,7 @@ class MessageView:
         self._lower: dict[tuple[str, ...], str] = {}
         self._words: dict[tuple[str, ...], frozenset[str]] = {}
         self._lowered: dict[tuple[str, ...], list[str]] = {}
-        self._present: dict[bool, frozenset[str]] = {}
+        self._present: dict[Any, frozenset[str]] = {}
         self._present_v = ANCHORS.version
 
     def present(self, names: tuple[str, ...] = T.MODEL_FIELDS) -> frozenset[str]:
@@ -606,11 +640,15 @@ class MessageView:
         if self._present_v != ANCHORS.version:  # a check compiled new anchors since: recompute
             self._present.clear()
             self._present_v = ANCHORS.version
+        p = self._present.get(names)
+        if p is not None:
+            return p
         model = _MODEL_SET.issuperset(names)
         p = self._present.get(model)
         if p is None:
             p = self._present[model] = ANCHORS.present_in(
                 t for _, t in self.fields(T.MODEL_FIELDS if model else T.ALL_FIELDS))
+        self._present[names] = p
         return p
 
     @property
@@ -719,7 +757,10 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         rx = alt.regex_for(view.present(names))
         if rx is None:
             return
+        union = None if alt._all_on else alt._union
         for label, text in fields:
+            if union is not None and union.isdisjoint(ANCHORS.present_in((text,))):
+                continue  # none of the items' anchors occurs in this field
             for m in _matches(cr, view, label, text, rx):
                 yield Hit(label, m.start(), m.end())
     elif kind == "substitution":
