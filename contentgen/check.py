@@ -1,6 +1,22 @@
 """``contentgen check``: run the gates on labelled cases (shared/contracts/check-cases.md).
 
-Never reads a case's ``expect`` and never calls a model. Exit status: 0 when every line
+Never reads a case's ``expect`` and never calls a model.
+
+A case may carry an optional top-level ``channel``: ``"email"`` (the default), ``"push"``,
+``"sms"`` or ``"inapp"``. The message keeps every field; per channel:
+
+- email: subject, preheader, body (greeting, paragraphs, product lines, sign-off
+  "— The AthenaPlus team"), cta_text, cta_url, explanations, full footer.
+- push: subject = title (<= 50 chars), preheader "", body = push text (<= 150 chars, no
+  greeting, no sign-off), cta_url = https deep link on an allowed domain, footer "", explanations [].
+- sms: subject "", preheader "", body = "AthenaPlus: <text> <https link on an allowed domain> Reply
+  STOP to opt out." (<= 160 characters, GSM-7 characters only), footer "", explanations [].
+- inapp: subject = title (<= 60 chars), body <= 250 chars (no sign-off), explanations allowed
+  (tiers 2/3), footer "".
+
+Email-only rules (footer, sign-off, subject/preheader length, sender line, privacy note) are
+``when: {channel: [email]}``; brand_rules/channels.yaml and compliance/sms.yaml hold the channel
+rules; every other rule applies on every channel. Exit status: 0 when every line
 parsed (whatever the verdicts), 1 when any line was malformed (bad JSON or invalid case
 fields); malformed lines are reported with their line number and the rest are still checked.
 """
@@ -13,7 +29,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -35,6 +51,7 @@ class Case(BaseModel):
     offers: list[Offer] = []
     catalog: list[Product] = []
     hero_product_id: str | None = None
+    channel: Literal["email", "push", "sms", "inapp"] = "email"
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -46,7 +63,7 @@ def parse_case(raw: dict[str, Any]) -> tuple[Case, GateContext]:
     case = Case.model_validate(raw)
     ctx = GateContext(send_date=case.send_date, member=case.member, recommendations=tuple(case.recommendations),
                       offers=tuple(case.offers), catalog={p.product_id: p for p in case.catalog},
-                      hero_product_id=case.hero_product_id)
+                      hero_product_id=case.hero_product_id, channel=case.channel)
     return case, ctx
 
 
@@ -54,7 +71,7 @@ def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]
     """The verdict and findings for one case dict (its ``expect`` is ignored)."""
     _, ctx = parse_case(raw)
     msg_raw = raw.get("message")
-    schema = validate_message_dict(msg_raw)
+    schema = validate_message_dict(msg_raw, ctx.channel)
     if schema:
         return verdict(schema), schema
     data = dict(msg_raw)  # type: ignore[arg-type]

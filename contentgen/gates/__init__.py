@@ -35,7 +35,7 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 def run_gates(message: RenderedMessage, ctx: GateContext, rules: RuleSet | None = None) -> list[Finding]:
     """Run schema-shape, facts, brand and compliance rules on a rendered message."""
     rs = rules if rules is not None else load_rules()
-    findings = list(validate_message(message))
+    findings = list(validate_message(message, ctx.channel))
     view = MessageView(message, ctx)
     for cr in rs.for_message(view):
         findings.extend(evaluate(cr, view))

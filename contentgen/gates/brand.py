@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from . import text as T
 from .facts import catalog_index
@@ -24,6 +25,7 @@ def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """A word of 4+ letters in capitals, unless a catalog brand name or an allowed acronym."""
     idx = catalog_index(view.ctx.catalog)
     allowed = {a.upper() for a in rule.params.get("allowed", ())} | set(idx.brand_caps)
+    phrases = _phrases_rx(tuple(rule.params.get("allowed_phrases", ())))
     for label, text in view.fields(rule.fields):
         if not any(c.isupper() for c in text):
             continue
@@ -31,7 +33,19 @@ def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
             w = m.group().rstrip("'’S") if m.group().endswith(("'S", "’S")) else m.group()
             if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
+            if phrases is not None and any(p.start() <= m.start() and m.end() <= p.end()
+                                           for p in phrases.finditer(text)):
+                continue  # a required phrase ("Reply STOP to opt out") or a link
             yield Hit(label, m.start(), m.end())
+
+
+@lru_cache(maxsize=64)
+def _phrases_rx(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Spans where capitals are expected: the given phrases, and links (paths may hold capitals)."""
+    return re.compile("|".join([r"https?://\S+", *phrases]))
+
+
+_URL_SPAN = re.compile(r"(?:https?://|www\.)\S+", re.I)
 
 
 @register_check("brand.emoji")
@@ -95,15 +109,20 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     ids = {i for i in ids if len(i) >= 2}
     generic = _GENERIC_IDS
     for label, text in view.fields(rule.fields):
+        urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
         for m in generic.finditer(text):
             if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
+            if urls and any(a <= m.start() and m.end() <= b for a, b in urls):
+                continue  # a path in a link (an SMS carries its link in the text)
             yield Hit(label, m.start(), m.end())
         for i in ids:
             if i in text:
                 for m in T.word_re(i).finditer(text):
                     if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)) or \
                             _GENERIC_IDS.fullmatch(m.group()):
+                        continue
+                    if urls and any(a <= m.start() and m.end() <= b for a, b in urls):
                         continue
                     if m.group() != i:  # case-sensitive: "o1" in prose is not the offer id "O1"
                         continue

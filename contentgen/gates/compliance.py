@@ -197,3 +197,54 @@ def check_member_echo(rule: Rule, view: MessageView) -> Iterator[Hit]:
             i = text.lower().find(needle)
             if i >= 0:
                 yield Hit(label, i, i + len(needle))
+
+
+# --------------------------------------------------------------------------- SMS (GSM 03.38)
+
+#: GSM 03.38 default alphabet (one septet each) and its extension table (escape + one septet).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+def gsm7_septets(text: str) -> int | None:
+    """Length of the text in GSM-7 septets, or None when a character forces UCS-2."""
+    n = 0
+    for ch in text:
+        if ch in GSM7_BASIC:
+            n += 1
+        elif ch in GSM7_EXTENSION:
+            n += 2
+        else:
+            return None
+    return n
+
+
+@register_check("compliance.gsm7")
+def check_gsm7(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """Characters outside the GSM-7 alphabet (emoji, curly quotes, em dashes...): they force UCS-2
+    encoding and 70-character segments."""
+    for label, text in view.fields(rule.fields):
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+                i += 1
+                continue
+            j = i + 1
+            while j < len(text) and text[j] not in GSM7_BASIC and text[j] not in GSM7_EXTENSION:
+                j += 1
+            yield Hit(label, i, j, slots={"chars": " ".join(f"U+{ord(c):04X}" for c in text[i:j][:4])})
+            i = j
+
+
+@register_check("compliance.sms_length")
+def check_sms_length(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    """One SMS segment: at most ``max`` GSM-7 septets (extension characters count twice)."""
+    max_n = int(rule.params.get("max", 160))
+    for label, text in view.fields(rule.fields):
+        n = gsm7_septets(text)
+        n = len(text) if n is None else n  # non-GSM text is compliance.sms-gsm7's finding; count characters
+        if n > max_n:
+            yield Hit(label, min(max_n, len(text)), len(text), excerpt=text, slots={"count": n, "max": max_n})

@@ -66,6 +66,7 @@ class Example(_Strict):
     first_name: str | None = None
     send_date: dt.date | None = None
     product_id: str | None = None
+    channel: Literal["email", "push", "sms", "inapp"] | None = None
     message: dict[str, Any] | None = None
 
 
@@ -75,10 +76,14 @@ class Examples(_Strict):
     pass_: tuple[str | Example, ...] = Field(default=(), alias="pass")
 
 
+CHANNELS = ("email", "push", "sms", "inapp")
+
+
 class When(_Strict):
     tier: tuple[Literal[1, 2, 3], ...] | None = None
     segment: tuple[str, ...] | None = None
     has_first_name: bool | None = None
+    channel: tuple[Literal["email", "push", "sms", "inapp"], ...] | None = None
 
 
 class Unless(_Strict):
@@ -708,6 +713,8 @@ def _applies(rule: Rule, view: MessageView) -> bool:
             return False
         if w.has_first_name is not None and bool(m.first_name) != w.has_first_name:
             return False
+        if w.channel is not None and (view.ctx.channel or "email") not in w.channel:
+            return False
     u = rule.unless
     if u is not None and u.offer_ends_within_hours is not None:
         limit = u.offer_ends_within_hours / 24.0
@@ -880,7 +887,7 @@ def example_catalog() -> list[Product]:
 
 
 def example_context(tier: int = 3, segment: str = "Enthusiasts", first_name: str = "Nia",
-                    send_date: dt.date | None = None) -> GateContext:
+                    send_date: dt.date | None = None, channel: str = "email") -> GateContext:
     send = send_date or dt.date(2026, 11, 24)
     ev = {
         "P100": [("purchase", "bought running shoes"), ("similar_members", "rated highly")],
@@ -903,14 +910,15 @@ def example_context(tier: int = 3, segment: str = "Enthusiasts", first_name: str
     member = Member(member_id="M0001", first_name=first_name, segment=segment, churn_risk=0.2,  # type: ignore
                     opt_in_tier=tier)  # type: ignore[arg-type]
     return GateContext(send_date=send, member=member, recommendations=recs, offers=offers,
-                       catalog={p.product_id: p for p in example_catalog()})
+                       catalog={p.product_id: p for p in example_catalog()}, channel=channel)
 
 
 def example_case(rule: Rule, ex: str | Example) -> tuple[RenderedMessage, GateContext]:
     if isinstance(ex, str):
         ex = Example(text=ex)
     ctx = example_context(tier=ex.tier or 3, segment=ex.segment or "Enthusiasts",
-                          first_name="Nia" if ex.first_name is None else ex.first_name, send_date=ex.send_date)
+                          first_name="Nia" if ex.first_name is None else ex.first_name, send_date=ex.send_date,
+                          channel=ex.channel or "email")
     if ex.message is not None:
         data = dict(ex.message)
         if "explanations" in data:

@@ -118,14 +118,27 @@ MESSAGE_SCHEMA: dict[str, Any] = {
 _MSG_VALIDATOR = Draft202012Validator(MESSAGE_SCHEMA)
 
 
-def validate_message_dict(obj: Any) -> list[Finding]:
-    """Schema findings for a check case's ``message`` (missing fields, wrong types, empty text)."""
+#: Text fields that must not be empty, per channel (push/sms/in-app carry no footer; sms no subject).
+REQUIRED_TEXT = {"email": ("subject", "body", "footer"), "push": ("subject", "body"), "sms": ("body",),
+                 "inapp": ("subject", "body")}
+
+
+def validate_message_dict(obj: Any, channel: str = "email") -> list[Finding]:
+    """Schema findings for a check case's ``message`` (missing fields, wrong types, empty text).
+
+    Every channel has every field; which text fields may be empty depends on the channel
+    (see :data:`REQUIRED_TEXT`).
+    """
     if not isinstance(obj, dict):
         return [_finding("schema.message-type", "(root)", "the message must be a JSON object with subject, "
                          "preheader, body, cta_text, cta_url, explanations and footer")]
     out = []
+    required = REQUIRED_TEXT.get(channel, REQUIRED_TEXT["email"])
     for err in sorted(_MSG_VALIDATOR.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(err.absolute_path)
+        if err.validator == "minLength" and len(path) == 1 and path[0] in ("subject", "footer") \
+                and path[0] not in required:
+            continue
         field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
                         for i, p in enumerate(path)) or "(root)"
         if err.validator == "required":
@@ -142,10 +155,10 @@ def validate_message_dict(obj: Any) -> list[Finding]:
     return out
 
 
-def validate_message(message: Any) -> list[Finding]:
+def validate_message(message: Any, channel: str = "email") -> list[Finding]:
     """Schema-shape findings for a RenderedMessage the pipeline assembled (empty required text)."""
     out = []
-    for name in ("subject", "body", "footer"):
+    for name in REQUIRED_TEXT.get(channel, REQUIRED_TEXT["email"]):
         if not (getattr(message, name, "") or "").strip():
             out.append(_finding("schema.message-minLength", name, f"field '{name}' must not be empty"))
     return out
