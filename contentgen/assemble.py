@@ -80,7 +80,30 @@ def footer(campaign: Campaign, plan: Plan) -> str:
     return " | ".join(parts)
 
 
+def _explanations(plan: Plan, draft: Draft) -> tuple[Explanation, ...]:
+    if plan.member.opt_in_tier < 2 or plan.basic:
+        return ()
+    planned = {pp.product.product_id for pp in plan.products}
+    return tuple(Explanation(product_id=e.product_id, text=fill_name(e.text.strip(), plan.member.first_name))
+                 for e in draft.explanations if e.product_id in planned)
+
+
+def assemble_short(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMessage:
+    """Push, SMS and in-app: the model's short text; link, brand and opt-out from config."""
+    name = plan.member.first_name
+    b = campaign.brand
+    text = fill_name(draft.body.strip(), name)
+    if plan.channel == "sms":
+        return RenderedMessage(body=f"{b.program}: {text} {b.cta_url} Reply STOP to opt out.",
+                               cta_text="", cta_url=b.cta_url)
+    return RenderedMessage(subject=fill_name(draft.subject.strip(), name), body=text, cta_text=b.cta_text,
+                           cta_url=b.cta_url,
+                           explanations=_explanations(plan, draft) if plan.channel == "inapp" else ())
+
+
 def assemble(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMessage:
+    if plan.channel != "email":
+        return assemble_short(plan, draft, campaign)
     member = plan.member
     name = member.first_name
     greeting = f"Hi {name}," if name else "Hi there,"
@@ -92,11 +115,7 @@ def assemble(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMessage:
         lines += [""] + extra
     lines += ["", campaign.brand.signoff]
     body = "\n".join(lines)
-    planned = {pp.product.product_id for pp in plan.products}
-    explanations: tuple[Explanation, ...] = ()
-    if member.opt_in_tier >= 2 and not plan.basic:
-        explanations = tuple(Explanation(product_id=e.product_id, text=fill_name(e.text.strip(), name))
-                             for e in draft.explanations if e.product_id in planned)
+    explanations = _explanations(plan, draft)
     msg = RenderedMessage(
         subject=fill_name(draft.subject.strip(), name),
         preheader=fill_name(draft.preheader.strip(), name),

@@ -85,6 +85,7 @@ class Campaign(_Strict):
     max_repairs: int = Field(default=2, ge=0, le=5)
     on_exhausted: Literal["fallback", "review"] = "fallback"
     hero_product_id: str | None = None
+    channels: tuple[Literal["email", "push", "sms", "inapp"], ...] = ("email", "push", "sms", "inapp")
     min_age: int = 16
     brand: Brand = Brand()
     llm: LLMSettings = LLMSettings()

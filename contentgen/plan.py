@@ -151,6 +151,16 @@ class Planner:
                 return o, round(product.price * (1 - o.value / 100.0) + 1e-9, 2)
         return None, None
 
+    def channel_for(self, member: Member) -> str | None:
+        """The member's preferred channel when they consented to it and the campaign uses it; else email;
+        else any consented channel the campaign uses. None: no channel we may use."""
+        usable = [ch for ch in member.channels if ch in self.campaign.channels]
+        if member.preferred_channel in usable:
+            return member.preferred_channel
+        if "email" in usable:
+            return "email"
+        return usable[0] if usable else None
+
     def suppressed_reason(self, member: Member) -> str | None:
         if member.status != "active":
             return member.status
@@ -158,6 +168,8 @@ class Planner:
             return "suppression list"
         if member.age is not None and member.age < self.campaign.min_age:
             return f"under {self.campaign.min_age}"
+        if self.channel_for(member) is None:
+            return "no consented channel"
         return None
 
     def basic_plan(self, member: Member) -> Plan:
@@ -176,7 +188,8 @@ class Planner:
                       and (o.applies_to or o.applies_to_category)), None)
             priced.append(pp.model_copy(update={"offer": o, "offer_price": round(pp.product.price * (1 - o.value / 100.0) + 1e-9, 2)}) if o else pp)
         return Plan(member=member, action="send", framing=self.framings.segments[member.segment]["framing"],
-                    products=tuple(priced), offers=offers, basic=True, send_at=self.send_at(member))
+                    products=tuple(priced), offers=offers, basic=True, send_at=self.send_at(member),
+                    channel=self.channel_for(member) or "email")
 
     def plan(self, member: Member, recs: tuple[Recommendation, ...]) -> Plan:
         why = self.suppressed_reason(member)
@@ -184,7 +197,8 @@ class Planner:
             return Plan(member=member, action="suppress", reason=why)
         if holdout_fraction(self.campaign.campaign_id, member.member_id) < self.campaign.holdout_share:
             return Plan(member=member, action="holdout", reason="holdout group",
-                        framing=self.framings.segments[member.segment]["framing"], send_at=self.send_at(member))
+                        framing=self.framings.segments[member.segment]["framing"], send_at=self.send_at(member),
+                        channel=self.channel_for(member) or "email")
         allowed = TIER_SOURCES[member.opt_in_tier]
         products: list[PlannedProduct] = []
         if member.opt_in_tier == 1:
@@ -230,7 +244,8 @@ class Planner:
             priced = [pp.model_copy(update={"withheld": tuple(pp.withheld) + withheld_all}) if i == 0 else pp
                       for i, pp in enumerate(priced)]
         return Plan(member=member, action="send", framing=self.framings.framing_for(member),
-                    products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member))
+                    products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member),
+                    channel=self.channel_for(member) or "email")
 
     def send_at(self, member: Member) -> dt.datetime:
         default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))

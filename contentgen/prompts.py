@@ -96,7 +96,8 @@ class Prompts:
         except (yaml.YAMLError, KeyError, TypeError) as e:
             raise TemplateError(f"example.yaml needs 'plan' and 'answer' ({e})", file=str(path)) from None
         user = self._render("message.j2", framing=plan["framing"], tier=plan["tier"], segment=plan["segment"],
-                            products=plan["products"], offers=plan.get("offers") or [], notes=plan.get("notes") or "")
+                            products=plan["products"], offers=plan.get("offers") or [], notes=plan.get("notes") or "",
+                            channel="email")
         return user, json.dumps(answer, ensure_ascii=False)
 
     def system(self) -> str:
@@ -114,6 +115,7 @@ class Prompts:
             products=[{"product": pp.product, "evidence": pp.evidence, "offer": pp.offer} for pp in plan.products],
             offers=list(plan.offers),
             notes=notes,
+            channel=plan.channel,
         )
         return PromptPair(self.system(), user, self._example)
 
@@ -130,5 +132,7 @@ class Prompts:
         if not head.startswith("Subject:") or not pre.startswith("Preheader:"):
             raise TemplateError("a fallback template must start with 'Subject:' and 'Preheader:' lines",
                                 file=str(self.dir / name), line=1)
-        return Draft(subject=head[len("Subject:"):].strip(), preheader=pre[len("Preheader:"):].strip(),
-                     body=body.strip(), explanations=())
+        subject, preheader = head[len("Subject:"):].strip(), pre[len("Preheader:"):].strip()
+        if plan.channel != "email":  # push, SMS, in-app: the same human-written title and one-liner
+            return Draft(subject=subject, preheader=preheader, body=preheader, explanations=())
+        return Draft(subject=subject, preheader=preheader, body=body.strip(), explanations=())

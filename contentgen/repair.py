@@ -121,8 +121,9 @@ class Decider:
 def export_record(plan_or_member, decision: Decision | None, *, outcome: str | None = None,
                   reason: str = "", variant: str = "default") -> dict[str, Any]:
     member = plan_or_member.member if hasattr(plan_or_member, "member") else plan_or_member
+    channel = getattr(plan_or_member, "channel", "email")
     rec: dict[str, Any] = {"member_id": member.member_id, "outcome": outcome or (decision.outcome if decision else ""),
-                           "segment": member.segment, "tier": member.opt_in_tier, "channel": "email",
+                           "segment": member.segment, "tier": member.opt_in_tier, "channel": channel,
                            "variant": variant, "send": False, "reason": reason, "message": None, "findings": [],
                            "send_at_utc": None}
     if getattr(plan_or_member, "send_at", None) is not None:
@@ -139,8 +140,13 @@ def export_record(plan_or_member, decision: Decision | None, *, outcome: str | N
         }
     if decision is not None:
         rec["send"] = decision.send and decision.message is not None
-        if decision.message is not None:
-            m = decision.message
+        m = decision.message
+        if m is not None and channel in ("push", "inapp"):
+            rec["message"] = {"title": m.subject, "body": m.body, "url": m.cta_url,
+                              "explanations": [e.model_dump() for e in m.explanations]}
+        elif m is not None and channel == "sms":
+            rec["message"] = {"text": m.body}
+        elif m is not None:
             rec["message"] = {"subject": m.subject, "preheader": m.preheader, "text": text_version(m), "html": m.html,
                               "body": m.body, "cta_text": m.cta_text, "cta_url": m.cta_url, "footer": m.footer,
                               "explanations": [e.model_dump() for e in m.explanations]}

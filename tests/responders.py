@@ -51,6 +51,14 @@ def clean_draft(body: dict[str, Any]) -> dict[str, Any]:
             text = "We recommended this because: " + " ".join(
                 f"({i}) {PHRASES[s]}" for i, s in enumerate(srcs, 1))
             explanations.append({"product_id": pid, "text": text})
+    users = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"]
+    text = next((u for u in reversed(users) if "Products (" in u), "")
+    if "Channel: SMS" in text:
+        return {"subject": "Picks", "preheader": "Picks", "body": "New picks for the season are in.",
+                "explanations": []}
+    if "Channel: push" in text:
+        return {"subject": "New picks for the season", "preheader": "Picks",
+                "body": "We've gathered a few things you'll actually use.", "explanations": []}
     return {
         "subject": "A few picks for the weeks ahead",
         "preheader": "Useful things for the season, chosen with care",

@@ -62,7 +62,7 @@ def test_assembled_email_carries_facts_and_footer(sample, tmp_path, fake_openai)
     fake_openai.responder = responders.copywriter
     run(sample, tmp_path / "out", fake_openai)
     for r in records(tmp_path / "out"):
-        if r["outcome"] != "approved":
+        if r["outcome"] != "approved" or r["channel"] != "email":
             continue
         msg = r["message"]
         assert msg["body"].rstrip().endswith("— The AthenaPlus team")
@@ -98,8 +98,8 @@ def test_fallback_after_max_repairs_and_nothing_bad_sent(sample, tmp_path, fake_
     assert fb, Counter(r["outcome"] for r in recs)
     for r in fb:
         assert r["send"] is True
-        assert "We noticed" not in r["message"]["text"]
-        assert r["message"]["explanations"] == []
+        assert "We noticed" not in json.dumps(r["message"])
+        assert r["message"].get("explanations", []) == []
         assert any(f["gate"] == "compliance" for f in r["findings"])  # the failure is recorded
         assert r["attempts"] == 3  # max_repairs 2 -> 3 model attempts
     assert not [r for r in recs if r["outcome"] in ("approved", "repaired")]
@@ -170,3 +170,28 @@ def test_cli_run_prints_summary_and_bad_campaign_is_clear(sample, tmp_path, fake
     assert "error:" in r.output and str(bad) in r.output and "send_dat" in r.output
     assert "Traceback" not in r.output
     assert not (tmp_path / "o2").exists()  # stopped before any model call or output
+
+
+def test_push_sms_inapp_members_end_to_end(sample, tmp_path, fake_openai):
+    """Every channel's output passes its own gates or falls back safely, within its limits."""
+    fake_openai.responder = responders.copywriter
+    run(sample, tmp_path / "out", fake_openai)
+    recs = [r for r in records(tmp_path / "out") if r["outcome"] not in ("invalid", "suppressed")]
+    by_channel = Counter(r["channel"] for r in recs)
+    assert by_channel["email"] and by_channel["push"] and (by_channel["sms"] or by_channel["inapp"]), by_channel
+    for r in recs:
+        if not r["send"]:
+            continue
+        assert r["outcome"] in ("approved", "repaired", "fallback", "holdout")
+        assert not [f for f in r["findings"] if f["severity"] == "error"] or r["outcome"] == "fallback"
+        msg = r["message"]
+        if r["channel"] == "sms":
+            assert msg["text"].startswith("AthenaPlus: ") and msg["text"].endswith("Reply STOP to opt out.")
+            assert len(msg["text"]) <= 160 and msg["text"].isascii()
+        elif r["channel"] == "push":
+            assert len(msg["title"]) <= 50 and len(msg["body"]) <= 150
+            assert msg["url"].startswith("https://athenaplus.example/")
+        elif r["channel"] == "inapp":
+            assert msg["title"] and len(msg["body"]) <= 250
+        else:
+            assert msg["subject"] and "Unsubscribe" in msg["footer"]

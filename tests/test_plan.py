@@ -180,3 +180,39 @@ def test_send_time_segment_default_without_history(planner):
     plan = planner.plan(member(last_engaged_hour=None, timezone="America/Chicago"), recs("P1"))
     # Enthusiasts default: hour 31 = Tuesday 07:00 local = 13:00Z in November (CST)
     assert plan.send_at.isoformat() == "2026-11-24T13:00:00+00:00"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from contentgen.models import CHANNELS, SEGMENTS  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tier=st.sampled_from([1, 2, 3]),
+    segment=st.sampled_from(SEGMENTS),
+    churn=st.floats(0, 1),
+    channels=st.lists(st.sampled_from(CHANNELS), unique=True, max_size=4),
+    preferred=st.one_of(st.none(), st.sampled_from(CHANNELS)),
+    rec_ids=st.lists(st.sampled_from(sorted(CATALOG)), unique=True, max_size=6),
+)
+def test_property_no_unconsented_channel_no_out_of_stock_no_invalid_offer(tier, segment, churn, channels,
+                                                                           preferred, rec_ids):
+    p = Planner(campaign(), CATALOG, OFFERS)
+    m = member(opt_in_tier=tier, segment=segment, churn_risk=churn, channels=tuple(channels),
+               preferred_channel=preferred)
+    plan = p.plan(m, recs(*rec_ids))
+    if plan.action == "suppress":
+        assert plan.reason == "no consented channel" and not channels
+        return
+    assert plan.channel in channels
+    for pp in plan.products:
+        assert pp.product.in_stock
+        if pp.offer is not None:
+            assert pp.offer.valid_on(SEND) and pp.offer.applies_to_product(pp.product)
+    for o in plan.offers:
+        assert o.valid_on(SEND)
+    basic = p.basic_plan(m)
+    assert all(pp.product.in_stock for pp in basic.products)
+    assert all(o.valid_on(SEND) and o.audience == "all" for o in basic.offers)
