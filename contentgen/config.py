@@ -57,6 +57,15 @@ class LLMSettings(_Strict):
     outage_after: int = Field(default=8, ge=1, description="consecutive transport failures before pausing")
 
 
+class Variant(_Strict):
+    """A prompt or framing variant of an experiment; members are assigned by a hash of member and campaign."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(gt=0)
+    template: str = "message.j2"  # in the prompts folder
+    framings: str | None = None  # another framing table in the prompts folder
+
+
 class Price(_Strict):
     """USD per 1M tokens."""
 
@@ -86,6 +95,7 @@ class Campaign(_Strict):
     on_exhausted: Literal["fallback", "review"] = "fallback"
     hero_product_id: str | None = None
     channels: tuple[Literal["email", "push", "sms", "inapp"], ...] = ("email", "push", "sms", "inapp")
+    variants: tuple[Variant, ...] = ()
     min_age: int = 16
     brand: Brand = Brand()
     llm: LLMSettings = LLMSettings()
@@ -187,6 +197,16 @@ def load_campaign(path: str | Path) -> Campaign:
     if not prompts_dir.is_dir():
         raise ConfigError(f"prompts folder not found: {prompts_dir}", file=str(path), key="prompts_dir",
                           hint="point it at a folder of Jinja templates (the repo's prompts/ by default)")
+    names = [v.name for v in campaign.variants]
+    if len(names) != len(set(names)):
+        raise ConfigError("variant names must be unique", file=str(path), key="variants",
+                          hint="give every variant its own name")
+    for i, v in enumerate(campaign.variants):
+        for key in ("template", "framings"):
+            name = getattr(v, key)
+            if name and not (prompts_dir / name).is_file():
+                raise ConfigError(f"variant {v.name!r}: {name} not found in {prompts_dir}", file=str(path),
+                                  key=f"variants.{i}.{key}", hint="add the file to the prompts folder or fix the name")
     rules_dirs = tuple(rel(p, root) for p in campaign.rules_dirs)
     for p in rules_dirs:
         if not p.is_dir():

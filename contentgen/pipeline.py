@@ -312,7 +312,7 @@ class Runner:
             exc = t.exception()
             if exc is None:
                 d = t.result()
-                rec = export_record(plan, d, reason=plan.reason)
+                rec = export_record(plan, d, reason=plan.reason, variant=plan.variant)
                 saved.append(self._row(r, d.outcome, rec, d.attempts))
             elif isinstance(exc, ProviderUnavailable):
                 failed += 1

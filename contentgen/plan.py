@@ -102,6 +102,19 @@ def holdout_fraction(campaign_id: str, member_id: str) -> float:
     return int.from_bytes(h[:8], "big") / 2**64
 
 
+def assign_variant(campaign_id: str, member_id: str, variants) -> str:
+    """Deterministic weighted assignment from a hash of campaign and member ('default' without variants)."""
+    if not variants:
+        return "default"
+    h = hashlib.sha256(f"{campaign_id}\x00variant\x00{member_id}".encode()).digest()
+    x = int.from_bytes(h[:8], "big") / 2**64 * sum(v.weight for v in variants)
+    for v in variants:
+        x -= v.weight
+        if x < 0:
+            return v.name
+    return variants[-1].name
+
+
 def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
@@ -126,6 +139,8 @@ class Planner:
         self.offers_today = [o for o in offers if o.valid_on(campaign.send_date)]
         self.suppression = suppression
         self.framings = framings or Framings.load(campaign.prompts_dir / "framings.yaml")
+        self.variant_framings = {v.name: Framings.load(campaign.prompts_dir / v.framings)
+                                 for v in campaign.variants if v.framings}
         self._segment_picks = {s: self._pick_segment_products(s) for s in SEGMENTS}
 
     def _pick_segment_products(self, segment: str) -> tuple[Product, ...]:
@@ -243,9 +258,11 @@ class Planner:
         if withheld_all:
             priced = [pp.model_copy(update={"withheld": tuple(pp.withheld) + withheld_all}) if i == 0 else pp
                       for i, pp in enumerate(priced)]
-        return Plan(member=member, action="send", framing=self.framings.framing_for(member),
+        variant = assign_variant(self.campaign.campaign_id, member.member_id, self.campaign.variants)
+        framings = self.variant_framings.get(variant, self.framings)
+        return Plan(member=member, action="send", framing=framings.framing_for(member),
                     products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member),
-                    channel=self.channel_for(member) or "email")
+                    channel=self.channel_for(member) or "email", variant=variant)
 
     def send_at(self, member: Member) -> dt.datetime:
         default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))

@@ -60,7 +60,7 @@ class Prompts:
             autoescape=False,
             keep_trailing_newline=False,
         )
-        for name in REQUIRED_TEMPLATES:
+        for name in REQUIRED_TEMPLATES + tuple(v.template for v in campaign.variants):
             self._template(name)
         for seg_file in (self.dir / "fallback").glob("*.j2"):
             self._template(f"fallback/{seg_file.name}")
@@ -107,8 +107,9 @@ class Prompts:
         """The prompt for one planned member: no PII, tier-filtered evidence only."""
         member = plan.member
         notes = sanitize_member_text(member.stated_preferences) if member.opt_in_tier >= 2 else ""
+        template = next((v.template for v in self.campaign.variants if v.name == plan.variant), "message.j2")
         user = self._render(
-            "message.j2",
+            template,
             framing=plan.framing,
             tier=member.opt_in_tier,
             segment=member.segment,

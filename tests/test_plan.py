@@ -216,3 +216,33 @@ def test_property_no_unconsented_channel_no_out_of_stock_no_invalid_offer(tier, 
     basic = p.basic_plan(m)
     assert all(pp.product.in_stock for pp in basic.products)
     assert all(o.valid_on(SEND) and o.audience == "all" for o in basic.offers)
+
+
+def test_variant_assignment_is_deterministic_and_weighted(tmp_path):
+    from contentgen.config import Variant
+    from contentgen.plan import assign_variant
+
+    vs = (Variant(name="a", weight=3), Variant(name="b", weight=1))
+    got = [assign_variant("camp", f"M{i}", vs) for i in range(8000)]
+    assert got == [assign_variant("camp", f"M{i}", vs) for i in range(8000)]
+    assert 0.72 < got.count("a") / len(got) < 0.78
+    assert assign_variant("camp", "M1", ()) == "default"
+    # another campaign reshuffles
+    assert got != [assign_variant("other", f"M{i}", vs) for i in range(8000)]
+
+
+def test_variant_template_and_framing_reach_the_prompt(tmp_path):
+    import shutil
+
+    from contentgen.config import Variant
+
+    pdir = tmp_path / "prompts"
+    shutil.copytree(REPO / "prompts", pdir)
+    (pdir / "message_b.j2").write_text("VARIANT-B {{ framing }}\n{% include 'explanation.j2' %}")
+    (pdir / "framings_b.yaml").write_text((pdir / "framings.yaml").read_text().replace(
+        "new arrivals matching their taste", "B-FRAMING"))
+    c = campaign(prompts_dir=pdir, variants=(Variant(name="b", weight=1, template="message_b.j2",
+                                                     framings="framings_b.yaml"),))
+    plan = Planner(c, CATALOG, OFFERS).plan(member(), recs("P1"))
+    assert plan.variant == "b" and plan.framing == "B-FRAMING"
+    assert Prompts(pdir, c).build(plan).user.startswith("VARIANT-B B-FRAMING")
