@@ -57,6 +57,16 @@ class LLMSettings(_Strict):
     outage_after: int = Field(default=8, ge=1, description="consecutive transport failures before pausing")
 
 
+class Selection(_Strict):
+    """Campaign rules for what may be recommended (on top of affinity rank and stock)."""
+
+    margin_floor: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_per_category: int = Field(default=2, ge=1)
+    max_name_similarity: int = Field(default=85, ge=0, le=100, description="rapidfuzz token_set_ratio")
+    exclude_recently_bought: bool = True
+    exclude_returned: bool = True
+
+
 class Variant(_Strict):
     """A prompt or framing variant of an experiment; members are assigned by a hash of member and campaign."""
 
@@ -96,6 +106,7 @@ class Campaign(_Strict):
     hero_product_id: str | None = None
     channels: tuple[Literal["email", "push", "sms", "inapp"], ...] = ("email", "push", "sms", "inapp")
     variants: tuple[Variant, ...] = ()
+    selection: Selection = Selection()
     min_age: int = 16
     brand: Brand = Brand()
     llm: LLMSettings = LLMSettings()

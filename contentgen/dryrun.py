@@ -49,7 +49,8 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
         if row.member is None:
             counts["invalid"] += 1
             continue
-        plan = planner.plan(row.member, row.recommendations)
+        plan = planner.plan(row.member, row.recommendations, recently_bought=row.recently_bought,
+                            returned=row.returned)
         if plan.action == "suppress":
             counts["suppressed"] += 1
             continue

@@ -50,6 +50,8 @@ class MemberRow:
     recommendations: tuple[Recommendation, ...] = ()
     quarantined: list[Quarantined] = field(default_factory=list)  # row-level (member invalid) or rec-level
     line: int = 0
+    recently_bought: frozenset[str] = frozenset()
+    returned: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -337,10 +339,14 @@ def iter_members(members_path: Path, recs_path: Path, catalog: dict[str, Product
         found = merger.take(member.member_id)
         recs: tuple[Recommendation, ...] = ()
         bad: list[Quarantined] = []
+        bought: frozenset[str] = frozenset()
+        returned: frozenset[str] = frozenset()
         if found is not None:
             rline, obj = found
             recs, bad = _parse_recs(obj, Path(recs_path), rline, catalog, member.member_id)
+            bought = frozenset(str(x) for x in obj.get("recently_bought") or () if x)
+            returned = frozenset(str(x) for x in obj.get("returned") or () if x)
         if merger.problems:
             bad.extend(merger.problems)
             merger.problems = []
-        yield MemberRow(seq, member, recs, bad, line)
+        yield MemberRow(seq, member, recs, bad, line, bought, returned)

@@ -297,7 +297,7 @@ class Runner:
                                          "send": False, "reason": q.reason, "quarantine": q.to_dict(),
                                          "message": None, "findings": []}})
                 continue
-            plan = planner.plan(r.member, r.recommendations)
+            plan = planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought, returned=r.returned)
             failpoints.hit("plan")
             if plan.action == "suppress":
                 rec = export_record(plan, None, outcome="suppressed", reason=plan.reason)

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from rapidfuzz import fuzz
 
 from .config import Campaign
 from .errors import ConfigError
@@ -146,7 +147,9 @@ class Planner:
     def _pick_segment_products(self, segment: str) -> tuple[Product, ...]:
         """Tier-1 content: segment-level picks, the same for every member of the segment."""
         cats = list(self.framings.segments[segment].get("categories") or [])
-        in_stock = [p for p in self.catalog.values() if p.in_stock]
+        floor = self.campaign.selection.margin_floor
+        in_stock = [p for p in self.catalog.values() if p.in_stock and (floor is None or p.margin is None
+                                                                           or p.margin >= floor)]
         ranked = sorted(in_stock, key=lambda p: (cats.index(p.category) if p.category in cats else len(cats),
                                                  -(p.margin or 0.0), p.product_id))
         picks: list[Product] = []
@@ -206,7 +209,18 @@ class Planner:
                     products=tuple(priced), offers=offers, basic=True, send_at=self.send_at(member),
                     channel=self.channel_for(member) or "email")
 
-    def plan(self, member: Member, recs: tuple[Recommendation, ...]) -> Plan:
+    def _selectable(self, p: Product, chosen: list[PlannedProduct], exclude: frozenset[str]) -> bool:
+        sel = self.campaign.selection
+        if not p.in_stock or p.product_id in exclude:
+            return False
+        if sel.margin_floor is not None and p.margin is not None and p.margin < sel.margin_floor:
+            return False
+        if sum(1 for q in chosen if q.product.category == p.category) >= sel.max_per_category:
+            return False
+        return all(fuzz.token_set_ratio(p.name, q.product.name) < sel.max_name_similarity for q in chosen)
+
+    def plan(self, member: Member, recs: tuple[Recommendation, ...], *, recently_bought: frozenset[str] = frozenset(),
+             returned: frozenset[str] = frozenset()) -> Plan:
         why = self.suppressed_reason(member)
         if why:
             return Plan(member=member, action="suppress", reason=why)
@@ -223,9 +237,12 @@ class Planner:
             withheld_all = tuple(e for r in recs for e in r.evidence)
         else:
             withheld_all = ()
+            sel = self.campaign.selection
+            exclude = (recently_bought if sel.exclude_recently_bought else frozenset()) | \
+                      (returned if sel.exclude_returned else frozenset())
             for r in sorted(recs, key=lambda r: (-r.score, r.product_id)):
                 p = self.catalog.get(r.product_id)
-                if p is None or not p.in_stock:
+                if p is None or not self._selectable(p, products, exclude):
                     continue
                 keep = tuple(e.model_copy(update={"detail": soften_detail(e.detail)})
                              for e in r.evidence if e.source in allowed)

@@ -246,3 +246,28 @@ def test_variant_template_and_framing_reach_the_prompt(tmp_path):
     plan = Planner(c, CATALOG, OFFERS).plan(member(), recs("P1"))
     assert plan.variant == "b" and plan.framing == "B-FRAMING"
     assert Prompts(pdir, c).build(plan).user.startswith("VARIANT-B B-FRAMING")
+
+
+def test_selection_rules_margin_category_diversity_exclusions():
+    from contentgen.config import Selection
+
+    cat = {p.product_id: p for p in [
+        Product(product_id="A", name="TrailLite Running Socks", category="running", price=14, margin=0.4),
+        Product(product_id="B", name="TrailLite Running Socks 2-Pack", category="running", price=24, margin=0.4),
+        Product(product_id="C", name="Summit Hydration Vest", category="running", price=59, margin=0.3),
+        Product(product_id="D", name="Pace Running Cap", category="running", price=19, margin=0.5),
+        Product(product_id="E", name="Low Margin Mug", category="home", price=9, margin=0.05),
+        Product(product_id="F", name="Cedar Wool Scarf", category="apparel", price=39, margin=0.3),
+        Product(product_id="G", name="Aurora Rain Jacket", category="outdoor", price=129, margin=0.3),
+    ]}
+    c = campaign(top_k=4, selection=Selection(margin_floor=0.1, max_per_category=2, max_name_similarity=85))
+    p = Planner(c, cat, [])
+    plan = p.plan(member(), recs("A", "B", "C", "D", "E", "F", "G"), recently_bought=frozenset({"F"}))
+    ids = [pp.product.product_id for pp in plan.products]
+    assert "B" not in ids            # near-identical to A
+    assert "D" not in ids            # a third running item
+    assert "E" not in ids            # under the margin floor
+    assert "F" not in ids            # recently bought
+    assert ids == ["A", "C", "G"]
+    plan = p.plan(member(), recs("A", "G"), returned=frozenset({"G"}))
+    assert [pp.product.product_id for pp in plan.products] == ["A"]
