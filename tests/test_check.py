@@ -144,3 +144,17 @@ def test_rules_command_lists_every_rule():
     assert len(ids) == len(load_rules()) and "brand.sentence-length" in ids
     res = CliRunner().invoke(cli, ["rules"])
     assert res.exit_code == 0 and "compliance.creepy-time" in res.stdout
+
+
+HOLDOUT = sorted((REPO / "tests" / "cases").glob("holdout-*.jsonl"))
+
+
+@pytest.mark.skipif(not HOLDOUT, reason="no holdout cases")
+def test_holdout_cases_meet_the_thresholds(capsys):
+    """The independent set (written from the brief, other catalog and phrasings) on its own."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(HOLDOUT)
+    with capsys.disabled():
+        print(f"\nholdout: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / tp:.3f}; misclassified: {misses}")
+    assert tp + fn + fp + tn >= 120 and (fp + tn) / (tp + fn + fp + tn) >= 0.4
+    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / tp >= 0.9

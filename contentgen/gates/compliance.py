@@ -149,6 +149,9 @@ _PHONE = re.compile(r"(?=[+(0-9])(?<![\w$.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3
 _STREET = re.compile(
     r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|Boulevard|Blvd\.?|"
     r"Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle)(?![\w])")
+#: a member-id-shaped token next to "member" ("Member M00123", "member #88213", "member ID: 4471-220")
+_MEMBER_ID = re.compile(r"\bmember(?:ship)?(?:\s+(?:id|no\.?|number|#))?[\s:#]*\b([A-Z]{0,3}\d[\d-]{3,})\b",
+                        re.I)
 _COMPANY_ADDR = re.compile(r"400\s+Market\s+St", re.I)
 
 
@@ -173,6 +176,10 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
         for m in _PHONE.finditer(text):
             yield Hit(label, m.start(), m.end(), slots={"what": "a phone number"})
+        for m in _MEMBER_ID.finditer(text):
+            if m_.member_id and m.group(1) == m_.member_id:
+                continue  # already reported above
+            yield Hit(label, m.start(1), m.end(1), slots={"what": "a member id"})
         for m in _STREET.finditer(text):
             if _COMPANY_ADDR.match(m.group()):
                 continue

@@ -666,11 +666,13 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
             amounts = [T.cents(v) for _, _, v in money]
             mins = {T.cents(o.min_order) for o in valid if o.min_order}
             wrong = False
+            prices = {T.cents(p.idx.products[x].price) for x in p.sentence_products(label, m.start())
+                      if x in p.idx.products}
             for a0, _, v in money:
                 c = T.cents(v)
                 threshold = _THRESHOLD.search(sent[max(0, a0 - 18):a0])
-                if mins and c not in mins and (threshold or c < min(mins)):
-                    wrong = True
+                if mins and c not in mins and (threshold or (c < min(mins) and c not in prices)):
+                    wrong = True  # a threshold that isn't the offer's (a product's own price is not one)
             if wrong:
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "the minimum order is " + " or ".join(_fmt_money(x) for x in sorted(mins))})
@@ -754,8 +756,12 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
             for m in rx.finditer(text):
                 if _NEG.search(text[max(0, m.start() - 20):m.start()]):
                     continue
-                if any(mm.start <= m.start() and m.end() <= mm.end for mm in p.mentions.get(label, ())):
+                inside = [mm for mm in p.mentions.get(label, ()) if mm.start <= m.start() and m.end() <= mm.end]
+                if inside and any(_norm(m.group()) in _norm(_product_name(p, mm.pid)) for mm in inside):
                     continue  # part of a product name ("Glacier Insulated Bottle")
+                if not inside and _generic_noun_supported(p, text, m.end(), _norm(m.group()),
+                                                          supports[int(m.lastgroup[1:])]):  # type: ignore[index]
+                    continue  # "merino socks": a recommended product of that kind carries the claim
                 targets = p.attribute(label, m.start(), m.end())
                 if not targets:
                     yield Hit(label, m.start(), m.end(), slots={"name": "any recommended product"})
@@ -763,13 +769,34 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 support = supports[int(m.lastgroup[1:])]  # type: ignore[index]
                 sup = " | ".join(p.idx.support.get(t, "") for t in targets)
                 claim_norm = _norm(m.group())
-                if claim_norm in sup or any(s in sup for s in support):
+                if _HAS_DIGIT.search(claim_norm):  # "SPF 30" needs that number, not any SPF
+                    if claim_norm.replace(" ", "") in sup.replace(" ", ""):
+                        continue
+                elif claim_norm in sup or any(s in sup for s in support):
                     continue
                 yield Hit(label, m.start(), m.end(),
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
 
 
 _CLAIMS_CACHE: dict[str, tuple[Alt, list[list[str]]]] = {}
+_HAS_DIGIT = re.compile(r"\d")
+_NEXT_WORDS = re.compile(r"[\s-]*([A-Za-z]+)(?:[\s-]+([A-Za-z]+))?")
+
+
+def _generic_noun_supported(p: Prep, text: str, end: int, claim: str, support: list[str]) -> bool:
+    """A claim followed by a noun ("merino socks") that names a recommended product carrying the claim."""
+    m = _NEXT_WORDS.match(text, end)
+    if not m:
+        return False
+    nouns = {w.lower() for w in m.groups() if w}
+    nouns |= {w[:-1] for w in nouns if w.endswith("s")}
+    for pid in p.rec_ids:
+        toks = p.idx.tokens.get(pid, set())
+        if nouns & toks:
+            sup = p.idx.support.get(pid, "")
+            if claim in sup or any(s in sup for s in support):
+                return True
+    return False
 _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10, "a couple": 2, "a few": 3}
 
