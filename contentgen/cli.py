@@ -184,7 +184,7 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
                                                  shard, max_cost, chunk_size), _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
-        sys.exit(3)
+        sys.exit(result.exit_code or 3)
     _summary(result)
 
 

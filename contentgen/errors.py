@@ -7,7 +7,8 @@ ContentgenError                 base; ``exit_code`` 1, printed without a traceba
  ├── RuleFileError               a rule file is broken (file, rule id)
  ├── StoreError                  the run store is locked, corrupt or changed
  │    └── ResumeRefused          inputs/prompts/rules changed since the run began
- └── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
+ ├── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
+ └── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
 
 Row-level problems are not exceptions: they are quarantine records.
 A gate finding is a record (``models.Finding``), not an exception.
@@ -69,3 +70,7 @@ class ResumeRefused(StoreError):
 
 class ProviderUnavailable(ContentgenError):
     exit_code = 3
+
+
+class BudgetExhausted(ContentgenError):
+    exit_code = 5

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import __version__, failpoints, gates
 from .config import Campaign, load_campaign
-from .errors import ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
+from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
 from .plan import Planner
@@ -56,6 +56,7 @@ class RunResult:
     status: str  # complete | already-complete | paused
     message: str = ""
     pending: int = 0
+    exit_code: int = 0  # for a paused run: 3 provider down, 5 spending limit
 
 
 @dataclass
@@ -193,6 +194,11 @@ class Runner:
             result = asyncio.run(self._generate_all(store, planner, catalog, offers, base_url, api_key, model,
                                                     is_local, usage))
             pending, cache_stats, client_stats, paused_msg = result
+        # tokens and cost add up over every (paused and resumed) process of this run
+        prior = json.loads(store.get_meta("usage") or "{}")
+        usage = {k: usage.get(k, 0) + prior.get(k, 0) for k in set(usage) | set(prior)}
+        store.set_meta("usage", json.dumps(usage))
+        store.set_meta("cost_usd", str(cost_of(c, model, usage) or 0.0))
         manifest = {
             "campaign_id": c.campaign_id,
             "send_date": c.send_date.isoformat(),
@@ -215,14 +221,14 @@ class Runner:
         if paused_msg or pending:
             store.set_meta("state", "paused")
             return RunResult(self.out, manifest, "paused", paused_msg or f"{pending} member(s) still pending",
-                             pending)
+                             pending, getattr(self, "pause_code", 3))
         manifest = write_export(self.out, store, manifest)
         store.set_meta("state", "complete")
         return RunResult(self.out, manifest, "complete")
 
     async def _generate_all(self, store, planner, catalog, offers, base_url, api_key, model, is_local, usage):
         from .llm.cache import GenerationCache, cache_key
-        from .llm.client import LLMClient, TransportFailure
+        from .llm.client import LLMClient, TransportFailure, estimate_tokens
 
         c = self.campaign
         settings = c.llm
@@ -239,10 +245,21 @@ class Runner:
         cache = GenerationCache(store)
         params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
 
+        price = c.price_for(model)
+        spent_before = float(store.get_meta("cost_usd") or 0.0)  # what earlier (paused) runs of this store spent
+
         async def generate(messages, schema):
             key = cache_key(model, params, messages, schema)
 
             async def produce():
+                if self.opts.max_cost is not None and price is not None:
+                    est_in = estimate_tokens(messages)
+                    nxt = (est_in * price.input + settings.max_tokens * price.output) / 1e6
+                    spent = spent_before + (cost_of(c, model, usage) or 0.0)
+                    if spent + nxt > self.opts.max_cost:
+                        raise BudgetExhausted(f"spending limit reached: ${spent:.4f} spent, the next request could "
+                                              f"pass --max-cost ${self.opts.max_cost:.4f}",
+                                              hint="raise --max-cost and re-run the same command to continue")
                 comp = await client.complete(messages, schema=schema)
                 usage["prompt_tokens"] += comp.prompt_tokens
                 usage["completion_tokens"] += comp.completion_tokens
@@ -275,6 +292,7 @@ class Runner:
                 self.progress.advance(len(chunk), {"pending": pending, **usage})
                 if outage is not None:
                     paused_msg = outage.render()
+                    self.pause_code = outage.exit_code
                     break
         finally:
             await client.aclose()
@@ -314,7 +332,7 @@ class Runner:
                 d = t.result()
                 rec = export_record(plan, d, reason=plan.reason, variant=plan.variant)
                 saved.append(self._row(r, d.outcome, rec, d.attempts))
-            elif isinstance(exc, ProviderUnavailable):
+            elif isinstance(exc, (ProviderUnavailable, BudgetExhausted)):
                 failed += 1
                 outage = exc
             elif isinstance(exc, transport_exc):
