@@ -131,12 +131,12 @@ def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool) -> 
 
 
 def _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard=None, max_cost=None,
-                 chunk_size=None):
+                 chunk_size=None, batch=False, batch_poll=None):
     from .pipeline import CHUNK, RunOptions
 
     return RunOptions(out=out, base_url=base_url, api_key=api_key, model=model, limit=limit,
                       concurrency=concurrency, restart=restart, shard=shard, max_cost=max_cost,
-                      chunk_size=chunk_size or CHUNK)
+                      chunk_size=chunk_size or CHUNK, batch=batch, batch_poll_s=batch_poll or 10.0)
 
 
 def _parse_shard(ctx, param, value):
@@ -164,8 +164,10 @@ def _parse_shard(ctx, param, value):
 @click.option("--max-cost", type=float, help="stop sending new requests once this many USD are spent")
 @click.option("--dry-run", is_flag=True, help="render every prompt, call no model, print token and cost estimates")
 @click.option("--chunk-size", type=click.IntRange(1), help="members committed to the run store together")
+@click.option("--batch", is_flag=True, help="first attempts through the OpenAI Batch API (50% cheaper, up to 24h)")
+@click.option("--batch-poll", type=float, help="seconds between batch status polls (default 10)")
 def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
-            chunk_size) -> None:
+            chunk_size, batch, batch_poll) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     from .pipeline import run_campaign
 
@@ -181,7 +183,7 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
     if out is None:
         raise click.UsageError("--out is required (except with --dry-run)")
     result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart,
-                                                 shard, max_cost, chunk_size), _progress_printer())
+                                                 shard, max_cost, chunk_size, batch, batch_poll), _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(result.exit_code or 3)

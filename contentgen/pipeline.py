@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class RunOptions:
     gguf: Path | None = None
     shard: tuple[int, int] | None = None  # (i, n): this process runs partition i of n
     chunk_size: int = CHUNK  # members decided and committed together
+    batch: bool = False  # first attempts through the Batch API
+    batch_poll_s: float = 10.0
     max_cost: float | None = None
 
 
@@ -198,7 +201,9 @@ class Runner:
         prior = json.loads(store.get_meta("usage") or "{}")
         usage = {k: usage.get(k, 0) + prior.get(k, 0) for k in set(usage) | set(prior)}
         store.set_meta("usage", json.dumps(usage))
-        store.set_meta("cost_usd", str(cost_of(c, model, usage) or 0.0))
+        batch_usage = json.loads(store.get_meta("batch_usage") or "{}")
+        store.set_meta("cost_usd", str((cost_of(c, model, usage) or 0.0)
+                                       + (cost_of(c, model, batch_usage, batch=True) or 0.0)))
         manifest = {
             "campaign_id": c.campaign_id,
             "send_date": c.send_date.isoformat(),
@@ -208,7 +213,10 @@ class Runner:
             "hashes": fp,
             "rule_count": len(self.rules),
             "usage": usage,
-            "cost_usd": cost_of(c, model, usage),
+            "cost_usd": round((cost_of(c, model, usage) or 0.0) + (cost_of(c, model, batch_usage, batch=True) or 0.0),
+                              6) if c.price_for(model) else None,
+            "batch": {"usage": batch_usage, **json.loads(store.get_meta("batch_summary") or "{}")}
+            if self.opts.batch or batch_usage else None,
             "shard": list(self.opts.shard) if self.opts.shard else None,
             "llm": client_stats,
             "dedup": cache_stats,
@@ -275,6 +283,8 @@ class Runner:
         # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
         self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
         decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs)
+        if self.opts.batch:
+            await self._batch_prefill(store, planner, catalog, client, model, params)
         pending = 0
         paused_msg = ""
         try:
@@ -303,6 +313,38 @@ class Runner:
         client_stats = {k: getattr(stats, k) for k in ("requests", "retries", "rate_limited", "server_errors",
                                                         "timeouts") if hasattr(stats, k)}
         return pending, cache_stats, client_stats, paused_msg
+
+    async def _batch_prefill(self, store, planner, catalog, client, model, params) -> None:
+        """Batch mode: every pending member's first prompt through the Batch API, joined into the cache."""
+        from .gates.schema import DRAFT_SCHEMA
+        from .llm.batch import BatchRunner
+        from .llm.cache import cache_key
+
+        c = self.campaign
+        runner = BatchRunner(store, client, model=model, params=params, out_dir=self.out,
+                             poll_s=self.opts.batch_poll_s, log=lambda s: print(s, file=sys.stderr))
+
+        def items():
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            for chunk in _chunks(rows, 2048, self.opts.limit, self.opts.shard):
+                done = store.done_keys(r.key for r in chunk)
+                for r in chunk:
+                    if r.member is None or r.key in done:
+                        continue
+                    plan = planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought,
+                                        returned=r.returned)
+                    if plan.action != "send":
+                        continue
+                    msgs = self.prompts.build(plan).messages()
+                    yield cache_key(model, params, msgs, DRAFT_SCHEMA), msgs, DRAFT_SCHEMA
+
+        runner.write_requests(items())
+        await runner.submit()
+        await runner.wait_and_join()
+        prior = json.loads(store.get_meta("batch_usage") or "{}")
+        total = {k: prior.get(k, 0) + v for k, v in runner.usage.items()}
+        store.set_meta("batch_usage", json.dumps(total))
+        store.set_meta("batch_summary", json.dumps(runner.summary()))
 
     async def _decide_chunk(self, rows: list[MemberRow], planner: Planner, decider: Decider, transport_exc):
         saved: list[dict[str, Any]] = []

@@ -212,6 +212,16 @@ class LLMClient:
         return {"model": self.model, "messages": messages, "temperature": self.settings.temperature,
                 "max_tokens": max_tokens, "response_format": fmt}
 
+    def request_body(self, messages: list[dict[str, Any]], *, schema: dict[str, Any], schema_name: str = "message",
+                     max_tokens: int | None = None) -> dict[str, Any]:
+        """The exact chat-completions body ``complete`` would send (used for Batch API request files)."""
+        return self._request(messages, schema, schema_name, max_tokens or self.settings.max_tokens)
+
+    @property
+    def sdk(self) -> openai.AsyncOpenAI:
+        """The underlying SDK client (Files and Batches endpoints); retries are off on it."""
+        return self._oai
+
     # -- the call --------------------------------------------------------------------------------
 
     def _check_outage(self) -> None:
