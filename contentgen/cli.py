@@ -53,26 +53,49 @@ def rules_cmd(as_json: bool) -> None:
 
 
 def _progress_printer():
-    """A progress line on a terminal; plain periodic log lines when not on a terminal."""
+    """A rich progress bar on a terminal (done, rate, ETA, 429s, cost); plain log lines every 10 s otherwise."""
     from .pipeline import Progress
 
     tty = sys.stderr.isatty()
     last = [0.0]
+    bar: dict = {}
+
+    def describe(stats: dict) -> str:
+        cost = stats.get("cost_usd")
+        parts = [f"{stats.get('requests', 0)} calls", f"{stats.get('rate_limited', 0)} x 429"]
+        if cost is not None:
+            parts.append(f"${cost:,.4f}")
+        if stats.get("pending"):
+            parts.append(f"{stats['pending']} pending")
+        return ", ".join(parts)
 
     def update(p: Progress, stats: dict) -> None:
         now = time.monotonic()
-        if not tty and now - last[0] < 10 and p.done != p.total:
+        if tty:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            if not bar:
+                bar["p"] = Bar(TextColumn("[bold]members"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("{task.fields[rate]}/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                               TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True,
+                               console=__import__("rich.console").console.Console(stderr=True))
+                bar["p"].start()
+                bar["t"] = bar["p"].add_task("run", total=p.total, rate="0", info="")
+            el = now - p.started
+            bar["p"].update(bar["t"], completed=p.done, rate=f"{p.done / el:.1f}" if el > 0 else "0",
+                            info=describe(stats))
+            if p.total is not None and p.done >= p.total:
+                bar["p"].stop()
+            return
+        if now - last[0] < 10 and p.done != p.total:
             return
         last[0] = now
         el = now - p.started
         rate = p.done / el if el > 0 else 0.0
-        tail = f", {stats.get('pending')} pending" if stats.get("pending") else ""
-        line = (f"{p.done} members done, {rate:.1f}/s, {stats.get('requests', 0)} model calls, "
-                f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0)} tokens{tail}")
-        if tty:
-            click.echo("\r" + line.ljust(100), nl=False, err=True)
-        else:
-            click.echo(f"[contentgen] {line}", err=True)
+        eta = f", ETA {(p.total - p.done) / rate:.0f}s" if p.total and rate > 0 else ""
+        total = f"/{p.total}" if p.total else ""
+        click.echo(f"[contentgen] {p.done}{total} members done, {rate:.1f}/s{eta}, {describe(stats)}", err=True)
 
     return Progress(on_update=update)
 

@@ -193,6 +193,8 @@ class Runner:
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
         started = time.monotonic()
         pending = 0
+        if self.progress.total is None:
+            self.progress.total = count_rows(c.inputs.members, self.opts.limit)
         with _backend(c, self.opts) as (base_url, api_key, model, is_local):
             result = asyncio.run(self._generate_all(store, planner, catalog, offers, base_url, api_key, model,
                                                     is_local, usage))
@@ -299,7 +301,9 @@ class Runner:
                 store.add_quarantine(q.to_dict() for r in todo for q in r.quarantined)
                 store.save_members(saved)
                 pending += failed
-                self.progress.advance(len(chunk), {"pending": pending, **usage})
+                self.progress.advance(len(chunk), {"pending": pending, **usage,
+                                                   "rate_limited": getattr(client.stats, "rate_limited", 0),
+                                                   "cost_usd": cost_of(c, model, usage)})
                 if outage is not None:
                     paused_msg = outage.render()
                     self.pause_code = outage.exit_code
@@ -391,6 +395,22 @@ class Runner:
         return {"member_key": r.key, "seq": r.seq, "member_id": m.member_id if m else None, "outcome": outcome,
                 "segment": m.segment if m else None, "tier": m.opt_in_tier if m else None, "record": rec,
                 "attempts": attempts}
+
+
+def count_rows(path: Path, limit: int | None = None) -> int | None:
+    """Member rows in the input (for progress ETA); cheap: newline count or Parquet metadata."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            n = pq.ParquetFile(path).metadata.num_rows
+        else:
+            with open(path, "rb") as fh:
+                n = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
+            n -= 1 if path.suffix.lower() == ".csv" else 0
+    except OSError:
+        return None
+    return min(n, limit) if limit else n
 
 
 def shard_of(key: str, n: int) -> int:

@@ -616,8 +616,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate-429", type=float, default=0.0)
     ap.add_argument("--rate-500", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--responder", choices=["echo", "copywriter", "bad_then_good", "always_bad"], default="echo",
+                    help="how answers are written (tests/responders.py); echo: the built-in responder")
     args = ap.parse_args(argv)
     fake = FakeOpenAI(host=args.host, port=args.port, latency_s=args.latency, seed=args.seed)
+    if args.responder != "echo":
+        from tests import responders
+
+        fake.responder = getattr(responders, args.responder)
     fake.set_limits(rpm=args.rpm, tpm=args.tpm, window_s=args.window_s)
     fake.set_faults(rate_429=args.rate_429, rate_500=args.rate_500)
     print(f"fake OpenAI server on http://{args.host}:{args.port}/v1", flush=True)
