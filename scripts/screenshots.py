@@ -91,8 +91,8 @@ def main() -> None:
                     page.goto(base + "/preview/variants/new")
                     page.fill("input[name=name]", "warmer, shorter")
                     box = page.locator("textarea[name='file:message.j2']")
-                    box.fill(box.input_value().replace("Write this week's email.",
-                                                       "Write this week's email: warm, short, one product."))
+                    box.fill(box.input_value().replace("Write this week's message.",
+                                                       "Write this week's message: warm, short, one product."))
                     page.click("#save-variant")
                     page.screenshot(path=str(args.out / "preview-pick.png"))
                     boxes = page.locator("input[name=member]")

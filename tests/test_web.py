@@ -404,8 +404,8 @@ def test_preview_compares_variants_and_saves_them(real):
     bad = c.post("/preview/variants", data={"csrf": token, "name": "broken", "file:message.j2": tpl + "{% if %}"})
     assert bad.status_code == 400 and "message.j2" in bad.text
     r = c.post("/preview/variants", data={"csrf": token, "name": "warmer",
-                                          "file:message.j2": tpl.replace("Write this week's email.",
-                                                                         "Write this week's email, warmly.")})
+                                          "file:message.j2": tpl.replace("Write this week's message.",
+                                                                         "Write this week's message, warmly.")})
     variants = re.findall(r'name="variant" value="([^"]+)" checked', r.text)
     assert len(variants) == 2
     assert (d / "run" / "variants" / variants[1] / "message.j2").read_text().count("warmly") == 1

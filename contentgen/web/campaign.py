@@ -24,7 +24,7 @@ from ..load import MemberRow, iter_members, load_catalog, load_offers, load_supp
 from ..models import Explanation, Plan, RenderedMessage
 from ..plan import Planner
 from ..prompts import Prompts
-from ..repair import finding_dicts, gate_context, structure_findings
+from ..repair import finding_dicts, gate_context
 
 CHURN_BANDS = {"low": (0.0, 0.33), "medium": (0.33, 0.66), "high": (0.66, 1.01)}
 
@@ -139,7 +139,7 @@ class CampaignContext:
 
     def check(self, plan: Plan, msg: RenderedMessage) -> list[dict[str, Any]]:
         ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
-        return finding_dicts(structure_findings(plan, msg) + gates.run_gates(msg, ctx, self.rules))
+        return finding_dicts(gates.run_gates(msg, ctx, self.rules))
 
     def recheck(self, plan: Plan, base: dict[str, Any], edits: dict[str, Any]):
         msg = self.rebuild(plan, base, edits)

@@ -141,6 +141,8 @@ def pipeline_run(work: Path, fake, members: int = 60) -> tuple[Path, Path]:
 
     fake.responder = mixed_responder
     paths = write_sample_data(work / "data", members)
+    # the reviewer scenarios edit e-mail bodies: keep this store's members on e-mail
+    paths["campaign"].write_text(paths["campaign"].read_text() + "channels: [email]\n")
     out = work / "run"
     res = run_campaign(paths["campaign"], RunOptions(out=out, base_url=fake.base_url, api_key="test"))
     assert res.status == "complete", res.message

@@ -95,7 +95,7 @@ def test_copywriter_compares_two_variants_on_three_members(world, page):
     page.click("text=New variant from the campaign's templates")
     page.fill("input[name=name]", "warmer")
     box = page.locator("textarea[name='file:message.j2']")
-    box.fill(box.input_value().replace("Write this week's email.", "Write this week's email, warmly."))
+    box.fill(box.input_value().replace("Write this week's message.", "Write this week's message, warmly."))
     page.click("#save-variant")
     page.wait_for_url(re.compile(r".*/preview\?variant="))
     assert page.locator("input[name=variant]:checked").count() == 2
