@@ -130,8 +130,8 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 
 _GENERIC_IDS = re.compile(
-    r"\bSKU\b[\s#:-]*[A-Z0-9-]+|\b(?:sku|item|product|prod|member|customer|cust|offer|order)[\s_-]?(?:id|no\.?|number|#)"
-    r"[\s:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I)
+    r"\bSKU\b[ \t#:-]*[A-Z0-9-]+|\b(?:sku|item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no\.?|number|#)"
+    r"[ \t:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I)  # an id never spans a line break
 
 
 @register_check("brand.behaviour_dates")

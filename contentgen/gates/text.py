@@ -176,9 +176,10 @@ MONTHS = {
 }
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
+# A date never spans a line break, and a price's cents ("$18.05\nJune Garden Lamp") are not a day.
 DATE_RE = re.compile(
-    r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?\s+" + _DAY + r"\b(?:,?\s+(\d{4}))?"
-    r"|\b" + _DAY + r"\s+(?:of\s+)?" + _MON + r"\b\.?(?:,?\s+(\d{4}))?"
+    r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?[ \t]+" + _DAY + r"\b(?:,?[ \t]+(\d{4}))?"
+    r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
     r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
     r"|\b(\d{4})-(\d{2})-(\d{2})\b)",
     re.I)
