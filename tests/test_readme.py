@@ -32,8 +32,8 @@ def test_readme_commands_exist():
     for name in commands:
         r = CliRunner().invoke(cli, [name, "--help"])
         assert r.exit_code == 0, (name, r.output)
-    first = README.split("```bash\n", 2)
-    assert first[1].strip() == "bash scripts/setup.sh && .venv/bin/contentgen demo --members 20"
-    assert first[2].split("```")[0].strip() == ".venv/bin/python -m pytest -q"
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    assert blocks[0].strip() == "bash scripts/setup.sh && .venv/bin/contentgen demo --members 20"
+    assert blocks[1].strip() == ".venv/bin/python -m pytest -q"
     ci = (REPO / ".ci" / "run").read_text()
     assert ".venv/bin/python -m pytest -q" in ci
