@@ -11,41 +11,19 @@ decide -> Outcome
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SEGMENTS: tuple[str, ...] = (
-    "Enthusiasts",
-    "Routine Buyers",
-    "Bargain Hunters",
-    "Lapsed VIPs",
-    "New Members",
-    "Gift Givers",
-    "Browsers",
-)
 Segment = Literal[
-    "Enthusiasts",
-    "Routine Buyers",
-    "Bargain Hunters",
-    "Lapsed VIPs",
-    "New Members",
-    "Gift Givers",
-    "Browsers",
+    "Enthusiasts", "Routine Buyers", "Bargain Hunters", "Lapsed VIPs", "New Members", "Gift Givers", "Browsers"
 ]
+SEGMENTS: tuple[str, ...] = get_args(Segment)
 
-EVIDENCE_SOURCES: tuple[str, ...] = (
-    "purchase",
-    "stated_preference",
-    "browsing",
-    "predicted",
-    "similar_members",
-    "inventory",
-    "segment",
-)
 EvidenceSource = Literal[
     "purchase", "stated_preference", "browsing", "predicted", "similar_members", "inventory", "segment"
 ]
+EVIDENCE_SOURCES: tuple[str, ...] = get_args(EvidenceSource)
 
 #: Which evidence sources each opt-in tier allows (compliance policy section 1).
 TIER_SOURCES: dict[int, frozenset[str]] = {
@@ -55,10 +33,10 @@ TIER_SOURCES: dict[int, frozenset[str]] = {
 }
 
 Channel = Literal["email", "push", "sms", "inapp"]
-CHANNELS: tuple[str, ...] = ("email", "push", "sms", "inapp")
+CHANNELS: tuple[str, ...] = get_args(Channel)
 MemberStatus = Literal["active", "unsubscribed", "suppressed", "bounced"]
 Outcome = Literal["approved", "repaired", "fallback", "review", "rejected", "suppressed", "holdout", "invalid"]
-OUTCOMES: tuple[str, ...] = ("approved", "repaired", "fallback", "review", "rejected", "suppressed", "holdout", "invalid")
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 Gate = Literal["schema", "facts", "brand", "compliance"]
 Severity = Literal["error", "warning", "info"]
 
