@@ -101,7 +101,9 @@ def test_copywriter_compares_two_variants_on_three_members(world, page):
     assert page.locator("input[name=variant]:checked").count() == 2
     page.select_option("select[name=tier]", "2")
     page.click("text=Find members")
+    page.wait_for_url(re.compile(r".*tier=2.*"))
     boxes = page.locator("input[name=member]")
+    boxes.nth(2).wait_for(state="attached")  # the result page may still be loading on a busy machine
     assert boxes.count() >= 3
     for i in range(3):
         boxes.nth(i).check()
@@ -141,7 +143,9 @@ def test_reviewer_edits_rechecks_and_approves_a_failed_message(world, page):
     page.select_option("select[name=rule]", rule)
     page.select_option("select[name=outcome]", outcome)
     page.click("text=Filter")
+    page.wait_for_url(re.compile(r".*[?&]rule="))
     rows = page.locator("table.queue tbody tr")
+    rows.first.wait_for(state="attached")
     assert rows.count() >= 1
     for i in range(rows.count()):
         assert rule in rows.nth(i).inner_text() or "+" in rows.nth(i).inner_text()
