@@ -37,8 +37,11 @@ def run_gates(message: RenderedMessage, ctx: GateContext, rules: RuleSet | None 
     rs = rules if rules is not None else load_rules()
     findings = list(validate_message(message, ctx.channel))
     view = MessageView(message, ctx)
-    for cr in rs.for_message(view):
-        findings.extend(evaluate(cr, view))
+    rules_ = rs.rules
+    for i in rs.active(view):
+        found = evaluate(rules_[i], view, True)
+        if found:
+            findings.extend(found)
     return sort_findings(findings)
 
 

@@ -104,13 +104,21 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
 @register_check("brand.internal_ids")
 def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """SKUs and internal ids (the context's own product/offer ids, and id-shaped tokens)."""
-    ids = set(view.ctx.catalog) | {o.offer_id for o in view.ctx.offers} | {
-        r.product_id for r in view.ctx.recommendations}
-    ids = {i for i in ids if len(i) >= 2}
+    ctx = view.ctx
+    hit = _IDS_CACHE.get(id(ctx))
+    if hit is not None and hit[0] is ctx:
+        ids = hit[1]
+    else:
+        ids = set(ctx.catalog) | {o.offer_id for o in ctx.offers} | {r.product_id for r in ctx.recommendations}
+        ids = {i for i in ids if len(i) >= 2}
+        if len(_IDS_CACHE) > 4096:
+            _IDS_CACHE.clear()
+        _IDS_CACHE[id(ctx)] = (ctx, ids)  # holds the context: its id is not reused meanwhile
     generic = _GENERIC_IDS
-    for label, text in view.fields(rule.fields):
+    names = rule.fields
+    for (label, text), low in zip(view.fields(names), view.lowered(names)):
         urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
-        for m in generic.finditer(text):
+        for m in (generic.finditer(text) if _may_have_generic_id(text, low) else ()):
             if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
             if urls and any(a <= m.start() and m.end() <= b for a, b in urls):
@@ -127,6 +135,25 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
                     if m.group() != i:  # case-sensitive: "o1" in prose is not the offer id "O1"
                         continue
                     yield Hit(label, m.start(), m.end())
+
+
+_IDS_CACHE: dict[int, tuple[object, set[str]]] = {}
+#: necessary conditions for a _GENERIC_IDS match (other than "sku"): a digit, and [PM] or "-" right
+#: before a digit or a keyword + id word (checked on the lowercased text)
+_ID_HINT = re.compile(r"[pPmM-]\d")
+_ID_KEYWORD = re.compile(r"(?:item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no|number|#)")
+_DIGIT = re.compile(r"\d")
+#: characters that re.IGNORECASE matches to an ASCII letter but whose lower() is not that letter
+_ODD_CASE = ("\u017f", "\u0131", "\u0130", "\u212a")
+
+
+def _may_have_generic_id(text: str, low: str) -> bool:
+    """False only when _GENERIC_IDS cannot match ``text`` (``low`` is text.lower())."""
+    if "sku" in low or (not text.isascii() and any(c in text for c in _ODD_CASE)):
+        return True
+    if _DIGIT.search(text) is None:
+        return False
+    return _ID_HINT.search(text) is not None or _ID_KEYWORD.search(low) is not None
 
 
 _GENERIC_IDS = re.compile(

@@ -37,7 +37,7 @@ def cited_sources(rule: Rule, text: str, present: frozenset[str] | None = None) 
     found = []
     for source, alt in pats:
         rx = alt.regex_for(present)
-        if rx is None:
+        if rx is None or not alt.may_match(text):
             continue
         for m in rx.finditer(text):
             found.append((m.start(), m.end(), source))
@@ -156,6 +156,7 @@ _STREET = re.compile(
 _MEMBER_ID = re.compile(r"\bmember(?:ship)?(?:[ \t]+(?:id|no\.?|number|#))?[ \t:#]*\b([A-Z]{0,3}\d[\d-]{3,})\b",
                         re.I)
 _COMPANY_ADDR = re.compile(r"400\s+Market\s+St", re.I)
+_DIGIT = re.compile(r"\d")
 
 
 def _in_product_name(view: MessageView, label: str, a: int, b: int) -> bool:
@@ -170,12 +171,14 @@ def _in_product_name(view: MessageView, label: str, a: int, b: int) -> bool:
 def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
     m_ = view.ctx.member
     allowed = tuple(d.lower() for d in view.ctx.allowed_domains)
-    for label, text in view.fields(rule.fields):
+    email = m_.email.lower() if m_.email else ""
+    names = rule.fields
+    for (label, text), low in zip(view.fields(names), view.lowered(names)):
         if m_.member_id and m_.member_id in text:
             for m in T.word_re(m_.member_id).finditer(text):
                 yield Hit(label, m.start(), m.end(), slots={"what": "the member id"})
-        if m_.email and m_.email.lower() in text.lower():
-            i = text.lower().index(m_.email.lower())
+        if email and email in low:
+            i = low.index(email)
             yield Hit(label, i, i + len(m_.email), slots={"what": "the member's email address"})
         if "@" in text:
             for m in _EMAIL.finditer(text):
@@ -185,9 +188,11 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 if T.host_allowed(dom, allowed):
                     continue
                 yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
+        if _DIGIT.search(text) is None:
+            continue  # phone numbers, member ids and street addresses all hold a digit
         for m in _PHONE.finditer(text):
             yield Hit(label, m.start(), m.end(), slots={"what": "a phone number"})
-        for m in _MEMBER_ID.finditer(text):
+        for m in (_MEMBER_ID.finditer(text) if "member" in low else ()):
             if m_.member_id and m.group(1) == m_.member_id:
                 continue  # already reported above
             yield Hit(label, m.start(1), m.end(1), slots={"what": "a member id"})

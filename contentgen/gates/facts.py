@@ -76,30 +76,41 @@ class CatalogIndex:
     name_list: list[str] = field(default_factory=list)
     pid_list: list[str] = field(default_factory=list)
     field_cache: dict[tuple[bool, bool, str], Any] = field(default_factory=dict)
+    #: every name's regex opens with 3 ASCII letters/digits, so a mention can only start at a word
+    #: start whose lowercased first 3 characters are a key (found with str.find, no regex scan)
+    keys_only: bool = False
 
 
-_CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex]] = {}
+#: id(catalog) -> (catalog, index built for its content, index whose ``products`` is this very dict)
+_CAT_CACHE: dict[int, tuple[dict[str, Product], CatalogIndex, CatalogIndex]] = {}
 
 
 _CAT_BY_CONTENT: dict[tuple[Any, ...], CatalogIndex] = {}
 
 
-def catalog_index(catalog: dict[str, Product]) -> CatalogIndex:
-    """The per-catalog index, cached on the dict's identity and, failing that, on its content."""
+def catalog_indexes(catalog: dict[str, Product]) -> tuple[CatalogIndex, CatalogIndex]:
+    """(the shared index for the catalog's content, the same index over this very dict), cached on
+    the dict's identity (the cache holds the dict, so its id is not reused) and, failing that, on its content."""
     hit = _CAT_CACHE.get(id(catalog))
     if hit is not None and hit[0] is catalog:
-        return hit[1]
+        return hit[1], hit[2]
     key = tuple((pid, p.name, p.category, p.price, p.in_stock, p.stock, p.claims) for pid, p in catalog.items())
     idx = _CAT_BY_CONTENT.get(key)
     if idx is None:
         idx = _build_index(catalog)
-        if len(_CAT_BY_CONTENT) > 256:
+        if len(_CAT_BY_CONTENT) > 1024:
             _CAT_BY_CONTENT.clear()
         _CAT_BY_CONTENT[key] = idx
-    if len(_CAT_CACHE) > 256:
+    own = idx if idx.products is catalog else CatalogIndex(**{**idx.__dict__, "products": catalog})
+    if len(_CAT_CACHE) > 8192:
         _CAT_CACHE.clear()
-    _CAT_CACHE[id(catalog)] = (catalog, idx)
-    return idx
+    _CAT_CACHE[id(catalog)] = (catalog, idx, own)
+    return idx, own
+
+
+def catalog_index(catalog: dict[str, Product]) -> CatalogIndex:
+    """The per-catalog index (see :func:`catalog_indexes`)."""
+    return catalog_indexes(catalog)[0]
 
 
 def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
@@ -134,10 +145,38 @@ def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
         starts = re.compile(r"(?<![\w])(?=[A-Za-z0-9])(?:(?=" + _trie_source(keys) +
                             r")|(?=[A-Za-z0-9]{0,2}(?:[^A-Za-z0-9]|$)))", re.I)
     names = {pid: p.name for pid, p in catalog.items()}
+    keys_only = True
+    for p in catalog.values():
+        toks = _name_tokens(p.name)
+        first = _camel_split(toks[0])[0] if toks else ""
+        if not (len(first) >= 3 and first[:3].isascii() and first[:3].isalnum()):
+            keys_only = False
     return CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
                         names=names, support=support, claims_rx=claims_rx,
                         brand_caps=frozenset(caps), starts_rx=starts, name_list=list(names.values()),
-                        pid_list=list(names.keys()))
+                        pid_list=list(names.keys()), keys_only=keys_only)
+
+
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _name_starts(idx: CatalogIndex, text: str) -> list[int]:
+    """Positions where a product name may start (the positions ``idx.starts_rx`` finds, or a superset
+    whose extra positions hold no key, so that no name matches there)."""
+    if idx.starts_rx is None:
+        return []
+    low = text.lower()
+    if not idx.keys_only or len(low) != len(text):
+        return [m.start() for m in idx.starts_rx.finditer(text)]
+    out = []
+    for k in idx.by_key:
+        i = low.find(k)
+        while i >= 0:
+            if text[i] in _ASCII_ALNUM and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+                out.append(i)
+            i = low.find(k, i + 1)
+    out.sort()
+    return out
 
 
 # --------------------------------------------------------------------------- per message preparation
@@ -222,16 +261,23 @@ thanksgiving halloween easter hanukkah diwali kwanzaa holidays holiday season ha
 """.split())
 
 
+_TRAIL_STOP = frozenset({"and", "of", "the", "for", "with", "by", "&", "de"})
+
+
 def _cap_phrases(text: str) -> Iterator[tuple[int, int, list[str]]]:
     for m in _CAP_PHRASE.finditer(text):
         g = m.group()
-        if " " not in g and "\t" not in g and g.lower().strip(".,") in _LEAD_STOP:
-            continue  # one word that is a lead stop word: nothing is left
+        if " " not in g and "\t" not in g:  # one word (the common case)
+            low = g.lower()
+            if low.strip(".,") in _LEAD_STOP or low in _TRAIL_STOP:
+                continue  # a lead or trailing stop word: nothing is left
+            yield m.start(), m.end(), [g]
+            continue
         base = m.start()
         toks = [(t.start() + base, t.end() + base, t.group()) for t in _NONSPACE.finditer(g)]
         while toks and toks[0][2].lower().strip(".,") in _LEAD_STOP:
             toks.pop(0)
-        while toks and toks[-1][2].lower() in {"and", "of", "the", "for", "with", "by", "&", "de"}:
+        while toks and toks[-1][2].lower() in _TRAIL_STOP:
             toks.pop()
         if not toks:
             continue
@@ -289,20 +335,20 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
     """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
     names = idx.name_list
     pids = idx.pid_list
-    starts = idx.starts_rx
     sents = T.split_sentences(text)
     ms: list[Mention] = []
     pos = 0
-    for m in (starts.finditer(text) if starts is not None else ()):
-        if m.start() < pos:
+    by_key = idx.by_key
+    for st in _name_starts(idx, text):
+        if st < pos:
             continue
-        k3 = text[m.start():m.start() + 3].lower()
-        cands = idx.by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[m.start():m.start() + 6]))
+        k3 = text[st:st + 3].lower()
+        cands = by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[st:st + 6]))
         if not cands:
             continue
         best = None
         for pid, rx in cands:
-            mm = rx.match(text, m.start())
+            mm = rx.match(text, st)
             if mm and (best is None or mm.end() > best[1]):
                 best = (mm.start(), mm.end(), pid)
         if best:
@@ -310,14 +356,23 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
             pos = best[1]
     unk: list[tuple[int, int, str]] = []
     title = label != "body" and _title_case(text)
+    exact = [(m.start, m.end) for m in ms]  # every mention so far is exact
+    greeting_end = -2  # the greeting line's end in a body (-1: no newline), once known
     for a, b, words in _cap_phrases(text):
-        if any(m.start < b and a < m.end for m in ms if m.how == "exact"):
+        if exact and any(s < b and a < e for s, e in exact):
             continue
-        if all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
+        if len(words) == 1:
+            w = words[0].lower()
+            if w.strip(".,!?:;") in _STOP_WORDS or w in _LEAD_STOP:
+                continue
+        elif all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
             continue
-        if label == "body" and a < 40 and T.GREETING_RE.match(text[:text.find("\n") if "\n" in text else None]):
-            first_nl = text.find("\n")
-            if first_nl < 0 or a < first_nl:
+        if label == "body" and a < 40:
+            if greeting_end == -2:
+                first_nl = text.find("\n")
+                greeting_end = (first_nl if T.GREETING_RE.match(text[:first_nl if first_nl >= 0 else None])
+                                else -3)
+            if greeting_end != -3 and (greeting_end < 0 or a < greeting_end):
                 continue  # the greeting line holds the member's name
         pid, n = _known_partial(idx, words)
         if pid is not None:
@@ -342,9 +397,7 @@ def prep(view: MessageView) -> Prep:
     if p is not None:
         return p
     ctx = view.ctx
-    idx = base = catalog_index(ctx.catalog)
-    if idx.products is not ctx.catalog:
-        idx = CatalogIndex(**{**idx.__dict__, "products": ctx.catalog})
+    base, idx = catalog_indexes(ctx.catalog)
     fields = view.fields(FACT_FIELDS)
     sents: dict[str, list[tuple[int, int]]] = {}
     mentions: dict[str, list[Mention]] = {}
@@ -392,16 +445,26 @@ def _product_name(p: Prep, pid: str) -> str:
 
 
 def _allowed_cents(p: Prep, pid: str) -> set[int]:
+    """Prices (cents) a product may be quoted at: its price, its discounted price and the saving
+    (computed once per message and product; callers must not mutate the set)."""
+    cache = p.extra.get("cents")
+    if cache is None:
+        cache = p.extra["cents"] = {}
+    out = cache.get(pid)
+    if out is not None:
+        return out
     prod = p.idx.products.get(pid)
     if prod is None:
-        return set()
-    base = T.cents(prod.price)
-    out = {base}
-    for o in p.valid_offers:
-        if o.kind == "percent_off" and o.value and o.applies_to_product(prod):
-            for d in T.discounted(prod.price, o.value):
-                out.add(d)
-                out.add(base - d)
+        out = set()
+    else:
+        base = T.cents(prod.price)
+        out = {base}
+        for o in p.valid_offers:
+            if o.kind == "percent_off" and o.value and o.applies_to_product(prod):
+                for d in T.discounted(prod.price, o.value):
+                    out.add(d)
+                    out.add(base - d)
+    cache[pid] = out
     return out
 
 
@@ -412,8 +475,9 @@ def _fmt_money(c: int) -> str:
 _NEVER = re.compile(r"(?!x)x")
 
 
-def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> re.Pattern[str]:
-    """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message."""
+def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tuple[re.Pattern[str] | None, Alt | None]:
+    """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message
+    (None: none can match), and its :class:`Alt` (``alt.may_match(text)`` narrows it per field)."""
     cache = _RX_CACHE.setdefault(rule.id, {})
     alt = cache.get(key)
     if alt is None:
@@ -421,8 +485,8 @@ def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> re.P
         if alt is not None:
             alt.compile_full()
     if alt is None:
-        return _NEVER
-    return alt.regex_for(view.present(FACT_FIELDS)) or _NEVER
+        return None, None
+    return alt.regex_for(view.present(FACT_FIELDS)), alt
 
 
 _RX_CACHE: dict[str, dict[str, Alt | None]] = {}
@@ -752,7 +816,7 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if rx is None:
         return
     for label, text in p.fields:
-        if True:
+        if alt.may_match(text):
             for m in rx.finditer(text):
                 if _NEG.search(text[max(0, m.start() - 20):m.start()]):
                     continue
@@ -805,14 +869,20 @@ _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
     p = prep(view)
-    rx = _compiled(rule, "time", list(rule.params.get("phrases", [])), view)
+    rx, alt = _compiled(rule, "time", list(rule.params.get("phrases", [])), view)
     limit = int(rule.params.get("within_days", 2))
     send = view.ctx.send_date
-    rx_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])), view)
+    rx_any, alt_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])), view)
+    if rx_any is None or p.valid_offers:
+        rx_any = None
+        if rx is None:
+            return
     for label, text in p.fields:
-        if not p.valid_offers:
+        if rx_any is not None and alt_any.may_match(text):  # type: ignore[union-attr]
             for m in rx_any.finditer(text):
                 yield Hit(label, m.start(), m.end(), slots={"reason": "no offer is valid on the send date"})
+        if rx is None or not alt.may_match(text):  # type: ignore[union-attr]
+            continue
         for m in rx.finditer(text):
             phrase = m.group().lower()
             need = 0 if re.search(r"tonight|today|midnight|hours? left|final hours", phrase) else (
@@ -831,9 +901,13 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
 def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
     p = prep(view)
-    rx = _compiled(rule, "stock", list(rule.params.get("phrases", [])), view)
+    rx, alt = _compiled(rule, "stock", list(rule.params.get("phrases", [])), view)
+    if rx is None:
+        return
     low_stock = int(rule.params.get("low_stock", 10))
     for label, text in p.fields:
+        if not alt.may_match(text):  # type: ignore[union-attr]
+            continue
         for m in rx.finditer(text):
             targets = p.attribute(label, m.start(), m.end())
             prods = [p.idx.products[t] for t in targets if t in p.idx.products]

@@ -324,6 +324,42 @@ class AnchorIndex:
 ANCHORS = AnchorIndex()
 
 
+class AltScan:
+    """``finditer`` of the alternation ``head (?:i1)|(?:i2)|... tail`` run as one regex per item.
+
+    At each position an alternation takes the first item (in order) that matches there, and its
+    next search starts where that match ended. Each item's regex (``head (?:item) tail``) matches
+    at a position exactly as the item's branch of the alternation does (lookbehinds see the whole
+    string), so the leftmost of the items' next matches, lowest item first on a tie, is the
+    alternation's next match. Items' compiled regexes are shared by every subset: no regex is
+    compiled per combination of items. Only used when no item can match the empty string.
+    """
+
+    __slots__ = ("pats",)
+
+    def __init__(self, pats: tuple[re.Pattern[str], ...]) -> None:
+        self.pats = pats
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        pats = self.pats
+        nxt = [p.search(text) for p in pats]
+        while True:
+            best = None
+            for m in nxt:
+                if m is not None and (best is None or m.start() < best.start()):
+                    best = m
+            if best is None:
+                return
+            yield best
+            end = best.end()
+            for i, m in enumerate(nxt):
+                if m is not None and m.start() < end:
+                    nxt[i] = pats[i].search(text, end)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return next(self.finditer(text), None)
+
+
 class Alt:
     """``head (?:item1)|(?:item2)|... tail``, scanning only the items that can match a given text.
 
@@ -334,7 +370,7 @@ class Alt:
     """
 
     __slots__ = ("items", "flags", "head", "tail", "named", "item_anchors", "full", "_cache", "_all_on", "_union",
-                 "_by_anchor")
+                 "_by_anchor", "_by_hits", "_item_rx", "_no_empty")
 
     def __init__(self, items: Sequence[str], flags: int, head: str = r"(?<![\w])(?:", tail: str = r")(?![\w])",
                  named: str | None = None) -> None:
@@ -351,7 +387,10 @@ class Alt:
                     self._by_anchor.setdefault(x, []).append(i)
         self._union = frozenset(self._by_anchor)
         self.full = self._source(range(len(self.items)))
-        self._cache: dict[tuple[int, ...], re.Pattern[str] | None] = {}
+        self._cache: dict[tuple[int, ...], re.Pattern[str] | AltScan | None] = {}
+        self._by_hits: dict[frozenset[str], re.Pattern[str] | AltScan | None] = {}
+        self._item_rx: dict[int, re.Pattern[str]] = {}
+        self._no_empty: bool | None = None
 
     def _source(self, idx: Iterable[int]) -> str:
         idx = tuple(idx)
@@ -366,18 +405,43 @@ class Alt:
     def compile_full(self) -> re.Pattern[str]:
         return re.compile(self.full, self.flags)
 
-    def regex_for(self, present: frozenset[str]) -> re.Pattern[str] | None:
-        """The regex of the items that can match a text whose present anchors are given (None: no item)."""
+    def _item(self, i: int) -> re.Pattern[str]:
+        rx = self._item_rx.get(i)
+        if rx is None:
+            rx = self._item_rx[i] = re.compile(self._source((i,)), self.flags)
+        return rx
+
+    def may_match(self, text: str) -> bool:
+        """False when no item can match in this text (none of the items' anchors occurs in it)."""
+        return bool(self._all_on) or not self._union.isdisjoint(ANCHORS.present_in((text,)))
+
+    def regex_for(self, present: frozenset[str]) -> re.Pattern[str] | AltScan | None:
+        """A regex (``finditer``) of the items that can match a text whose present anchors are given
+        (None: no item)."""
         hits = self._union.intersection(present)
-        if not hits and not self._all_on:
-            return None
+        rx = self._by_hits.get(hits, False)
+        if rx is not False:
+            return rx  # type: ignore[return-value]
         on = set(self._all_on)
         for x in hits:
             on.update(self._by_anchor[x])
         idx = tuple(sorted(on))
         rx = self._cache.get(idx, False)
         if rx is False:
-            rx = self._cache[idx] = re.compile(self._source(idx), self.flags)
+            if not idx:
+                rx = None
+            elif len(idx) == 1:
+                rx = self._item(idx[0])
+            else:
+                if self._no_empty is None:  # an item that can match "" would need finditer's empty-match rules
+                    self._no_empty = all(_PARSER.parse(self._source((i,)), self.flags).getwidth()[0] > 0
+                                         for i in range(len(self.items)))
+                rx = AltScan(tuple(self._item(i) for i in idx)) if self._no_empty else \
+                    re.compile(self._source(idx), self.flags)
+            self._cache[idx] = rx
+        if len(self._by_hits) > 4096:
+            self._by_hits.clear()
+        self._by_hits[hits] = rx
         return rx  # type: ignore[return-value]
 
 
@@ -416,13 +480,22 @@ class RuleSet:
     rules: tuple[CompiledRule, ...]
     files: tuple[str, ...]
     _gate: tuple[dict[str, list[int]], list[bool]] | None = field(default=None, repr=False, compare=False)
+    _when: dict[tuple[Any, ...], tuple[list[int], frozenset[int]]] = field(default_factory=dict, repr=False,
+                                                                           compare=False)
 
     def for_message(self, view: MessageView) -> Iterator[CompiledRule]:
         """The rules that can fire on a message.
 
-        A word-list rule (existence, regex, substitution) none of whose anchors occurs in the
-        message cannot match, so it is skipped without being evaluated.
+        A rule whose ``when`` does not apply to the member and channel is skipped (the rules that
+        apply are worked out once per tier, segment, first-name presence and channel). A word-list
+        rule (existence, regex, substitution) none of whose anchors occurs in the message cannot
+        match, so it is skipped without being evaluated.
         """
+        for i in self.active(view):
+            yield self.rules[i]
+
+    def active(self, view: MessageView) -> list[int]:
+        """Indices of :meth:`for_message`'s rules, in order."""
         if self._gate is None:
             owners: dict[str, list[int]] = {}
             gated = []
@@ -437,14 +510,30 @@ class RuleSet:
                             owners.setdefault(x, []).append(i)
             self._gate = (owners, gated)
         owners, gated = self._gate
+        m = view.ctx.member
+        key = (m.opt_in_tier, m.segment, bool(m.first_name), view.ctx.channel or "email")
+        by_when = self._when.get(key)
+        if by_when is None:
+            ungated = []
+            gated_ok = set()
+            for i, cr in enumerate(self.rules):
+                if _when_applies(cr.rule.when, *key):
+                    if gated[i]:
+                        gated_ok.add(i)
+                    else:
+                        ungated.append(i)
+            if len(self._when) > 4096:
+                self._when.clear()
+            by_when = self._when[key] = (ungated, frozenset(gated_ok))
+        ungated, gated_ok = by_when
         active: set[int] = set()
         for x in view.present(T.MODEL_FIELDS):
             o = owners.get(x)
             if o:
                 active.update(o)
-        for i, cr in enumerate(self.rules):
-            if not gated[i] or i in active:
-                yield cr
+        if not active:
+            return ungated
+        return sorted(ungated + [i for i in active if i in gated_ok])
 
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)
@@ -703,17 +792,23 @@ class MessageView:
         return p
 
 
-def _applies(rule: Rule, view: MessageView) -> bool:
-    w = rule.when
+def _when_applies(w: When | None, tier: int, segment: str, has_first_name: bool, channel: str) -> bool:
     if w is not None:
+        if w.tier is not None and tier not in w.tier:
+            return False
+        if w.segment is not None and segment not in w.segment:
+            return False
+        if w.has_first_name is not None and has_first_name != w.has_first_name:
+            return False
+        if w.channel is not None and channel not in w.channel:
+            return False
+    return True
+
+
+def _applies(rule: Rule, view: MessageView, when_checked: bool = False) -> bool:
+    if not when_checked and rule.when is not None:
         m = view.ctx.member
-        if w.tier is not None and m.opt_in_tier not in w.tier:
-            return False
-        if w.segment is not None and m.segment not in w.segment:
-            return False
-        if w.has_first_name is not None and bool(m.first_name) != w.has_first_name:
-            return False
-        if w.channel is not None and (view.ctx.channel or "email") not in w.channel:
+        if not _when_applies(rule.when, m.opt_in_tier, m.segment, bool(m.first_name), view.ctx.channel or "email"):
             return False
     u = rule.unless
     if u is not None and u.offer_ends_within_hours is not None:
@@ -848,9 +943,10 @@ class _Slots(dict):  # type: ignore[type-arg]
         return "{" + key + "}"
 
 
-def evaluate(cr: CompiledRule, view: MessageView) -> list[Finding]:
+def evaluate(cr: CompiledRule, view: MessageView, when_checked: bool = False) -> list[Finding]:
+    """The rule's findings on the message (``when_checked``: the caller already knows its ``when`` applies)."""
     rule = cr.rule
-    if not _applies(rule, view):
+    if (rule.when is not None or rule.unless is not None) and not _applies(rule, view, when_checked):
         return []
     out = []
     for h in _hits(cr, view):

@@ -40,6 +40,7 @@ _ABBREV = {
 }
 _HAS_DIGIT = re.compile(r"\d")
 _ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
+_ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
 _SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _WORD = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
 
@@ -63,9 +64,12 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         for m in _SENT_END.finditer(text, line_start, line_end):
             dot = m.start()
             if text[dot] == ".":
-                # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end
-                w = _ABBR_TAIL.search(text, s, dot)
-                if w and w.group(1).lower().rstrip(".") in _ABBREV:
+                # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end: the run of
+                # letters and dots right before the dot (what _ABBR_TAIL.search(text, s, dot) finds)
+                j = dot
+                while j > s and text[j - 1] in _ABBR_CHARS:
+                    j -= 1
+                if j < dot and text[j:dot].lower().rstrip(".") in _ABBREV:
                     continue
             spans.append((s, m.end()))
             s = m.end()
@@ -161,10 +165,11 @@ def cents(x: float) -> int:
     return int(round(x * 100))
 
 
-def discounted(price: float, percent: float) -> set[int]:
+@lru_cache(maxsize=8192)
+def discounted(price: float, percent: float) -> frozenset[int]:
     """Discounted price in cents, rounded half-up and half-even (either is accepted)."""
     raw = Decimal(str(price)) * (Decimal(100) - Decimal(str(percent))) / Decimal(100)
-    return {int(raw.quantize(Decimal("0.01"), rounding=r) * 100) for r in (ROUND_HALF_UP, ROUND_HALF_EVEN)}
+    return frozenset(int(raw.quantize(Decimal("0.01"), rounding=r) * 100) for r in (ROUND_HALF_UP, ROUND_HALF_EVEN))
 
 
 # --------------------------------------------------------------------------- dates
