@@ -71,7 +71,7 @@ def main() -> None:
         report = json.loads(p.stdout)
         print(json.dumps(report, indent=2))
         print(f"dry run of {a.members:,} members: {wall:.0f}s wall ({a.members / wall:,.0f} members/s), "
-              f"peak RSS {rss:,.0f} MB")
+              f"peak RSS of the dry-run process {report['peak_rss_mb']:,.0f} MB")
         return
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
