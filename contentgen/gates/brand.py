@@ -10,7 +10,8 @@ from . import text as T
 from .facts import catalog_index
 from .rules import Hit, MessageView, Rule, register_check
 
-_CAPS = re.compile(r"(?=[A-Z])(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])")
+# "(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])", opening with [A-Z] so that a search skips lowercase text
+_CAPS = re.compile(r"[A-Z](?<![\w@/.][A-Z])[A-Z'’]{3,}(?![\w])")
 _EMOJI = re.compile(
     "[\U0001F1E6-\U0001F1FF\U0001F300-\U0001F5FF\U0001F600-\U0001F64F\U0001F680-\U0001F6FF"
     "\U0001F700-\U0001F77F\U0001F780-\U0001F7FF\U0001F800-\U0001F8FF\U0001F900-\U0001F9FF"
@@ -24,11 +25,15 @@ _NOT_EMOJI = {"\u00A9", "\u00AE", "\u2122"}
 def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """A word of 4+ letters in capitals, unless a catalog brand name or an allowed acronym."""
     idx = catalog_index(view.ctx.catalog)
-    allowed = {a.upper() for a in rule.params.get("allowed", ())} | set(idx.brand_caps)
-    phrases = _phrases_rx(tuple(rule.params.get("allowed_phrases", ())))
+    key = (rule.id, id(idx))
+    got = _SHOUT_CACHE.get(key)
+    if got is None or got[0] is not idx:
+        if len(_SHOUT_CACHE) > 4096:
+            _SHOUT_CACHE.clear()
+        got = _SHOUT_CACHE[key] = (idx, {a.upper() for a in rule.params.get("allowed", ())} | set(idx.brand_caps),
+                                   _phrases_rx(tuple(rule.params.get("allowed_phrases", ()))))
+    _, allowed, phrases = got
     for label, text in view.fields(rule.fields):
-        if not any(c.isupper() for c in text):
-            continue
         for m in _CAPS.finditer(text):
             w = m.group().rstrip("'’S") if m.group().endswith(("'S", "’S")) else m.group()
             if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
@@ -37,6 +42,9 @@ def check_shouting(rule: Rule, view: MessageView) -> Iterator[Hit]:
                                            for p in phrases.finditer(text)):
                 continue  # a required phrase ("Reply STOP to opt out") or a link
             yield Hit(label, m.start(), m.end())
+
+
+_SHOUT_CACHE: dict[tuple[str, int], tuple[object, set[str], re.Pattern[str] | None]] = {}
 
 
 @lru_cache(maxsize=64)
@@ -78,10 +86,12 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
     max_n = int(rule.params.get("max", 2))
     fields = view.fields(rule.fields)
     for label, text in fields:
-        for m in _GREETING_EMPTY.finditer(text):
-            yield Hit(label, m.start(), m.end(), slots={"reason": "a greeting with an empty name"})
-        for m in _PLACEHOLDER.finditer(text):
-            yield Hit(label, m.start(), m.end(), slots={"reason": "an unfilled name placeholder"})
+        if "," in text or "!" in text or ":" in text:  # a greeting ends with one of them
+            for m in _GREETING_EMPTY.finditer(text):
+                yield Hit(label, m.start(), m.end(), slots={"reason": "a greeting with an empty name"})
+        if "{" in text or "[" in text or "<" in text:  # every placeholder opens with one of them
+            for m in _PLACEHOLDER.finditer(text):
+                yield Hit(label, m.start(), m.end(), slots={"reason": "an unfilled name placeholder"})
     body = view.msg.body
     g = _GREETING_NAME.match(body)
     if g:
@@ -94,7 +104,9 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if not name:
         return
     rx = T.word_re(name)
-    found = [(label, m) for label, text in fields for m in rx.finditer(text)]
+    low_name = name.lower()
+    found = [(label, m) for (label, text), low in zip(fields, view.lowered(rule.fields))
+             if T.may_contain_ci(text, low, low_name) for m in rx.finditer(text)]
     if len(found) > max_n:
         label, m = found[max_n]
         yield Hit(label, m.start(), m.end(),
@@ -143,13 +155,11 @@ _IDS_CACHE: dict[int, tuple[object, set[str]]] = {}
 _ID_HINT = re.compile(r"[pPmM-]\d")
 _ID_KEYWORD = re.compile(r"(?:item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no|number|#)")
 _DIGIT = re.compile(r"\d")
-#: characters that re.IGNORECASE matches to an ASCII letter but whose lower() is not that letter
-_ODD_CASE = ("\u017f", "\u0131", "\u0130", "\u212a")
 
 
 def _may_have_generic_id(text: str, low: str) -> bool:
     """False only when _GENERIC_IDS cannot match ``text`` (``low`` is text.lower())."""
-    if "sku" in low or (not text.isascii() and any(c in text for c in _ODD_CASE)):
+    if "sku" in low or (not text.isascii() and any(c in text for c in T.ODD_CASE)):
         return True
     if _DIGIT.search(text) is None:
         return False
@@ -183,8 +193,8 @@ _CONTRACTION = re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I)
 def check_contractions(rule: Rule, view: MessageView) -> Iterator[Hit]:
     min_words = int(rule.params.get("min_words", 40))
     fields = view.fields(rule.fields)
-    if any(_CONTRACTION.search(text) for _, text in fields):
-        return
+    if any(("'" in text or "’" in text) and _CONTRACTION.search(text) for _, text in fields):
+        return  # (every contraction holds an apostrophe)
     words = 0
     for label, text in fields:
         if label == "body":

@@ -34,10 +34,13 @@ def cited_sources(rule: Rule, text: str, present: frozenset[str] | None = None) 
     pats = _source_patterns(rule)
     if present is None:
         present = ANCHORS.present(text.lower())
+    here = ANCHORS.present_in((text,))
     found = []
     for source, alt in pats:
+        if not alt._all_on and alt._union.isdisjoint(here):
+            continue  # none of this source's phrases can match here
         rx = alt.regex_for(present)
-        if rx is None or not alt.may_match(text):
+        if rx is None:
             continue
         for m in rx.finditer(text):
             found.append((m.start(), m.end(), source))
@@ -149,13 +152,17 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # put a price, a newline and a capitalized product name next to each other), and digits that are
 # part of a price or a decimal ("$164.99", "1,299") are not a house number or a phone number.
 _PHONE = re.compile(r"(?=[+(0-9])(?<![\w$.,])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}(?![\w])")
+# (written to open with \d, so that a search jumps straight from digit to digit: "\d(?<![\w$.,]\d)\d{0,4}"
+# is "(?<![\w$.,])\d{1,5}")
 _STREET = re.compile(
-    r"(?<![\w$.,])\d{1,5}[ \t]+(?:[NSEW]\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|"
+    r"\d(?<![\w$.,]\d)\d{0,4}[ \t]+(?:[NSEW]\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|"
     r"Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle))(?![\w])")
 #: a member-id-shaped token next to "member" ("Member M00123", "member #88213", "member ID: 4471-220")
 _MEMBER_ID = re.compile(r"\bmember(?:ship)?(?:[ \t]+(?:id|no\.?|number|#))?[ \t:#]*\b([A-Z]{0,3}\d[\d-]{3,})\b",
                         re.I)
 _COMPANY_ADDR = re.compile(r"400\s+Market\s+St", re.I)
+#: every _PHONE match ends with this (it opens with \d: a search skips from digit to digit)
+_PHONE_TAIL = re.compile(r"\d{3}[ \t.-]\d{4}(?![\w])")
 _DIGIT = re.compile(r"\d")
 
 
@@ -190,7 +197,7 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
         if _DIGIT.search(text) is None:
             continue  # phone numbers, member ids and street addresses all hold a digit
-        for m in _PHONE.finditer(text):
+        for m in (_PHONE.finditer(text) if _PHONE_TAIL.search(text) else ()):
             yield Hit(label, m.start(), m.end(), slots={"what": "a phone number"})
         for m in (_MEMBER_ID.finditer(text) if "member" in low else ()):
             if m_.member_id and m.group(1) == m_.member_id:

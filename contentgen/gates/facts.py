@@ -241,7 +241,9 @@ class Prep:
 
 
 _WSTART = re.compile(r"(?<![\w])[A-Za-z0-9]")
-_CAP_TOK = r"(?:[A-Z][\w'’&.]*[\w]|[A-Z]|\d+(?:\.\d+)?[A-Za-z]+[\w]*)"
+# "[A-Z][\w'’&.]*[\w]|[A-Z]|\d+(?:\.\d+)?[A-Za-z]+[\w]*", written to open with one character class so
+# that a search skips lowercase text without trying each alternative
+_CAP_TOK = r"(?:[A-Z\d](?:(?<=[A-Z])(?:[\w'’&.]*[\w])?|(?<![A-Z])\d*(?:\.\d+)?[A-Za-z]+[\w]*))"
 _CAP_PHRASE = re.compile(_CAP_TOK + r"(?:[ \t]+(?:(?:of|and|&|the|for|de|with|by|n’|n')[ \t]+)?" + _CAP_TOK + r")*")
 _LEAD_STOP = frozenset("""
 a an the meet our your my try grab shop get this these that those hi hello hey dear new take earn save enjoy discover
@@ -591,24 +593,26 @@ def check_prices(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
     mentioned = p.all_mentioned()
     pool = set(mentioned) | {x for x in p.rec_ids if x in p.idx.products}
-    pool_allowed: set[int] = set()
-    for pid in pool:
-        pool_allowed |= _allowed_cents(p, pid)
+    pool_allowed: set[int] | None = None  # computed when first needed
     totals = {sum(T.cents(p.idx.products[x].price) for x in mentioned)} if len(mentioned) > 1 else set()
     for label, text in p.fields:
         for a, b, val in T.money_matches(text):
             c = T.cents(val)
             sent = _sentence_text(p, label, text, a)
-            if _SHIP_RE.search(sent) or _SHIP_WORD.search(sent):
+            low = sent.lower()  # every shipping pattern's match holds "ship" or "deliver"
+            if ("ship" in low or "deliver" in low or not sent.isascii()) and (
+                    _SHIP_RE.search(sent) or _SHIP_WORD.search(sent)):
                 continue  # thresholds in shipping sentences: facts.free-shipping checks them
             targets = p.sentence_products(label, a)
-            allowed: set[int] = set()
-            for pid in targets or p.attribute(label, a, b):
-                allowed |= _allowed_cents(p, pid)
-            if c in allowed:
+            if any(c in _allowed_cents(p, pid) for pid in (targets or p.attribute(label, a, b))):
                 continue
-            if not targets and c in pool_allowed:
-                continue
+            if not targets:
+                if pool_allowed is None:
+                    pool_allowed = set()
+                    for pid in pool:
+                        pool_allowed |= _allowed_cents(p, pid)
+                if c in pool_allowed:
+                    continue
             pre = text[max(0, a - 16):a].lower()
             if _UNDER.search(pre):
                 if any(p.idx.products[x].price <= val for x in pool):

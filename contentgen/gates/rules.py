@@ -195,6 +195,12 @@ def _score(anchors: set[str] | None) -> int:
     return min(0 if a.strip(" '") in _COMMON else len(a.strip()) for a in anchors)
 
 
+DIGITS = frozenset("0123456789")
+_DIGIT_CLASSES = ([(_C.CATEGORY, _C.CATEGORY_DIGIT)], [(_C.RANGE, (48, 57))])
+#: a digit \d matches that is not an ASCII digit
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+
+
 def _anchors(seq: Any, min_score: int = 2) -> set[str] | None:
     """Literal substrings (lowercase) one of which must occur for the pattern to match; None: unknown."""
     items = list(seq)
@@ -209,6 +215,7 @@ def _anchors(seq: Any, min_score: int = 2) -> set[str] | None:
     runs: list[str] = []
     run: list[str] = []
     subs: list[Any] = []
+    digits = False
     for op, av in items:
         if op is _C.LITERAL:
             run.append(chr(av).lower())
@@ -222,9 +229,13 @@ def _anchors(seq: Any, min_score: int = 2) -> set[str] | None:
             subs.append(av[2])
         elif op is _C.BRANCH:
             subs.append([(op, av)])
+        elif op is _C.IN and av in _DIGIT_CLASSES:
+            digits = True
     if run:
         runs.append("".join(run))
     cands: list[set[str]] = [{r} for r in runs if r.strip()]
+    if digits:  # a digit (\d or [0-9]); AnchorIndex.present() reports every digit for non-ASCII ones
+        cands.append(set(DIGITS))
     for sub in subs:
         a = _anchors(sub, min_score)
         if a:
@@ -301,6 +312,8 @@ class AnchorIndex:
         out: set[str] = set()
         for hit in set(rx.findall(lowered)):
             out.update(closure[hit])
+        if not lowered.isascii() and _OTHER_DIGIT.search(lowered):
+            out.update(DIGITS & self.anchors)  # \d also matches other scripts' digits
         return frozenset(out)
 
     def present_in(self, texts: Iterable[str]) -> frozenset[str]:
@@ -469,6 +482,7 @@ class CompiledRule:
     pre: tuple[frozenset[str], tuple[str, ...]] | None = None
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
+    required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -916,13 +930,22 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         rx = cr.regex
         assert rx is not None
 
-        def present(text: str) -> bool:
+        seen = cr.required_cache
+
+        def present(text: str) -> bool:  # pure in the rule and the text: footers and links repeat
+            got = seen.get(text)
+            if got is not None:
+                return got
             if rule.position == "end":
-                return any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
-            if rule.position == "start":
-                m = rx.match(text.lstrip())
-                return m is not None
-            return rx.search(text) is not None
+                got = any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
+            elif rule.position == "start":
+                got = rx.match(text.lstrip()) is not None
+            else:
+                got = rx.search(text) is not None
+            if len(seen) > 4096:
+                seen.clear()
+            seen[text] = got
+            return got
 
         if rule.scope == "message":
             if not any(present(t) for _, t in fields):

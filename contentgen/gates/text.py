@@ -150,6 +150,7 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
     return out
 
 
+@lru_cache(maxsize=8192)
 def percent_matches(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
     if "%" not in text:
@@ -190,6 +191,8 @@ DATE_RE = re.compile(
     re.I)
 
 
+_SPACE_DIGIT = re.compile(r"[ \t]\d")
+_DAY_SPACE = re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I)
 _MON3 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MAY_DIGIT = re.compile(r"may\s+\d", re.I)
 _DIGIT_MAY = re.compile(r"\d\s+may$", re.I)
@@ -205,6 +208,8 @@ def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int
         low = text.lower()
         if not any(m in low for m in _MON3):
             return out  # every DATE_RE match holds "/", "-" or a month name
+        if _SPACE_DIGIT.search(text) is None and _DAY_SPACE.search(text) is None:
+            return out  # and a month name is next to its day: " 6" or "6th " (DATE_RE's [ \t]+)
     for m in DATE_RE.finditer(text):
         g = m.groups()
         try:
@@ -252,6 +257,17 @@ def url_host(url: str) -> str:
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return any(host == d or host.endswith("." + d) for d in allowed)
+
+
+#: characters that re.IGNORECASE matches to an ASCII letter although their lower() is not that letter
+ODD_CASE = ("\u017f", "\u0131", "\u0130", "\u212a")
+
+
+def may_contain_ci(text: str, low: str, needle_low: str) -> bool:
+    """False only when a case-insensitive regex for ``needle_low`` (lowercase) cannot match ``text``
+    (``low`` is text.lower())."""
+    return needle_low in low or not needle_low.isascii() or (
+        not text.isascii() and any(c in text for c in ODD_CASE))
 
 
 @lru_cache(maxsize=4096)
