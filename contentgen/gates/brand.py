@@ -128,7 +128,10 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
         _IDS_CACHE[id(ctx)] = (ctx, ids)  # holds the context: its id is not reused meanwhile
     generic = _GENERIC_IDS
     names = rule.fields
-    for (label, text), low in zip(view.fields(names), view.lowered(names)):
+    fields = view.fields(names)
+    joined = "\x00".join(t for _, t in fields)
+    ids = [i for i in ids if i in joined]  # the ids that occur in some field (case-sensitive, as below)
+    for (label, text), low in zip(fields, view.lowered(names)):
         urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
         for m in (generic.finditer(text) if _may_have_generic_id(text, low) else ()):
             if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):

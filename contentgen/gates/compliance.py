@@ -61,6 +61,8 @@ _LABELS = {"purchase": "purchase history", "stated_preference": "stated preferen
 def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
     tier = view.tier
     allowed = TIER_SOURCES[tier]
+    if not view.msg.explanations:
+        return
     recs = {r.product_id: {e.source for e in r.evidence} for r in view.ctx.recommendations}
     for i, ex in enumerate(view.msg.explanations):
         label = f"explanations[{i}].text"

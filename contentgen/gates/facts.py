@@ -275,15 +275,28 @@ def _cap_phrases(text: str) -> Iterator[tuple[int, int, list[str]]]:
                 continue  # a lead or trailing stop word: nothing is left
             yield m.start(), m.end(), [g]
             continue
-        base = m.start()
-        toks = [(t.start() + base, t.end() + base, t.group()) for t in _NONSPACE.finditer(g)]
-        while toks and toks[0][2].lower().strip(".,") in _LEAD_STOP:
-            toks.pop(0)
-        while toks and toks[-1][2].lower() in _TRAIL_STOP:
-            toks.pop()
-        if not toks:
+        # words are separated by [ \t]+ and hold no other whitespace: g.split() are its \S+ runs
+        words = g.split()
+        n = len(words)
+        i = 0
+        while i < n and words[i].lower().strip(".,") in _LEAD_STOP:
+            i += 1
+        j = n
+        while j > i and words[j - 1].lower() in _TRAIL_STOP:
+            j -= 1
+        if i >= j:
             continue
-        yield toks[0][0], toks[-1][1], [t[2] for t in toks]
+        if i == 0 and j == n:
+            yield m.start(), m.end(), words
+            continue
+        offs = []
+        pos = 0
+        for w in words:
+            pos = g.index(w, pos)
+            offs.append(pos)
+            pos += len(w)
+        base = m.start()
+        yield base + offs[i], base + offs[j - 1] + len(words[j - 1]), words[i:j]
 
 
 def _known_partial(idx: CatalogIndex, words: list[str]) -> tuple[str | None, int]:
@@ -480,10 +493,12 @@ _NEVER = re.compile(r"(?!x)x")
 def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tuple[re.Pattern[str] | None, Alt | None]:
     """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message
     (None: none can match), and its :class:`Alt` (``alt.may_match(text)`` narrows it per field)."""
-    cache = _RX_CACHE.setdefault(rule.id, {})
-    alt = cache.get(key)
-    if alt is None:
-        alt = cache[key] = Alt(items, re.I) if items else None
+    cache = _RX_CACHE.get(rule.id)
+    if cache is None:
+        cache = _RX_CACHE[rule.id] = {}
+    alt = cache.get(key, False)
+    if alt is False:
+        alt = cache[key] = Alt(list(items), re.I) if items else None
         if alt is not None:
             alt.compile_full()
     if alt is None:
@@ -873,10 +888,10 @@ _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
 def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
     p = prep(view)
-    rx, alt = _compiled(rule, "time", list(rule.params.get("phrases", [])), view)
+    rx, alt = _compiled(rule, "time", rule.params.get("phrases", ()), view)
     limit = int(rule.params.get("within_days", 2))
     send = view.ctx.send_date
-    rx_any, alt_any = _compiled(rule, "any_offer", list(rule.params.get("offer_phrases", [])), view)
+    rx_any, alt_any = _compiled(rule, "any_offer", rule.params.get("offer_phrases", ()), view)
     if rx_any is None or p.valid_offers:
         rx_any = None
         if rx is None:
@@ -905,7 +920,7 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
 def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
     p = prep(view)
-    rx, alt = _compiled(rule, "stock", list(rule.params.get("phrases", [])), view)
+    rx, alt = _compiled(rule, "stock", rule.params.get("phrases", ()), view)
     if rx is None:
         return
     low_stock = int(rule.params.get("low_stock", 10))

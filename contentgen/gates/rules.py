@@ -344,16 +344,33 @@ class AltScan:
     next search starts where that match ended. Each item's regex (``head (?:item) tail``) matches
     at a position exactly as the item's branch of the alternation does (lookbehinds see the whole
     string), so the leftmost of the items' next matches, lowest item first on a tie, is the
-    alternation's next match. Items' compiled regexes are shared by every subset: no regex is
-    compiled per combination of items. Only used when no item can match the empty string.
+    alternation's next match. Items' compiled regexes are shared by every subset, so a combination
+    of items seen once costs no compile; one that keeps coming back is compiled as the alternation
+    (the same matches, in one scan) after ``COMPILE_AFTER`` uses. Only used when no item can match
+    the empty string.
     """
 
-    __slots__ = ("pats",)
+    __slots__ = ("pats", "source", "flags", "uses", "combined")
 
-    def __init__(self, pats: tuple[re.Pattern[str], ...]) -> None:
+    #: after this many scans the alternation itself is compiled (one scan instead of one per item)
+    COMPILE_AFTER = 8
+
+    def __init__(self, pats: tuple[re.Pattern[str], ...], source: str = "", flags: int = 0) -> None:
         self.pats = pats
+        self.source, self.flags = source, flags
+        self.uses = 0
+        self.combined: re.Pattern[str] | None = None
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        if self.combined is not None:
+            return self.combined.finditer(text)
+        self.uses += 1
+        if self.source and self.uses >= self.COMPILE_AFTER:
+            self.combined = re.compile(self.source, self.flags)
+            return self.combined.finditer(text)
+        return self._scan(text)
+
+    def _scan(self, text: str) -> Iterator[re.Match[str]]:
         pats = self.pats
         nxt = [p.search(text) for p in pats]
         while True:
@@ -426,7 +443,10 @@ class Alt:
 
     def may_match(self, text: str) -> bool:
         """False when no item can match in this text (none of the items' anchors occurs in it)."""
-        return bool(self._all_on) or not self._union.isdisjoint(ANCHORS.present_in((text,)))
+        if self._all_on:
+            return True
+        here = ANCHORS._texts.get(text)
+        return not self._union.isdisjoint(here if here is not None else ANCHORS.present_in((text,)))
 
     def regex_for(self, present: frozenset[str]) -> re.Pattern[str] | AltScan | None:
         """A regex (``finditer``) of the items that can match a text whose present anchors are given
@@ -449,8 +469,8 @@ class Alt:
                 if self._no_empty is None:  # an item that can match "" would need finditer's empty-match rules
                     self._no_empty = all(_PARSER.parse(self._source((i,)), self.flags).getwidth()[0] > 0
                                          for i in range(len(self.items)))
-                rx = AltScan(tuple(self._item(i) for i in idx)) if self._no_empty else \
-                    re.compile(self._source(idx), self.flags)
+                rx = AltScan(tuple(self._item(i) for i in idx), self._source(idx), self.flags) if self._no_empty \
+                    else re.compile(self._source(idx), self.flags)
             self._cache[idx] = rx
         if len(self._by_hits) > 4096:
             self._by_hits.clear()
@@ -766,7 +786,16 @@ class MessageView:
     def fields(self, names: tuple[str, ...]) -> list[tuple[str, str]]:
         f = self._fields.get(names)
         if f is None:
-            f = self._fields[names] = T.message_fields(self.msg, names)
+            by_name = self._fields.get(None)  # type: ignore[call-overload]
+            if by_name is None:  # each field's (label, text) pairs, read from the message once
+                msg = self.msg
+                by_name = self._fields[None] = {  # type: ignore[index]
+                    "subject": [("subject", msg.subject or "")], "preheader": [("preheader", msg.preheader or "")],
+                    "body": [("body", msg.body or "")], "cta_text": [("cta_text", msg.cta_text or "")],
+                    "cta_url": [("cta_url", msg.cta_url or "")], "footer": [("footer", msg.footer or "")],
+                    "explanations": [(f"explanations[{i}].text", ex.text) for i, ex in enumerate(msg.explanations)]}
+            f = self._fields[names] = [x for n in names for x in (by_name[n] if n in by_name  # type: ignore[index]
+                                                                 else T.message_fields(self.msg, (n,)))]
         return f
 
     def lower(self, names: tuple[str, ...]) -> str:
@@ -874,9 +903,12 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         if rx is None:
             return
         union = None if alt._all_on else alt._union
+        by_text = ANCHORS._texts
         for label, text in fields:
-            if union is not None and union.isdisjoint(ANCHORS.present_in((text,))):
-                continue  # none of the items' anchors occurs in this field
+            if union is not None:
+                here = by_text.get(text)
+                if union.isdisjoint(here if here is not None else ANCHORS.present_in((text,))):
+                    continue  # none of the items' anchors occurs in this field
             for m in _matches(cr, view, label, text, rx):
                 yield Hit(label, m.start(), m.end())
     elif kind == "substitution":
@@ -913,12 +945,15 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, 0, 0, excerpt="", slots={"count": n, "min": rule.min})
     elif kind == "sentence_length":
         for label, text in fields:
-            spans = T.body_prose_lines(text) if label == "body" else [(0, len(text))]
-            for a0, b0 in spans:
-                for a, b in T.split_sentences(text, a0, b0):
-                    n = T.count_words(text[a:b])
-                    if n > rule.max:  # type: ignore[operator]
-                        yield Hit(label, a, b, slots={"count": n, "max": rule.max})
+            # lines split independently, so a line's sentences are the whole text's sentences in it
+            sents = T.split_sentences(text)
+            if label == "body":
+                lines = T.body_prose_lines(text)
+                sents = [(a, b) for a, b in sents if any(a0 <= a and b <= b0 for a0, b0 in lines)]
+            for a, b in sents:
+                n = T.count_words(text[a:b])
+                if n > rule.max:  # type: ignore[operator]
+                    yield Hit(label, a, b, slots={"count": n, "max": rule.max})
     elif kind == "length":
         for label, text in fields:
             n = len(text)
@@ -972,7 +1007,7 @@ def evaluate(cr: CompiledRule, view: MessageView, when_checked: bool = False) ->
     if (rule.when is not None or rule.unless is not None) and not _applies(rule, view, when_checked):
         return []
     out = []
-    for h in _hits(cr, view):
+    for h in (cr.check(rule, view) if cr.check is not None else _hits(cr, view)):
         text = view.text(h.field) if h.excerpt is None else ""
         excerpt = h.excerpt if h.excerpt is not None else text[h.start:h.end]
         slots = _Slots(excerpt=excerpt, field=h.field, rule=rule.id, tier=view.tier, **h.slots)

@@ -88,7 +88,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
 
 @lru_cache(maxsize=8192)
 def count_words(text: str) -> int:
-    return sum(1 for _ in _WORD.finditer(text))
+    return len(_WORD.findall(text))
 
 
 # --------------------------------------------------------------------------- body structure
@@ -114,7 +114,7 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
             first = False
             if GREETING_RE.match(line) and len(line.strip()) < 60:
                 continue
-        if SIGNOFF_RE.match(line) or PRODUCT_LINE_RE.match(line):
+        if SIGNOFF_RE.match(line) or (":" in line and PRODUCT_LINE_RE.match(line)):
             continue
         spans.append((a, b))
     return spans
