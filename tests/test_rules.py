@@ -127,3 +127,32 @@ def test_custom_rule_dir_runs(tmp_path):
     d = _write(tmp_path, "ok.yaml", GOOD)
     rs = load_rules([d])
     assert [cr.id for cr in rs] == ["brand.t-ok"]
+
+
+def test_alt_subsets_find_exactly_what_the_full_alternation_finds():
+    """Alt runs only the items whose anchors occur, one regex per item (AltScan) or the compiled
+    alternation: both must give the full alternation's matches, empty-capable items included."""
+    import random
+    import re
+
+    from contentgen.gates.rules import ANCHORS, Alt, AltScan
+
+    items = ["ends? (?:tonight|today|in \\d+ hours?)", "end", "tonight", "\\d{1,2}\\s?pm", "(?:at )?\\d{1,2}:\\d{2}",
+             "x*", "last (?:call|chance)", "call", "a(?:b|)"]
+    random.seed(7)
+    words = ["ends", "end", "tonight", "today", "in", "3", "hours", "at", "9:30", "12pm", "last", "call", "chance",
+             "ab", "a", "x", "xx", "weekend", " ", ",", "\n", "End", "TONIGHT"]
+    default = AltScan.COMPILE_AFTER
+    try:
+        for compile_after in (1, 10**9):
+            AltScan.COMPILE_AFTER = compile_after
+            alt = Alt(items, re.I | re.M)
+            full = alt.compile_full()
+            for _ in range(400):
+                text = " ".join(random.choice(words) for _ in range(random.randint(0, 12)))
+                rx = alt.regex_for(ANCHORS.present(text.lower()))
+                got = [] if rx is None else [(m.span(), m.group()) for m in rx.finditer(text)]
+                want = [(m.span(), m.group()) for m in full.finditer(text)]
+                assert got == want, text
+    finally:
+        AltScan.COMPILE_AFTER = default

@@ -344,16 +344,16 @@ class AltScan:
     next search starts where that match ended. Each item's regex (``head (?:item) tail``) matches
     at a position exactly as the item's branch of the alternation does (lookbehinds see the whole
     string), so the leftmost of the items' next matches, lowest item first on a tie, is the
-    alternation's next match. Items' compiled regexes are shared by every subset, so a combination
-    of items seen once costs no compile; one that keeps coming back is compiled as the alternation
-    (the same matches, in one scan) after ``COMPILE_AFTER`` uses. Only used when no item can match
-    the empty string.
+    alternation's next match (until a match would be empty: finditer then has rules of its own, so
+    the alternation itself runs). Items' compiled regexes are shared by every subset, so a
+    combination of items seen once costs no compile; one that keeps coming back is compiled as the
+    alternation (the same matches, in one scan) after ``COMPILE_AFTER`` uses.
     """
 
     __slots__ = ("pats", "source", "flags", "uses", "combined")
 
     #: after this many scans the alternation itself is compiled (one scan instead of one per item)
-    COMPILE_AFTER = 8
+    COMPILE_AFTER = 64
 
     def __init__(self, pats: tuple[re.Pattern[str], ...], source: str = "", flags: int = 0) -> None:
         self.pats = pats
@@ -373,15 +373,19 @@ class AltScan:
     def _scan(self, text: str) -> Iterator[re.Match[str]]:
         pats = self.pats
         nxt = [p.search(text) for p in pats]
+        out: list[re.Match[str]] = []
         while True:
             best = None
             for m in nxt:
                 if m is not None and (best is None or m.start() < best.start()):
                     best = m
             if best is None:
-                return
-            yield best
+                return iter(out)
             end = best.end()
+            if end == best.start():  # an empty match: finditer's own rules apply, so let the alternation run
+                self.combined = re.compile(self.source, self.flags)
+                return self.combined.finditer(text)
+            out.append(best)
             for i, m in enumerate(nxt):
                 if m is not None and m.start() < end:
                     nxt[i] = pats[i].search(text, end)
@@ -400,7 +404,7 @@ class Alt:
     """
 
     __slots__ = ("items", "flags", "head", "tail", "named", "item_anchors", "full", "_cache", "_all_on", "_union",
-                 "_by_anchor", "_by_hits", "_item_rx", "_no_empty")
+                 "_by_anchor", "_by_hits", "_item_rx")
 
     def __init__(self, items: Sequence[str], flags: int, head: str = r"(?<![\w])(?:", tail: str = r")(?![\w])",
                  named: str | None = None) -> None:
@@ -420,7 +424,6 @@ class Alt:
         self._cache: dict[tuple[int, ...], re.Pattern[str] | AltScan | None] = {}
         self._by_hits: dict[frozenset[str], re.Pattern[str] | AltScan | None] = {}
         self._item_rx: dict[int, re.Pattern[str]] = {}
-        self._no_empty: bool | None = None
 
     def _source(self, idx: Iterable[int]) -> str:
         idx = tuple(idx)
@@ -466,11 +469,7 @@ class Alt:
             elif len(idx) == 1:
                 rx = self._item(idx[0])
             else:
-                if self._no_empty is None:  # an item that can match "" would need finditer's empty-match rules
-                    self._no_empty = all(_PARSER.parse(self._source((i,)), self.flags).getwidth()[0] > 0
-                                         for i in range(len(self.items)))
-                rx = AltScan(tuple(self._item(i) for i in idx), self._source(idx), self.flags) if self._no_empty \
-                    else re.compile(self._source(idx), self.flags)
+                rx = AltScan(tuple(self._item(i) for i in idx), self._source(idx), self.flags)
             self._cache[idx] = rx
         if len(self._by_hits) > 4096:
             self._by_hits.clear()
