@@ -323,15 +323,15 @@ class AnchorIndex:
             p = cache.get(texts[0])  # type: ignore[index]
             if p is not None:
                 return p
-        out: frozenset[str] | set[str] = frozenset()
+        sets = []
         for t in texts:
             p = cache.get(t)
             if p is None:
                 if len(cache) > 20000:
                     cache.clear()
                 p = cache[t] = self.present(t.lower())
-            out = out | p if out else p
-        return frozenset(out)
+            sets.append(p)
+        return sets[0] if len(sets) == 1 else frozenset().union(*sets)
 
 
 ANCHORS = AnchorIndex()
@@ -502,6 +502,10 @@ class CompiledRule:
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
     required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    conditional: bool = False  # the rule has a 'when' or an 'unless'
+
+    def __post_init__(self) -> None:
+        self.conditional = self.rule.when is not None or self.rule.unless is not None
 
     @property
     def id(self) -> str:
@@ -515,6 +519,7 @@ class RuleSet:
     _gate: tuple[dict[str, list[int]], list[bool]] | None = field(default=None, repr=False, compare=False)
     _when: dict[tuple[Any, ...], tuple[list[int], frozenset[int]]] = field(default_factory=dict, repr=False,
                                                                            compare=False)
+    _owner_keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def for_message(self, view: MessageView) -> Iterator[CompiledRule]:
         """The rules that can fire on a message.
@@ -542,6 +547,7 @@ class RuleSet:
                         for x in a._union:
                             owners.setdefault(x, []).append(i)
             self._gate = (owners, gated)
+            self._owner_keys = frozenset(owners)
         owners, gated = self._gate
         m = view.ctx.member
         key = (m.opt_in_tier, m.segment, bool(m.first_name), view.ctx.channel or "email")
@@ -560,10 +566,8 @@ class RuleSet:
             by_when = self._when[key] = (ungated, frozenset(gated_ok))
         ungated, gated_ok = by_when
         active: set[int] = set()
-        for x in view.present(T.MODEL_FIELDS):
-            o = owners.get(x)
-            if o:
-                active.update(o)
+        for x in self._owner_keys.intersection(view.present(T.MODEL_FIELDS)):
+            active.update(owners[x])
         if not active:
             return ungated
         return sorted(ungated + [i for i in active if i in gated_ok])
@@ -1003,7 +1007,7 @@ class _Slots(dict):  # type: ignore[type-arg]
 def evaluate(cr: CompiledRule, view: MessageView, when_checked: bool = False) -> list[Finding]:
     """The rule's findings on the message (``when_checked``: the caller already knows its ``when`` applies)."""
     rule = cr.rule
-    if (rule.when is not None or rule.unless is not None) and not _applies(rule, view, when_checked):
+    if cr.conditional and not _applies(rule, view, when_checked):
         return []
     out = []
     for h in (cr.check(rule, view) if cr.check is not None else _hits(cr, view)):
