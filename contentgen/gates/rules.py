@@ -185,7 +185,8 @@ except ImportError:  # pragma: no cover
 
 
 _COMMON = frozenset("""you your you're you've the and for our we we're we've a an of to in on at it it's this that
-with is are be as or by from my me us its all more""".split())
+with is are be as or by from my me us its all more
+recommend recommended""".split())  # (every explanation says "We recommended this because")
 
 
 def _score(anchors: set[str] | None) -> int:

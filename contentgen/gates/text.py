@@ -51,30 +51,34 @@ class Span:
     end: int
 
 
+#: a newline, or a sentence end (_SENT_END) — one character class first, so a search jumps between them
+_SPLIT = re.compile(r"[\n.!?…](?:(?<=\n)|[.!?…]*[\"'”’)\]]*(?=\s|$))")
+
+
 @lru_cache(maxsize=8192)
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence spans within text[start:end]; newlines are hard boundaries."""
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
-    line_start = start
-    while line_start < end:
-        nl = text.find("\n", line_start, end)
-        line_end = end if nl < 0 else nl
-        s = line_start
-        for m in _SENT_END.finditer(text, line_start, line_end):
-            dot = m.start()
-            if text[dot] == ".":
-                # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end: the run of
-                # letters and dots right before the dot (what _ABBR_TAIL.search(text, s, dot) finds)
-                j = dot
-                while j > s and text[j - 1] in _ABBR_CHARS:
-                    j -= 1
-                if j < dot and text[j:dot].lower().rstrip(".") in _ABBREV:
-                    continue
-            spans.append((s, m.end()))
-            s = m.end()
-        spans.append((s, line_end))
-        line_start = line_end + 1
+    s = start
+    for m in _SPLIT.finditer(text, start, end):
+        dot = m.start()
+        ch = text[dot]
+        if ch == "\n":
+            spans.append((s, dot))
+            s = dot + 1
+            continue
+        if ch == ".":
+            # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end: the run of
+            # letters and dots right before the dot (what _ABBR_TAIL.search(text, s, dot) finds)
+            j = dot
+            while j > s and text[j - 1] in _ABBR_CHARS:
+                j -= 1
+            if j < dot and text[j:dot].lower().rstrip(".") in _ABBREV:
+                continue
+        spans.append((s, m.end()))
+        s = m.end()
+    spans.append((s, end))
     out = []
     for a, b in spans:
         while a < b and text[a].isspace():
