@@ -19,7 +19,7 @@ from .config import load_campaign
 from .llm.client import estimate_tokens
 from .load import iter_members, load_catalog, load_offers, load_suppression
 from .pipeline import shard_of
-from .plan import Planner
+from .plan import Planner, stratified_holdout
 from .prompts import Prompts
 
 
@@ -31,7 +31,8 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
     prompts = Prompts(c.prompts_dir, c)
     catalog, bad_products = load_catalog(c.inputs.catalog)
     offers, bad_offers = load_offers(c.inputs.offers)
-    planner = Planner(c, catalog, offers, load_suppression(c.inputs.suppression))
+    planner = Planner(c, catalog, offers, load_suppression(c.inputs.suppression),
+                      holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
     counts: Counter[str] = Counter()
     quarantined = 0
     unique: set[bytes] = set()

@@ -27,7 +27,7 @@ from .config import Campaign, load_campaign
 from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
-from .plan import Planner
+from .plan import Planner, stratified_holdout
 from .prompts import Prompts
 from .repair import Decider, export_record
 from .store import SqliteStore
@@ -189,7 +189,8 @@ class Runner:
         offers, bad_offers = load_offers(c.inputs.offers)
         suppression = load_suppression(c.inputs.suppression)
         store.add_quarantine(q.to_dict() for q in bad_products + bad_offers)
-        planner = Planner(c, catalog, offers, suppression)
+        planner = Planner(c, catalog, offers, suppression,
+                          holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
         started = time.monotonic()
         pending = 0

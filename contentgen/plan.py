@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import yaml
 from rapidfuzz import fuzz
 
 from .config import Campaign
-from .errors import ConfigError
+from .errors import ConfigError, InputFileError
 from .models import (
     SEGMENTS,
     TIER_SOURCES,
@@ -116,6 +117,41 @@ def assign_variant(campaign_id: str, member_id: str, variants) -> str:
     return variants[-1].name
 
 
+def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> frozenset[str]:
+    """Exactly round(share x n) members of every segment, the ones with the lowest holdout hash.
+
+    One pass over two columns of the members file (member_id, segment); rows whose
+    segment is not a known one, and repeated ids, are left out (they are quarantined
+    by the run). Deterministic: the same file and campaign give the same set, in
+    every shard and every resumed process.
+    """
+    if share <= 0:
+        return frozenset()
+    path = Path(members_path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(path, usecols=["member_id", "segment"], dtype=str, keep_default_na=False,
+                             encoding_errors="replace", on_bad_lines="skip", engine="c")
+        elif suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path, columns=["member_id", "segment"])
+        else:
+            df = pd.concat(chunk.reindex(columns=["member_id", "segment"])
+                           for chunk in pd.read_json(path, lines=True, dtype=False, chunksize=200_000))
+    except (ValueError, KeyError, OSError) as e:
+        raise InputFileError(f"cannot read member_id and segment for the holdout: {e}", file=str(path),
+                             hint="the members file needs member_id and segment columns") from None
+    df = df.dropna()
+    df = df[df["segment"].isin(SEGMENTS) & (df["member_id"].astype(str).str.strip() != "")]
+    df = df.drop_duplicates("member_id", keep="first")
+    df["h"] = [holdout_fraction(campaign_id, str(m)) for m in df["member_id"]]
+    chosen: set[str] = set()
+    for _, group in df.groupby("segment", sort=True):
+        k = int(round(share * len(group)))
+        chosen.update(group.nsmallest(k, "h")["member_id"].astype(str))
+    return frozenset(chosen)
+
+
 def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
@@ -134,8 +170,10 @@ def offer_audience_ok(offer: Offer, member: Member, threshold: float) -> bool:
 
 class Planner:
     def __init__(self, campaign: Campaign, catalog: dict[str, Product], offers: list[Offer],
-                 suppression: frozenset[str] = frozenset(), framings: Framings | None = None):
+                 suppression: frozenset[str] = frozenset(), framings: Framings | None = None,
+                 holdout: frozenset[str] | None = None):
         self.campaign = campaign
+        self.holdout = holdout  # a segment-stratified set (stratified_holdout); None: per-member hash < share
         self.catalog = catalog
         self.offers_today = [o for o in offers if o.valid_on(campaign.send_date)]
         self.suppression = suppression
@@ -224,7 +262,9 @@ class Planner:
         why = self.suppressed_reason(member)
         if why:
             return Plan(member=member, action="suppress", reason=why)
-        if holdout_fraction(self.campaign.campaign_id, member.member_id) < self.campaign.holdout_share:
+        in_holdout = (member.member_id in self.holdout if self.holdout is not None
+                      else holdout_fraction(self.campaign.campaign_id, member.member_id) < self.campaign.holdout_share)
+        if in_holdout:
             return Plan(member=member, action="holdout", reason="holdout group",
                         framing=self.framings.segments[member.segment]["framing"], send_at=self.send_at(member),
                         channel=self.channel_for(member) or "email")

@@ -271,3 +271,27 @@ def test_selection_rules_margin_category_diversity_exclusions():
     assert ids == ["A", "C", "G"]
     plan = p.plan(member(), recs("A", "G"), returned=frozenset({"G"}))
     assert [pp.product.product_id for pp in plan.products] == ["A"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_holdout_is_segment_stratified_and_deterministic(tmp_path, fmt):
+    from collections import Counter
+
+    from contentgen.plan import stratified_holdout
+    from contentgen.sample_data import write_sample_data
+
+    paths = write_sample_data(tmp_path, 3000, seed=4, fmt=fmt)
+    chosen = stratified_holdout(paths["members"], "camp", 0.1)
+    import pandas as pd
+
+    df = {"csv": pd.read_csv, "parquet": pd.read_parquet,
+          "jsonl": lambda p: pd.read_json(p, lines=True)}[fmt](paths["members"])
+    df = df[df["segment"].isin(SEGMENTS)].drop_duplicates("member_id")
+    per_seg = Counter(df[df["member_id"].isin(chosen)]["segment"])
+    for seg, n in Counter(df["segment"]).items():
+        assert per_seg[seg] == round(0.1 * n), seg  # exact share in every segment
+    assert chosen == stratified_holdout(paths["members"], "camp", 0.1)
+    assert chosen != stratified_holdout(paths["members"], "other", 0.1)
+    p = Planner(campaign(holdout_share=0.1), CATALOG, OFFERS, holdout=chosen)
+    some = next(iter(chosen))
+    assert p.plan(member(member_id=some), recs("P1")).action == "holdout"
