@@ -129,11 +129,16 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     generic = _GENERIC_IDS
     names = rule.fields
     fields = view.fields(names)
+    lows = view.lowered(names)
     joined = "\x00".join(t for _, t in fields)
     ids = [i for i in ids if i in joined]  # the ids that occur in some field (case-sensitive, as below)
-    for (label, text), low in zip(fields, view.lowered(names)):
+    # (no hint can span the \x00 between fields: one check on all of them first)
+    any_generic = _may_have_generic_id(joined, "\x00".join(lows))
+    if not ids and not any_generic:
+        return
+    for (label, text), low in zip(fields, lows):
         urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
-        for m in (generic.finditer(text) if _may_have_generic_id(text, low) else ()):
+        for m in (generic.finditer(text) if any_generic and _may_have_generic_id(text, low) else ()):
             if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
                 continue
             if urls and any(a <= m.start() and m.end() <= b for a, b in urls):
@@ -178,15 +183,19 @@ _GENERIC_IDS = re.compile(
 def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
     from .facts import _BEHAVIOUR_BEFORE
+    send = view.ctx.send_date
     for label, text in view.fields(rule.fields):
-        for a, b, _ in T.date_matches(text, view.ctx.send_date):
-            raw = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?", text[a:b]))
-            if raw or _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]):
-                if raw and not _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]) and re.search(
-                        r"\b(?:until|through|thru|till|ends?|by|before|from|starting|valid)\s*$",
-                        text[max(0, a - 20):a], re.I):
+        for a, b, _ in T.date_matches(text, send):
+            raw = _RAW_DATE.fullmatch(text, a, b) is not None
+            behaviour = _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]) is not None
+            if raw or behaviour:
+                if raw and not behaviour and _OFFER_WORD_BEFORE.search(text[max(0, a - 20):a]):
                     continue  # an offer date written numerically: facts.offer-dates checks it
                 yield Hit(label, a, b)
+
+
+_RAW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?")
+_OFFER_WORD_BEFORE = re.compile(r"\b(?:until|through|thru|till|ends?|by|before|from|starting|valid)\s*$", re.I)
 
 
 _CONTRACTION = re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I)
