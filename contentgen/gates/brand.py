@@ -60,7 +60,8 @@ _URL_SPAN = re.compile(r"(?:https?://|www\.)\S+", re.I)
 def check_emoji(rule: Rule, view: MessageView) -> Iterator[Hit]:
     max_n = int(rule.params.get("max", 1))
     fields = view.fields(rule.fields)
-    found = [(label, m) for label, text in fields for m in _EMOJI.finditer(text) if m.group() not in _NOT_EMOJI]
+    found = [(label, m) for label, text in fields if not text.isascii()  # every emoji is outside ASCII
+             for m in _EMOJI.finditer(text) if m.group() not in _NOT_EMOJI]
     if len(found) > max_n:
         label, m = found[max_n]
         yield Hit(label, m.start(), m.end(), slots={"count": len(found), "max": max_n})
