@@ -79,6 +79,8 @@ class CatalogIndex:
     #: every name's regex opens with 3 ASCII letters/digits, so a mention can only start at a word
     #: start whose lowercased first 3 characters are a key (found with str.find, no regex scan)
     keys_only: bool = False
+    #: capitalized words -> (known partial product, words matched, fuzzy product) in this catalog
+    phrase_cache: dict[tuple[str, ...], tuple[str | None, int, str | None]] = field(default_factory=dict)
 
 
 #: id(catalog) -> (catalog, index built for its content, index whose ``products`` is this very dict)
@@ -370,6 +372,7 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
             ms.append(Mention(best[0], best[1], best[2], "exact"))
             pos = best[1]
     unk: list[tuple[int, int, str]] = []
+    phrase_cache = idx.phrase_cache
     title = label != "body" and _title_case(text)
     exact = [(m.start, m.end) for m in ms]  # every mention so far is exact
     greeting_end = -2  # the greeting line's end in a body (-1: no newline), once known
@@ -389,16 +392,26 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
                                 else -3)
             if greeting_end != -3 and (greeting_end < 0 or a < greeting_end):
                 continue  # the greeting line holds the member's name
-        pid, n = _known_partial(idx, words)
+        key = tuple(words)
+        got = phrase_cache.get(key)
+        if got is None:  # pure in the catalog and the words: product names and greetings repeat
+            pid, n = _known_partial(idx, words)
+            fuzzy = None
+            if pid is None and len(words) >= 2 and names:
+                best = process.extractOne(" ".join(words), names, scorer=fuzz.token_sort_ratio)
+                if best and best[1] >= 88:
+                    fuzzy = pids[best[2]]
+            if len(phrase_cache) > 8192:
+                phrase_cache.clear()
+            got = phrase_cache[key] = (pid, n, fuzzy)
+        pid, n, fuzzy = got
         if pid is not None:
             ms.append(Mention(a, b, pid, "partial" if n >= 2 else "partial1"))
             continue
         phrase = " ".join(words)
-        if len(words) >= 2 and names:
-            best = process.extractOne(phrase, names, scorer=fuzz.token_sort_ratio)
-            if best and best[1] >= 88:
-                ms.append(Mention(a, b, pids[best[2]], "fuzzy"))
-                continue
+        if fuzzy is not None:
+            ms.append(Mention(a, b, fuzzy, "fuzzy"))
+            continue
         if len(words) >= 2 and not title:
             unk.append((a, b, phrase))
         elif len(words) >= 1 and title:
@@ -678,7 +691,7 @@ def _category_in(sent: str, offer: Offer) -> bool:
     return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
 
 
-@register_check("facts.points")
+@register_check("facts.points", needs=("point",))
 def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if "point" not in view.lower(FACT_FIELDS):
         return  # every points pattern holds "point"
@@ -727,7 +740,7 @@ def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
                     yield Hit(label, m.start(), m.end(), slots={"reason": "no points offer is valid on the send date"})
 
 
-@register_check("facts.free_shipping")
+@register_check("facts.free_shipping", needs=("ship", "deliver"))
 def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
     low = view.lower(FACT_FIELDS)
     if "ship" not in low and "deliver" not in low:

@@ -162,9 +162,17 @@ CheckFn = Callable[["Rule", "MessageView"], Iterable[Hit]]
 CHECKS: dict[str, CheckFn] = {}
 
 
-def register_check(name: str) -> Callable[[CheckFn], CheckFn]:
+#: check name -> lowercase substrings one of which occurs in the message's model fields whenever the
+#: check can report anything (the rule is then skipped, like a word list none of whose anchors occurs)
+CHECK_NEEDS: dict[str, frozenset[str]] = {}
+
+
+def register_check(name: str, needs: Iterable[str] = ()) -> Callable[[CheckFn], CheckFn]:
     def deco(fn: CheckFn) -> CheckFn:
         CHECKS[name] = fn
+        if needs:
+            CHECK_NEEDS[name] = frozenset(needs)
+            ANCHORS.add(CHECK_NEEDS[name])
         return fn
     return deco
 
@@ -528,7 +536,8 @@ class RuleSet:
         A rule whose ``when`` does not apply to the member and channel is skipped (the rules that
         apply are worked out once per tier, segment, first-name presence and channel). A word-list
         rule (existence, regex, substitution) none of whose anchors occurs in the message cannot
-        match, so it is skipped without being evaluated.
+        match, so it is skipped without being evaluated; so is a check registered with ``needs``
+        none of which occurs.
         """
         for i in self.active(view):
             yield self.rules[i]
@@ -542,11 +551,15 @@ class RuleSet:
                 alts = [cr.alt] if cr.alt is not None else [a for a, _ in cr.swap_alts]
                 g = cr.rule.kind in ("existence", "regex", "substitution") and bool(alts) and all(
                     not a._all_on for a in alts) and _MODEL_SET.issuperset(cr.rule.fields)
-                gated.append(g)
+                needs = CHECK_NEEDS.get(cr.rule.check or "") if cr.rule.kind == "check" else None
+                gated.append(g or bool(needs))
                 if g:
                     for a in alts:
                         for x in a._union:
                             owners.setdefault(x, []).append(i)
+                elif needs:
+                    for x in needs:
+                        owners.setdefault(x, []).append(i)
             self._gate = (owners, gated)
             self._owner_keys = frozenset(owners)
         owners, gated = self._gate
