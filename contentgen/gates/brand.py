@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from . import text as T
 from .facts import catalog_index
-from .rules import Hit, MessageView, Rule, register_check
+from .rules import DIGITS, Hit, MessageView, Rule, register_check
 
 # "(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])", opening with [A-Z] so that a search skips lowercase text
 _CAPS = re.compile(r"[A-Z](?<![\w@/.][A-Z])[A-Z'’]{3,}(?![\w])")
@@ -180,7 +180,7 @@ _GENERIC_IDS = re.compile(
     r"[ \t:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I)  # an id never spans a line break
 
 
-@register_check("brand.behaviour_dates")
+@register_check("brand.behaviour_dates", needs=DIGITS)  # every date holds a digit
 def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
     from .facts import _BEHAVIOUR_BEFORE

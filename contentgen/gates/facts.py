@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 
 from ..models import GateContext, Offer, Product
 from . import text as T
-from .rules import Alt, Hit, MessageView, Rule, register_check
+from .rules import DIGITS, Alt, Hit, MessageView, Rule, register_check
 
 FACT_FIELDS = T.MODEL_FIELDS
 
@@ -616,7 +616,7 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _NOUNS_CACHE: dict[str, frozenset[str]] = {}
 
 
-@register_check("facts.prices")
+@register_check("facts.prices", needs=DIGITS)  # every money match holds a digit
 def check_prices(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
     mentioned = p.all_mentioned()
@@ -658,7 +658,7 @@ def _percent_offers(p: Prep, view: MessageView, value: float) -> tuple[list[Offe
     return allx, [o for o in allx if o in p.valid_offers]
 
 
-@register_check("facts.percent_offers")
+@register_check("facts.percent_offers", needs=("%", "per", "half"))
 def check_percent(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
     for label, text in p.fields:
@@ -789,7 +789,7 @@ _OFFER_DATE_CUE = re.compile(
 _HOLIDAYS = {(12, 24), (12, 25), (12, 31), (1, 1), (2, 14), (10, 31), (7, 4), (11, 11)}
 
 
-@register_check("facts.offer_dates")
+@register_check("facts.offer_dates", needs=DIGITS)  # every date holds a digit
 def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
     send = view.ctx.send_date

@@ -551,7 +551,8 @@ class RuleSet:
                 alts = [cr.alt] if cr.alt is not None else [a for a, _ in cr.swap_alts]
                 g = cr.rule.kind in ("existence", "regex", "substitution") and bool(alts) and all(
                     not a._all_on for a in alts) and _MODEL_SET.issuperset(cr.rule.fields)
-                needs = CHECK_NEEDS.get(cr.rule.check or "") if cr.rule.kind == "check" else None
+                needs = CHECK_NEEDS.get(cr.rule.check or "") if cr.rule.kind == "check" and _MODEL_SET.issuperset(
+                    cr.rule.fields) else None
                 gated.append(g or bool(needs))
                 if g:
                     for a in alts:
