@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from ..models import TIER_SOURCES
 from . import text as T
@@ -31,17 +32,27 @@ def cited_sources(rule: Rule, text: str, present: frozenset[str] | None = None) 
 
     ``present``: the anchors occurring in the text (or a superset), to skip phrases that cannot match.
     """
-    pats = _source_patterns(rule)
     if present is None:
         present = ANCHORS.present(text.lower())
+    return _cited(_source_regexes(rule, present), text)
+
+
+def _source_regexes(rule: Rule, present: frozenset[str]) -> list[tuple[str, Alt, Any]]:
+    """(source, its phrases, their regex narrowed to the present anchors) for the sources that can match."""
+    out = []
+    for source, alt in _source_patterns(rule):
+        rx = alt.regex_for(present)
+        if rx is not None:
+            out.append((source, alt, rx))
+    return out
+
+
+def _cited(regexes: list[tuple[str, Alt, Any]], text: str) -> list[tuple[int, int, str]]:
     here = ANCHORS.present_in((text,))
     found = []
-    for source, alt in pats:
+    for source, alt, rx in regexes:
         if not alt._all_on and alt._union.isdisjoint(here):
             continue  # none of this source's phrases can match here
-        rx = alt.regex_for(present)
-        if rx is None:
-            continue
         for m in rx.finditer(text):
             found.append((m.start(), m.end(), source))
     found.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
@@ -64,12 +75,13 @@ def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if not view.msg.explanations:
         return
     recs = {r.product_id: {e.source for e in r.evidence} for r in view.ctx.recommendations}
+    regexes = _source_regexes(rule, view.present(rule.fields))  # the same for every explanation
     for i, ex in enumerate(view.msg.explanations):
         label = f"explanations[{i}].text"
         carried = recs.get(ex.product_id)
         if carried is None:
             continue  # compliance.explanation-product
-        for a, b, src in cited_sources(rule, ex.text, view.present(rule.fields)):
+        for a, b, src in _cited(regexes, ex.text):
             if src not in allowed:
                 yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {_LABELS[src]} as a reason"})
             elif src not in carried:
