@@ -108,6 +108,21 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
     low_name = name.lower()
     found = [(label, m) for (label, text), low in zip(fields, view.lowered(rule.fields))
              if T.may_contain_ci(text, low, low_name) for m in rx.finditer(text)]
+    if len(found) > max_n:  # rare: don't count the name where it is part of a product name ("Aurora Rain Jacket")
+        texts = dict(fields)
+        names = [p.name for p in view.ctx.catalog.values() if rx.search(p.name)]
+        if names:
+            def in_product(label: str, m: re.Match) -> bool:
+                text = texts[label]
+                for pname in names:
+                    start = text.find(pname, max(0, m.start() - len(pname)))
+                    while start != -1 and start <= m.start():
+                        if start <= m.start() and m.end() <= start + len(pname):
+                            return True
+                        start = text.find(pname, start + 1)
+                return False
+
+            found = [(label, m) for label, m in found if not in_product(label, m)]
     if len(found) > max_n:
         label, m = found[max_n]
         yield Hit(label, m.start(), m.end(),
