@@ -15,7 +15,9 @@ from contentgen.gates import load_rules
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PUBLIC = SHARED / "cases" / "public.jsonl"
-OWN = sorted((REPO / "tests" / "cases").glob("*.jsonl"))
+# the red-team set (written from the brief alone, without reading the rules) is measured on its own below
+OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam-"))
+REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -158,3 +160,15 @@ def test_holdout_cases_meet_the_thresholds(capsys):
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / tp:.3f}; misclassified: {misses}")
     assert tp + fn + fp + tn >= 120 and (fp + tn) / (tp + fn + fp + tn) >= 0.4
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / tp >= 0.9
+
+
+@pytest.mark.skipif(not REDTEAM, reason="no red-team cases")
+def test_redteam_cases_report(capsys):
+    """Printed, not asserted yet: the red-team set is the yardstick the rules are being generalized against."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM)
+    recall = tp / (tp + fn)
+    fpr = fp / (fp + tn)
+    with capsys.disabled():
+        print(f"\nred team: {tp + fn} failing, {fp + tn} clean; recall {recall:.3f}, false-positive rate {fpr:.3f}, "
+              f"right gate {gate_ok / max(tp, 1):.3f}")
+    assert tp + fn > 100 and fp + tn > 50
