@@ -74,7 +74,8 @@ def check_emoji_subject(rule: Rule, view: MessageView) -> Iterator[Hit]:
             yield Hit("subject", m.start(), m.end())
 
 
-_GREETING_EMPTY = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings)\s*[,!:]", re.I | re.M)
+# an empty name slot: "Hi ," / "Dear," ("Hello," and "Hi!" are complete greetings without a name)
+_GREETING_EMPTY = re.compile(r"^[ \t]*(?:(?:hi|hello|hey|greetings)[ \t]+|dear[ \t]*)[,!:]", re.I | re.M)
 _GREETING_NAME = re.compile(r"^\s*(?:hi|hello|hey|dear)\s+([^\n,!:]{1,60})[,!:]", re.I)
 _PLACEHOLDER = re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
                           re.I)
@@ -198,12 +199,12 @@ _GENERIC_IDS = re.compile(
 @register_check("brand.behaviour_dates", needs=DIGITS)  # every date holds a digit
 def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
-    from .facts import _BEHAVIOUR_BEFORE
+    from .facts import behaviour_date
     send = view.ctx.send_date
     for label, text in view.fields(rule.fields):
         for a, b, _ in T.date_matches(text, send):
             raw = _RAW_DATE.fullmatch(text, a, b) is not None
-            behaviour = _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]) is not None
+            behaviour = behaviour_date(text, a)
             if raw or behaviour:
                 if raw and not behaviour and _OFFER_WORD_BEFORE.search(text[max(0, a - 20):a]):
                     continue  # an offer date written numerically: facts.offer-dates checks it

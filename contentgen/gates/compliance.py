@@ -68,6 +68,20 @@ _LABELS = {"purchase": "purchase history", "stated_preference": "stated preferen
            "segment": "segment popularity"}
 
 
+_SAID = re.compile(r"\byou (?:told us|said|mentioned|shared|let us know|indicated)\b", re.I)
+_SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
+
+
+def _reported(cited: list[tuple[int, int, str]], text: str, a: int) -> bool:
+    """A cue inside what the member told us: a "you told us / you said" stated-preference cue
+    earlier in the same sentence, close before it."""
+    for sa, sb, src in cited:
+        if src == "stated_preference" and sb <= a and a - sb <= 40 and _SAID.search(text, sa, sb) \
+                and not _SENT_BREAK.search(text, sb, a):
+            return True
+    return False
+
+
 @register_check("compliance.explanation_evidence")
 def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
     tier = view.tier
@@ -81,7 +95,10 @@ def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
         carried = recs.get(ex.product_id)
         if carried is None:
             continue  # compliance.explanation-product
-        for a, b, src in _cited(regexes, ex.text):
+        cited = _cited(regexes, ex.text)
+        for a, b, src in cited:
+            if src != "stated_preference" and _reported(cited, ex.text, a):
+                continue  # "you told us you're interested in ...": the member said it, not a weaker cue
             if src not in allowed:
                 yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {_LABELS[src]} as a reason"})
             elif src not in carried:

@@ -265,6 +265,7 @@ thanksgiving halloween easter hanukkah diwali kwanzaa holidays holiday season ha
 """.split())
 
 
+_ORDINAL = re.compile(r"\d{1,2}(?:st|nd|rd|th)?[.,!?:;]?$", re.I)
 _TRAIL_STOP = frozenset({"and", "of", "the", "for", "with", "by", "&", "de"})
 
 
@@ -383,8 +384,9 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
             w = words[0].lower()
             if w.strip(".,!?:;") in _STOP_WORDS or w in _LEAD_STOP:
                 continue
-        elif all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP for w in words):
-            continue
+        elif all(w.lower().strip(".,!?:;") in _STOP_WORDS or w.lower() in _LEAD_STOP or _ORDINAL.match(w)
+                 for w in words):
+            continue  # stop words, month names and day numbers ("October 12th") are no product
         if label == "body" and a < 40:
             if greeting_end == -2:
                 first_nl = text.find("\n")
@@ -554,6 +556,24 @@ def _sentence_text(p: Prep, label: str, text: str, pos: int, with_prev: bool = F
 
 # --------------------------------------------------------------------------- checks
 
+_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
+
+
+def _common_word(p: Prep, label: str, m: Mention) -> bool:
+    """A single capitalized word that is a catalog category, or capitalized only because it opens a
+    sentence and reads as ordinary prose ("Running gear earns 3x points")."""
+    text = dict(p.fields)[label]
+    w = text[m.start:m.end].lower()
+    cats = p.extra.get("cats")
+    if cats is None:
+        cats = p.extra["cats"] = {c for pr in p.idx.products.values() for c in (pr.category or "").lower().split()}
+    if w in cats or w.rstrip("s") in cats:
+        return True
+    _, (sa, _sb) = p.sentence_of(label, m.start)
+    opens = not text[sa:m.start].strip(" \t\"'“‘(-—–*•")
+    return opens and _LOWER_NEXT.match(text, m.end) is not None
+
+
 @register_check("facts.product_recommended")
 def check_recommended(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
@@ -563,6 +583,8 @@ def check_recommended(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 continue
             name = _product_name(p, m.pid)
             if m.how == "partial1":
+                if _common_word(p, label, m):
+                    continue  # "Running gear": a category or ordinary word, not a product
                 yield Hit(label, m.start, m.end, slots={"name": name}, decidable=False, severity="warning")
             else:
                 yield Hit(label, m.start, m.end, slots={"name": name})
@@ -691,6 +713,19 @@ def _category_in(sent: str, offer: Offer) -> bool:
     return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
 
 
+_WORDS_RE = re.compile(r"[a-z][a-z'’-]*")
+
+
+def _words_of(low: str) -> set[str]:
+    return {w.rstrip("s") for w in _WORDS_RE.findall(low)}
+
+
+def _head_noun(name: str) -> str:
+    """The last word of a product name, singular ("Maple Ave Candle" -> "candle")."""
+    ws = _WORDS_RE.findall(name.lower())
+    return ws[-1].rstrip("s") if ws else ""
+
+
 @register_check("facts.points", needs=("point",))
 def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if "point" not in view.lower(FACT_FIELDS):
@@ -720,7 +755,16 @@ def check_points(rule: Rule, view: MessageView) -> Iterator[Hit]:
             sent = _sentence_text(p, label, text, m.start())
             if any(_category_in(sent, o) or (not o.applies_to and not o.applies_to_category) for o in ok):
                 continue
-            targets = p.sentence_products(label, m.start()) or p.attribute(label, m.start(), m.end())
+            targets = p.sentence_products(label, m.start())
+            if not targets:  # no product named in the sentence: a head noun ("The candle") names one
+                low_sent = sent.lower()
+                targets = [pid for pid in p.rec_ids if pid in p.idx.products
+                           and _head_noun(p.idx.products[pid].name) in _words_of(low_sent)]
+            if not targets:  # none referred to: true if it applies to a recommended product
+                recs = [p.idx.products[t] for t in p.rec_ids if t in p.idx.products]
+                if any(o.applies_to_product(pr) for o in ok for pr in recs):
+                    continue
+                targets = p.attribute(label, m.start(), m.end())
             prods = [p.idx.products[t] for t in targets if t in p.idx.products]
             if prods and not any(o.applies_to_product(pr) for o in ok for pr in prods):
                 where = ok[0].applies_to_category or ", ".join(ok[0].applies_to or ())
@@ -783,6 +827,16 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _BEHAVIOUR_BEFORE = re.compile(
     r"\b(?:bought|purchased|ordered|viewed|browsed|visited|searched|clicked|joined|signed up|looked|added|returned|"
     r"shopped|picked up|last order|your order|your purchase|your visit|since)\b[^.!?\n]{0,30}$", re.I)
+_OFFER_WORD_AFTER_CUE = re.compile(
+    r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|valid|starts?|starting|deadline|last day)\b", re.I)
+
+
+def behaviour_date(text: str, a: int) -> bool:
+    """The date at ``a`` follows a behaviour cue ("ordered on", "since") with no offer word ("ends", "until") between."""
+    m = _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a])
+    return m is not None and _OFFER_WORD_AFTER_CUE.search(m.group(0)) is None
+
+
 _OFFER_DATE_CUE = re.compile(
     r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|by|before|valid|starts?|starting|from|"
     r"deadline|last day|runs?|offer|sale|off|points|ship|shipping)\b", re.I)
@@ -795,7 +849,7 @@ def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     send = view.ctx.send_date
     for label, text in p.fields:
         for a, b, md in T.date_matches(text, send):
-            if _BEHAVIOUR_BEFORE.search(text[max(0, a - 50):a]):
+            if behaviour_date(text, a):
                 continue  # a date of the member's behaviour: brand.value-first
             sent = _sentence_text(p, label, text, a, with_prev=True)
             kinds = set()
