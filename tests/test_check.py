@@ -163,12 +163,16 @@ def test_holdout_cases_meet_the_thresholds(capsys):
 
 
 @pytest.mark.skipif(not REDTEAM, reason="no red-team cases")
-def test_redteam_cases_report(capsys):
-    """Printed, not asserted yet: the red-team set is the yardstick the rules are being generalized against."""
+def test_redteam_cases_meet_the_thresholds(capsys):
+    """The red-team set (written from the brief alone, without reading the rules) on its own."""
     tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM)
     recall = tp / (tp + fn)
     fpr = fp / (fp + tn)
+    gate = gate_ok / max(tp, 1)
     with capsys.disabled():
         print(f"\nred team: {tp + fn} failing, {fp + tn} clean; recall {recall:.3f}, false-positive rate {fpr:.3f}, "
-              f"right gate {gate_ok / max(tp, 1):.3f}")
+              f"right gate {gate:.3f}; misclassified: {misses}")
     assert tp + fn > 100 and fp + tn > 50
+    assert recall >= 0.95
+    assert fpr <= 0.05
+    assert gate >= 0.9

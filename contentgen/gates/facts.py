@@ -265,6 +265,7 @@ thanksgiving halloween easter hanukkah diwali kwanzaa holidays holiday season ha
 """.split())
 
 
+_NUMS = re.compile(r"\d+(?:\.\d+)?")
 _ORDINAL = re.compile(r"\d{1,2}(?:st|nd|rd|th)?[.,!?:;]?$", re.I)
 _TRAIL_STOP = frozenset({"and", "of", "the", "for", "with", "by", "&", "de"})
 
@@ -412,6 +413,10 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
             continue
         phrase = " ".join(words)
         if fuzzy is not None:
+            nums = _NUMS.findall(phrase)
+            if nums and nums != _NUMS.findall(idx.products[fuzzy].name):
+                unk.append((a, b, phrase))  # a near-miss with another size or count: a variant not in the catalog
+                continue
             ms.append(Mention(a, b, fuzzy, "fuzzy"))
             continue
         if len(words) >= 2 and not title:
@@ -615,7 +620,13 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
         nouns = _NOUNS_CACHE[rule.id] = frozenset(n.lower() for n in rule.params.get("product_nouns", ()))
     ignore = frozenset(x.lower() for x in rule.params.get("ignore_phrases", ()))
     names = list(p.idx.names.values())
+    variants = _variant_patterns(p)
     for label, text in p.fields:
+        if variants and _HAS_DIGIT.search(text):
+            for rx, nums, pname in variants:
+                for vm in rx.finditer(text):
+                    if _NUMS.findall(vm.group()) != nums:
+                        yield Hit(label, vm.start(), vm.end(), slots={"hint": f"; did you mean the {pname}?"})
         money = T.money_matches(text)
         for a, b, phrase in p.unknown[label]:
             title_only = phrase.startswith("\x00")
@@ -636,6 +647,23 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 
 _NOUNS_CACHE: dict[str, frozenset[str]] = {}
+
+
+def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str]]:
+    """For each catalog name holding a number ("Starlight 500-Piece Puzzle"), a pattern for the same name
+    with any number: another size or count is a variant the catalog doesn't have."""
+    got = p.extra.get("variants")
+    if got is None:
+        got = []
+        for pr in p.idx.products.values():
+            nums = _NUMS.findall(pr.name)
+            if not nums:
+                continue
+            parts = _NUMS.split(pr.name)
+            src = r"\d+(?:\.\d+)?".join(re.escape(x).replace(r"\ ", r"[ \t]+") for x in parts)
+            got.append((re.compile(r"(?<![\w])" + src + r"(?![\w])", re.I), nums, pr.name))
+        p.extra["variants"] = got
+    return got
 
 
 @register_check("facts.prices", needs=DIGITS)  # every money match holds a digit
@@ -974,6 +1002,13 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
             need = 0 if re.search(r"tonight|today|midnight|hours? left|final hours", phrase) else (
                 1 if "tomorrow" in phrase else limit)
             prods = [p.idx.products[t] for t in p.attribute(label, m.start(), m.end()) if t in p.idx.products]
+            if "weekend" in phrase:  # "this weekend only": an offer ending on the coming weekend (Fri-Mon)
+                if any((o.valid_until - send).days <= 7 and o.valid_until.weekday() in (4, 5, 6) and (
+                        o.kind == "free_shipping" or not prods or any(o.applies_to_product(pr) for pr in prods))
+                       for o in p.valid_offers):
+                    continue
+                yield Hit(label, m.start(), m.end(), slots={"reason": "no offer valid on the send date ends this weekend"})
+                continue
             if any((o.valid_until - send).days <= need and (
                     o.kind == "free_shipping" or not prods or any(o.applies_to_product(pr) for pr in prods))
                    for o in p.valid_offers):
