@@ -8,6 +8,7 @@ The vocabularies (claims, product nouns, urgency phrases) are data in ``complian
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -623,7 +624,10 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
     variants = _variant_patterns(p)
     for label, text in p.fields:
         if variants and _HAS_DIGIT.search(text):
-            for rx, nums, pname in variants:
+            low = text.lower()
+            for rx, nums, pname, key in variants:
+                if key not in low:
+                    continue  # the name's longest word is not in the text
                 for vm in rx.finditer(text):
                     if _NUMS.findall(vm.group()) != nums:
                         yield Hit(label, vm.start(), vm.end(), slots={"hint": f"; did you mean the {pname}?"})
@@ -649,20 +653,21 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _NOUNS_CACHE: dict[str, frozenset[str]] = {}
 
 
-def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str]]:
+def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str, str]]:
     """For each catalog name holding a number ("Starlight 500-Piece Puzzle"), a pattern for the same name
     with any number: another size or count is a variant the catalog doesn't have."""
-    got = p.extra.get("variants")
-    if got is None:
-        got = []
-        for pr in p.idx.products.values():
-            nums = _NUMS.findall(pr.name)
-            if not nums:
-                continue
-            parts = _NUMS.split(pr.name)
-            src = r"\d+(?:\.\d+)?".join(re.escape(x).replace(r"\ ", r"[ \t]+") for x in parts)
-            got.append((re.compile(r"(?<![\w])" + src + r"(?![\w])", re.I), nums, pr.name))
-        p.extra["variants"] = got
+    return _variants_for(tuple(pr.name for pr in p.idx.products.values() if _HAS_DIGIT.search(pr.name)))
+
+
+@lru_cache(maxsize=256)
+def _variants_for(names: tuple[str, ...]) -> list[tuple[re.Pattern[str], list[str], str, str]]:
+    got = []
+    for name in names:
+        nums = _NUMS.findall(name)
+        parts = _NUMS.split(name)
+        src = r"\d+(?:\.\d+)?".join(re.escape(x).replace(r"\ ", r"[ \t]+") for x in parts)
+        key = max(re.findall(r"[A-Za-z]+", name) or [""], key=len).lower()
+        got.append((re.compile(r"(?<![\w])" + src + r"(?![\w])", re.I), nums, name, key))
     return got
 
 
