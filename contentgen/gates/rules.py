@@ -511,6 +511,7 @@ class CompiledRule:
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
     required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    hit_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict, repr=False, compare=False)
     conditional: bool = False  # the rule has a 'when' or an 'unless'
 
     def __post_init__(self) -> None:
@@ -922,11 +923,33 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
             return
         union = None if alt._all_on else alt._union
         by_text = ANCHORS._texts
+        # without protected spans a field's hits are pure in the rule and the text (subjects,
+        # explanations, CTAs repeat): cache them by text
+        pure = not (rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand")
+        cache = cr.hit_cache
         for label, text in fields:
+            if pure:
+                spans = cache.get(text)
+                if spans is not None:
+                    for a, b in spans:
+                        yield Hit(label, a, b)
+                    continue
             if union is not None:
                 here = by_text.get(text)
                 if union.isdisjoint(here if here is not None else ANCHORS.present_in((text,))):
+                    if pure:
+                        if len(cache) > 8192:
+                            cache.clear()
+                        cache[text] = ()
                     continue  # none of the items' anchors occurs in this field
+            if pure:
+                spans = tuple(m.span() for m in _matches(cr, view, label, text, rx))
+                if len(cache) > 8192:
+                    cache.clear()
+                cache[text] = spans
+                for a, b in spans:
+                    yield Hit(label, a, b)
+                continue
             for m in _matches(cr, view, label, text, rx):
                 yield Hit(label, m.start(), m.end())
     elif kind == "substitution":
