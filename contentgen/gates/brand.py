@@ -201,14 +201,28 @@ def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
     from .facts import behaviour_date
     send = view.ctx.send_date
+    cache = _DATES_CACHE
     for label, text in view.fields(rule.fields):
-        for a, b, _ in T.date_matches(text, send):
-            raw = _RAW_DATE.fullmatch(text, a, b) is not None
-            behaviour = behaviour_date(text, a)
-            if raw or behaviour:
-                if raw and not behaviour and _OFFER_WORD_BEFORE.search(text[max(0, a - 20):a]):
-                    continue  # an offer date written numerically: facts.offer-dates checks it
-                yield Hit(label, a, b)
+        key = (text, send)  # pure in the text and the send date (explanations, subjects repeat)
+        spans = cache.get(key)
+        if spans is None:
+            found = []
+            for a, b, _ in T.date_matches(text, send):
+                raw = _RAW_DATE.fullmatch(text, a, b) is not None
+                behaviour = behaviour_date(text, a)
+                if raw or behaviour:
+                    if raw and not behaviour and _OFFER_WORD_BEFORE.search(text[max(0, a - 20):a]):
+                        continue  # an offer date written numerically: facts.offer-dates checks it
+                    found.append((a, b))
+            spans = tuple(found)
+            if len(cache) > 8192:
+                cache.clear()
+            cache[key] = spans
+        for a, b in spans:
+            yield Hit(label, a, b)
+
+
+_DATES_CACHE: dict[tuple[str, object], tuple[tuple[int, int], ...]] = {}
 
 
 _RAW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?")

@@ -89,20 +89,32 @@ def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
     if not view.msg.explanations:
         return
     recs = {r.product_id: {e.source for e in r.evidence} for r in view.ctx.recommendations}
-    regexes = _source_regexes(rule, view.present(rule.fields))  # the same for every explanation
+    regexes = None
+    cache = _CITED_CACHE.setdefault(rule.id, {})
     for i, ex in enumerate(view.msg.explanations):
         label = f"explanations[{i}].text"
         carried = recs.get(ex.product_id)
         if carried is None:
             continue  # compliance.explanation-product
-        cited = _cited(regexes, ex.text)
-        for a, b, src in cited:
-            if src != "stated_preference" and _reported(cited, ex.text, a):
-                continue  # "you told us you're interested in ...": the member said it, not a weaker cue
+        cues = cache.get(ex.text)  # pure in the rule and the text: explanations repeat
+        if cues is None:
+            if regexes is None:
+                regexes = _source_regexes(rule, view.present(rule.fields))  # the same for every explanation
+            cited = _cited(regexes, ex.text)
+            # "you told us you're interested in ...": the member said it, not a weaker cue
+            cues = [(a, b, src) for a, b, src in cited
+                    if not (src != "stated_preference" and _reported(cited, ex.text, a))]
+            if len(cache) > 8192:
+                cache.clear()
+            cache[ex.text] = cues
+        for a, b, src in cues:
             if src not in allowed:
                 yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {_LABELS[src]} as a reason"})
             elif src not in carried:
                 yield Hit(label, a, b, slots={"reason": f"this recommendation carries no {_LABELS[src]} evidence"})
+
+
+_CITED_CACHE: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
 
 
 @register_check("compliance.explanation_product")

@@ -934,33 +934,43 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
     rx = alt.regex_for(view.present(FACT_FIELDS))
     if rx is None:
         return
+    found_cache = _CLAIM_HITS.setdefault(rule.id, {})
     for label, text in p.fields:
-        if alt.may_match(text):
-            for m in rx.finditer(text):
-                if _NEG.search(text[max(0, m.start() - 20):m.start()]):
-                    continue
-                inside = [mm for mm in p.mentions.get(label, ()) if mm.start <= m.start() and m.end() <= mm.end]
-                if inside and any(_norm(m.group()) in _norm(_product_name(p, mm.pid)) for mm in inside):
+        found = found_cache.get(text)  # the claim phrases not negated: pure in the rule and the text
+        if found is None:
+            found = []
+            if alt.may_match(text):
+                for m in rx.finditer(text):
+                    if _NEG.search(text[max(0, m.start() - 20):m.start()]):
+                        continue
+                    found.append((m.start(), m.end(), m.group(), int(m.lastgroup[1:])))  # type: ignore[index]
+            if len(found_cache) > 8192:
+                found_cache.clear()
+            found_cache[text] = found
+        for ma, mb, mg, gi in found:
+            if True:
+                inside = [mm for mm in p.mentions.get(label, ()) if mm.start <= ma and mb <= mm.end]
+                if inside and any(_norm(mg) in _norm(_product_name(p, mm.pid)) for mm in inside):
                     continue  # part of a product name ("Glacier Insulated Bottle")
-                if not inside and _generic_noun_supported(p, text, m.end(), _norm(m.group()),
-                                                          supports[int(m.lastgroup[1:])]):  # type: ignore[index]
+                if not inside and _generic_noun_supported(p, text, mb, _norm(mg), supports[gi]):
                     continue  # "merino socks": a recommended product of that kind carries the claim
-                targets = p.attribute(label, m.start(), m.end())
+                targets = p.attribute(label, ma, mb)
                 if not targets:
-                    yield Hit(label, m.start(), m.end(), slots={"name": "any recommended product"})
+                    yield Hit(label, ma, mb, slots={"name": "any recommended product"})
                     continue
-                support = supports[int(m.lastgroup[1:])]  # type: ignore[index]
+                support = supports[gi]
                 sup = " | ".join(p.idx.support.get(t, "") for t in targets)
-                claim_norm = _norm(m.group())
+                claim_norm = _norm(mg)
                 if _HAS_DIGIT.search(claim_norm):  # "SPF 30" needs that number, not any SPF
                     if claim_norm.replace(" ", "") in sup.replace(" ", ""):
                         continue
                 elif claim_norm in sup or any(s in sup for s in support):
                     continue
-                yield Hit(label, m.start(), m.end(),
+                yield Hit(label, ma, mb,
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
 
 
+_CLAIM_HITS: dict[str, dict[str, list[tuple[int, int, str, int]]]] = {}
 _CLAIMS_CACHE: dict[str, tuple[Alt, list[list[str]]]] = {}
 _HAS_DIGIT = re.compile(r"\d")
 _NEXT_WORDS = re.compile(r"[\s-]*([A-Za-z]+)(?:[\s-]+([A-Za-z]+))?")

@@ -511,7 +511,8 @@ class CompiledRule:
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
     required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
-    hit_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict, repr=False, compare=False)
+    hit_cache: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, repr=False, compare=False)
+    protected_cache: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
     conditional: bool = False  # the rule has a 'when' or an 'unless'
 
     def __post_init__(self) -> None:
@@ -652,6 +653,10 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
         cr.alt = Alt((rule.pattern,), flags, head="", tail="")
     if rule.swap:
         cr.swap_alts = tuple((Alt((bad,), flags), good) for bad, good in rule.swap.items())
+    # each item's regex is compiled with the rule (load time), not on the first message that needs it
+    for alt in ([cr.alt] if cr.alt is not None else []) + [a for a, _ in cr.swap_alts]:
+        for i in range(len(alt.items)):
+            alt._item(i)
     if rule.kind == "check":
         _ensure_checks()
         if rule.check not in CHECKS:
@@ -925,11 +930,28 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         by_text = ANCHORS._texts
         # without protected spans a field's hits are pure in the rule and the text (subjects,
         # explanations, CTAs repeat): cache them by text
-        pure = not (rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand")
-        cache = cr.hit_cache
+        # with protected spans they are pure in the text, the kind of field and the catalog's content
+        # (catalog names and claims: see facts.protected_spans), so the cache is per catalog index
+        if rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand":
+            from .facts import catalog_index
+            idx = catalog_index(view.ctx.catalog)
+            got = cr.protected_cache.get(id(idx))
+            if got is None or got[0] is not idx:
+                if len(cr.protected_cache) > 64:
+                    cr.protected_cache.clear()
+                got = cr.protected_cache[id(idx)] = (idx, {})
+            cache = got[1]
+        else:
+            cache = cr.hit_cache
+        pure = True
         for label, text in fields:
             if pure:
-                spans = cache.get(text)
+                if label.startswith("explanations["):
+                    label_kind = "explanations"
+                else:
+                    label_kind = label
+                ckey = label_kind + "\x00" + text
+                spans = cache.get(ckey)
                 if spans is not None:
                     for a, b in spans:
                         yield Hit(label, a, b)
@@ -940,13 +962,13 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
                     if pure:
                         if len(cache) > 8192:
                             cache.clear()
-                        cache[text] = ()
+                        cache[ckey] = ()
                     continue  # none of the items' anchors occurs in this field
             if pure:
                 spans = tuple(m.span() for m in _matches(cr, view, label, text, rx))
                 if len(cache) > 8192:
                     cache.clear()
-                cache[text] = spans
+                cache[ckey] = spans
                 for a, b in spans:
                     yield Hit(label, a, b)
                 continue
@@ -985,16 +1007,27 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
                 label = g[0][0] if g else (fields[0][0] if fields else rule.fields[0])
                 yield Hit(label, 0, 0, excerpt="", slots={"count": n, "min": rule.min})
     elif kind == "sentence_length":
+        cache = cr.hit_cache  # pure in the text (and whether it is the body): cache by both
         for label, text in fields:
-            # lines split independently, so a line's sentences are the whole text's sentences in it
-            sents = T.split_sentences(text)
-            if label == "body":
-                lines = T.body_prose_lines(text)
-                sents = [(a, b) for a, b in sents if any(a0 <= a and b <= b0 for a0, b0 in lines)]
-            for a, b in sents:
-                n = T.count_words(text[a:b])
-                if n > rule.max:  # type: ignore[operator]
-                    yield Hit(label, a, b, slots={"count": n, "max": rule.max})
+            key = ("b\x00" if label == "body" else "f\x00") + text
+            long_ = cache.get(key)
+            if long_ is None:
+                # lines split independently, so a line's sentences are the whole text's sentences in it
+                sents = T.split_sentences(text)
+                if label == "body":
+                    lines = T.body_prose_lines(text)
+                    sents = [(a, b) for a, b in sents if any(a0 <= a and b <= b0 for a0, b0 in lines)]
+                long_ = []
+                for a, b in sents:
+                    n = T.count_words(text[a:b])
+                    if n > rule.max:  # type: ignore[operator]
+                        long_.append((a, b, n))
+                long_ = tuple(long_)
+                if len(cache) > 8192:
+                    cache.clear()
+                cache[key] = long_  # type: ignore[assignment]
+            for a, b, n in long_:  # type: ignore[misc]
+                yield Hit(label, a, b, slots={"count": n, "max": rule.max})
     elif kind == "length":
         for label, text in fields:
             n = len(text)
