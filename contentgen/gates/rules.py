@@ -511,8 +511,8 @@ class CompiledRule:
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
     required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
-    hit_cache: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, repr=False, compare=False)
-    protected_cache: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
+    hit_cache: dict[tuple[Any, str], tuple[tuple[int, ...], ...]] = field(default_factory=dict, repr=False, compare=False)
+    protected_cache: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = field(default_factory=dict, repr=False, compare=False)
     conditional: bool = False  # the rule has a 'when' or an 'unless'
 
     def __post_init__(self) -> None:
@@ -946,11 +946,7 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         pure = True
         for label, text in fields:
             if pure:
-                if label.startswith("explanations["):
-                    label_kind = "explanations"
-                else:
-                    label_kind = label
-                ckey = label_kind + "\x00" + text
+                ckey = ("explanations" if label.startswith("explanations[") else label, text)
                 spans = cache.get(ckey)
                 if spans is not None:
                     for a, b in spans:
@@ -1009,7 +1005,7 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
     elif kind == "sentence_length":
         cache = cr.hit_cache  # pure in the text (and whether it is the body): cache by both
         for label, text in fields:
-            key = ("b\x00" if label == "body" else "f\x00") + text
+            key = (label == "body", text)
             long_ = cache.get(key)
             if long_ is None:
                 # lines split independently, so a line's sentences are the whole text's sentences in it
