@@ -645,12 +645,18 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 continue
             if not (noun or near_price):
                 continue
-            best = process.extractOne(phrase, names, scorer=fuzz.WRatio) if names else None
-            hint = f"; did you mean the {best[0]}?" if best and best[1] >= 70 else ""
+            hint = _hint(phrase, tuple(names)) if names else ""
             yield Hit(label, a, b, slots={"hint": hint})
 
 
 _NOUNS_CACHE: dict[str, frozenset[str]] = {}
+
+
+@lru_cache(maxsize=4096)
+def _hint(phrase: str, names: tuple[str, ...]) -> str:
+    """The closest catalog name to an unknown product phrase (pure in both: phrases and catalogs repeat)."""
+    best = process.extractOne(phrase, names, scorer=fuzz.WRatio)
+    return f"; did you mean the {best[0]}?" if best and best[1] >= 70 else ""
 
 
 def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str, str]]:
