@@ -926,12 +926,10 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
         rx = alt.regex_for(view.present(names))
         if rx is None:
             return
-        union = None if alt._all_on else alt._union
-        by_text = ANCHORS._texts
-        # without protected spans a field's hits are pure in the rule and the text (subjects,
-        # explanations, CTAs repeat): cache them by text
-        # with protected spans they are pure in the text, the kind of field and the catalog's content
-        # (catalog names and claims: see facts.protected_spans), so the cache is per catalog index
+        # a field's hits are pure in the rule and the text, and with protected spans also in the kind
+        # of field and the catalog's content (catalog names and claims: see facts.protected_spans):
+        # cached by (kind of field, text), per catalog index for a rule with protected spans
+        # (subjects, explanations, CTAs repeat)
         if rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand":
             from .facts import catalog_index
             idx = catalog_index(view.ctx.catalog)
@@ -943,33 +941,24 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
             cache = got[1]
         else:
             cache = cr.hit_cache
-        pure = True
+        union = None
         for label, text in fields:
-            if pure:
-                ckey = ("explanations" if label.startswith("explanations[") else label, text)
-                spans = cache.get(ckey)
-                if spans is not None:
-                    for a, b in spans:
-                        yield Hit(label, a, b)
-                    continue
-            if union is not None:
-                here = by_text.get(text)
-                if union.isdisjoint(here if here is not None else ANCHORS.present_in((text,))):
-                    if pure:
-                        if len(cache) > 8192:
-                            cache.clear()
-                        cache[ckey] = ()
-                    continue  # none of the items' anchors occurs in this field
-            if pure:
-                spans = tuple(m.span() for m in _matches(cr, view, label, text, rx))
+            ckey = ("explanations" if label[0] == "e" else label, text)
+            spans = cache.get(ckey)
+            if spans is None:
+                if union is None:
+                    union = frozenset() if alt._all_on else alt._union
+                if union:
+                    here = ANCHORS._texts.get(text)
+                    if union.isdisjoint(here if here is not None else ANCHORS.present_in((text,))):
+                        spans = ()  # none of the items' anchors occurs in this field
+                if spans is None:
+                    spans = tuple(m.span() for m in _matches(cr, view, label, text, rx))
                 if len(cache) > 8192:
                     cache.clear()
                 cache[ckey] = spans
-                for a, b in spans:
-                    yield Hit(label, a, b)
-                continue
-            for m in _matches(cr, view, label, text, rx):
-                yield Hit(label, m.start(), m.end())
+            for a, b in spans:
+                yield Hit(label, a, b)
     elif kind == "substitution":
         present = view.present(names)
         for label, text in fields:
