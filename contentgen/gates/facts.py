@@ -619,8 +619,10 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
     nouns = _NOUNS_CACHE.get(rule.id)
     if nouns is None:
         nouns = _NOUNS_CACHE[rule.id] = frozenset(n.lower() for n in rule.params.get("product_nouns", ()))
-    ignore = frozenset(x.lower() for x in rule.params.get("ignore_phrases", ()))
-    names = list(p.idx.names.values())
+    ignore = _IGNORE_CACHE.get(rule.id)
+    if ignore is None:
+        ignore = _IGNORE_CACHE[rule.id] = frozenset(x.lower() for x in rule.params.get("ignore_phrases", ()))
+    names = None
     variants = _variant_patterns(p)
     for label, text in p.fields:
         if variants and _HAS_DIGIT.search(text):
@@ -631,8 +633,11 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 for vm in rx.finditer(text):
                     if _NUMS.findall(vm.group()) != nums:
                         yield Hit(label, vm.start(), vm.end(), slots={"hint": f"; did you mean the {pname}?"})
+        unknown = p.unknown[label]
+        if not unknown:
+            continue
         money = T.money_matches(text)
-        for a, b, phrase in p.unknown[label]:
+        for a, b, phrase in unknown:
             title_only = phrase.startswith("\x00")
             phrase = phrase.lstrip("\x00")
             if phrase.lower() in ignore:
@@ -645,11 +650,14 @@ def check_unknown_product(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 continue
             if not (noun or near_price):
                 continue
-            hint = _hint(phrase, tuple(names)) if names else ""
+            if names is None:
+                names = tuple(p.idx.names.values())
+            hint = _hint(phrase, names) if names else ""
             yield Hit(label, a, b, slots={"hint": hint})
 
 
 _NOUNS_CACHE: dict[str, frozenset[str]] = {}
+_IGNORE_CACHE: dict[str, frozenset[str]] = {}
 
 
 @lru_cache(maxsize=4096)
@@ -662,7 +670,17 @@ def _hint(phrase: str, names: tuple[str, ...]) -> str:
 def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str, str]]:
     """For each catalog name holding a number ("Starlight 500-Piece Puzzle"), a pattern for the same name
     with any number: another size or count is a variant the catalog doesn't have."""
-    return _variants_for(tuple(pr.name for pr in p.idx.products.values() if _HAS_DIGIT.search(pr.name)))
+    idx = p.idx
+    got = _VARIANT_NAMES.get(id(idx))
+    if got is None or got[0] is not idx:  # the index holds its catalog: the names are known per index
+        if len(_VARIANT_NAMES) > 4096:
+            _VARIANT_NAMES.clear()
+        got = _VARIANT_NAMES[id(idx)] = (idx, tuple(pr.name for pr in idx.products.values()
+                                                    if _HAS_DIGIT.search(pr.name)))
+    return _variants_for(got[1])
+
+
+_VARIANT_NAMES: dict[int, tuple[Any, tuple[str, ...]]] = {}
 
 
 @lru_cache(maxsize=256)
