@@ -238,18 +238,33 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 if T.host_allowed(dom, allowed):
                     continue
                 yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
-        if _DIGIT.search(text) is None:
-            continue  # phone numbers, member ids and street addresses all hold a digit
-        for m in (_PHONE.finditer(text) if _PHONE_TAIL.search(text) else ()):
-            yield Hit(label, m.start(), m.end(), slots={"what": "a phone number"})
-        for m in (_MEMBER_ID.finditer(text) if "member" in low else ()):
-            if m_.member_id and m.group(1) == m_.member_id:
+        got = _PII_SCANS.get(text)  # the member-independent scans: pure in the text
+        if got is None:
+            if _DIGIT.search(text) is None:  # phone numbers, member ids and street addresses all hold a digit
+                got = ((), (), ())
+            else:
+                got = (tuple(m.span() for m in (_PHONE.finditer(text) if _PHONE_TAIL.search(text) else ())),
+                       tuple((m.group(1), m.start(1), m.end(1))
+                             for m in (_MEMBER_ID.finditer(text) if "member" in low else ())),
+                       tuple((m.start(), m.end(), m.start(1), m.end(1)) for m in _STREET.finditer(text)
+                             if not _COMPANY_ADDR.match(m.group())))  # not the sender's address
+            if len(_PII_SCANS) > 8192:
+                _PII_SCANS.clear()
+            _PII_SCANS[text] = got
+        phones, member_ids, streets = got
+        for a, b in phones:
+            yield Hit(label, a, b, slots={"what": "a phone number"})
+        for g, a, b in member_ids:
+            if m_.member_id and g == m_.member_id:
                 continue  # already reported above
-            yield Hit(label, m.start(1), m.end(1), slots={"what": "a member id"})
-        for m in _STREET.finditer(text):
-            if _COMPANY_ADDR.match(m.group()) or _in_product_name(view, label, m.start(1), m.end(1)):
-                continue  # the sender's address; a quantity before a product's name
-            yield Hit(label, m.start(), m.end(), slots={"what": "a street address"})
+            yield Hit(label, a, b, slots={"what": "a member id"})
+        for a, b, a1, b1 in streets:
+            if _in_product_name(view, label, a1, b1):
+                continue  # a quantity before a product's name
+            yield Hit(label, a, b, slots={"what": "a street address"})
+
+
+_PII_SCANS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = {}
 
 
 _INSTRUCTIONISH = re.compile(
