@@ -239,7 +239,7 @@ class Runner:
 
     async def _generate_all(self, store, planner, catalog, offers, base_url, api_key, model, is_local, usage):
         from .llm.cache import GenerationCache, cache_key
-        from .llm.client import LLMClient, TransportFailure, estimate_tokens
+        from .llm.client import LLMClient, TransportFailure, complete_counted, estimate_tokens
 
         c = self.campaign
         settings = c.llm
@@ -271,13 +271,7 @@ class Runner:
                         raise BudgetExhausted(f"spending limit reached: ${spent:.4f} spent, the next request could "
                                               f"pass --max-cost ${self.opts.max_cost:.4f}",
                                               hint="raise --max-cost and re-run the same command to continue")
-                comp = await client.complete(messages, schema=schema)
-                usage["prompt_tokens"] += comp.prompt_tokens
-                usage["completion_tokens"] += comp.completion_tokens
-                usage["cached_tokens"] += comp.cached_tokens
-                usage["requests"] += 1
-                return {"text": comp.text, "finish_reason": comp.finish_reason, "refusal": comp.refusal,
-                        "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens}
+                return await complete_counted(client, messages, schema, usage)
 
             res, cached = await cache.get_or_create(key, produce)
             failpoints.hit("generate")

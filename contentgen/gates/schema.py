@@ -12,6 +12,15 @@ from jsonschema import Draft202012Validator
 
 from ..models import Draft, Finding
 
+_EXPLANATION: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "product_id": {"type": "string", "minLength": 1},
+        "text": {"type": "string", "minLength": 1},
+    },
+    "required": ["product_id", "text"],
+}
+
 #: What the model must return. Kept to what OpenAI strict structured outputs accept
 #: (every property required, additionalProperties false).
 DRAFT_SCHEMA: dict[str, Any] = {
@@ -20,18 +29,7 @@ DRAFT_SCHEMA: dict[str, Any] = {
         "subject": {"type": "string", "minLength": 1},
         "preheader": {"type": "string", "minLength": 1},
         "body": {"type": "string", "minLength": 1},
-        "explanations": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "product_id": {"type": "string", "minLength": 1},
-                    "text": {"type": "string", "minLength": 1},
-                },
-                "required": ["product_id", "text"],
-                "additionalProperties": False,
-            },
-        },
+        "explanations": {"type": "array", "items": {**_EXPLANATION, "additionalProperties": False}},
     },
     "required": ["subject", "preheader", "body", "explanations"],
     "additionalProperties": False,
@@ -98,17 +96,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "body": {"type": "string", "minLength": 1},
         "cta_text": {"type": "string"},
         "cta_url": {"type": "string"},
-        "explanations": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "product_id": {"type": "string", "minLength": 1},
-                    "text": {"type": "string", "minLength": 1},
-                },
-                "required": ["product_id", "text"],
-            },
-        },
+        "explanations": {"type": "array", "items": _EXPLANATION},
         "footer": {"type": "string", "minLength": 1},
         "html": {"type": "string"},
     },

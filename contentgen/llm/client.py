@@ -49,7 +49,7 @@ from .retry import ProviderWait, exc_retry_after, is_transient
 log = logging.getLogger("contentgen.llm")
 
 __all__ = ["ClientStats", "Completion", "LLMClient", "ProviderRejected", "TransportFailure",
-           "estimate_tokens"]
+           "complete_counted", "estimate_tokens"]
 
 _HINTS = {
     200: "the answer was not a chat completion: check --base-url (OpenAI-compatible servers usually end in /v1)",
@@ -112,6 +112,18 @@ class ClientStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+async def complete_counted(client: "LLMClient", messages: list[dict[str, Any]], schema: dict[str, Any],
+                           usage: dict[str, int]) -> dict[str, Any]:
+    """One completion as the decide step consumes it, its tokens added to ``usage``."""
+    comp = await client.complete(messages, schema=schema)
+    usage["prompt_tokens"] += comp.prompt_tokens
+    usage["completion_tokens"] += comp.completion_tokens
+    usage["cached_tokens"] += comp.cached_tokens
+    usage["requests"] += 1
+    return {"text": comp.text, "finish_reason": comp.finish_reason, "refusal": comp.refusal,
+            "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens}
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ContentgenError
+from ..llm.client import complete_counted
 from ..plan import Framings, Planner
 from ..prompts import Prompts
 from ..repair import Decider, export_record
@@ -139,13 +140,7 @@ async def generate_cell(ctx, prompts_dir: Path, member_id: str, variant: str, cl
         return {"error": e.render(), "outcome": None}
 
     async def generate(messages, schema):
-        comp = await client.complete(messages, schema=schema)
-        usage["prompt_tokens"] += comp.prompt_tokens
-        usage["completion_tokens"] += comp.completion_tokens
-        usage["cached_tokens"] += comp.cached_tokens
-        usage["requests"] += 1
-        return {"text": comp.text, "finish_reason": comp.finish_reason, "refusal": comp.refusal,
-                "prompt_tokens": comp.prompt_tokens, "completion_tokens": comp.completion_tokens, "cached": False}
+        return {**await complete_counted(client, messages, schema, usage), "cached": False}
 
     member = {"member_id": row.member.member_id, "segment": row.member.segment, "tier": row.member.opt_in_tier,
               "churn": churn_band(row.member.churn_risk)}
