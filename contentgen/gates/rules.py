@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import ahocorasick
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -289,15 +290,15 @@ def _trie_source(words: Iterable[str]) -> str:
 class AnchorIndex:
     """Every literal anchor of every :class:`Alt`, found in one pass over a text.
 
-    ``present(text)`` scans the lowercased text once with a trie-shaped regex that reports, at each
-    position, the longest anchor starting there; every anchor that is a prefix of it is present too.
+    ``present(text)`` runs an Aho-Corasick automaton (pyahocorasick) of every anchor over the
+    lowercased text once: it reports every occurrence, overlapping ones and anchors that are
+    prefixes of others included.
     """
 
     def __init__(self) -> None:
         self.anchors: set[str] = set()
         self.version = 0
-        self._rx: re.Pattern[str] | None = None
-        self._closure: dict[str, tuple[str, ...]] = {}
+        self._ac: Any = None
         self._texts: dict[str, frozenset[str]] = {}  # field text -> anchors (footers, links, CTAs repeat)
 
     def add(self, anchors: Iterable[str]) -> None:
@@ -305,22 +306,21 @@ class AnchorIndex:
         if new:
             self.anchors |= new
             self.version += 1
-            self._rx = None
+            self._ac = None
             self._texts = {}
 
-    def _build(self) -> re.Pattern[str]:
-        src = _trie_source(self.anchors)
-        self._rx = re.compile("(?=(" + src + "))", re.S) if src else re.compile(r"(?!x)x")
-        self._closure = {a: tuple(a[:k] for k in range(1, len(a) + 1) if a[:k] in self.anchors)
-                         for a in self.anchors}
-        return self._rx
+    def _build(self) -> Any:
+        ac = ahocorasick.Automaton()
+        for a in self.anchors:
+            ac.add_word(a, a)
+        if self.anchors:
+            ac.make_automaton()
+        self._ac = ac
+        return ac
 
     def present(self, lowered: str) -> frozenset[str]:
-        rx = self._rx or self._build()
-        closure = self._closure
-        out: set[str] = set()
-        for hit in set(rx.findall(lowered)):
-            out.update(closure[hit])
+        ac = self._ac or self._build()
+        out = {a for _, a in ac.iter(lowered)} if self.anchors else set()
         if not lowered.isascii() and _OTHER_DIGIT.search(lowered):
             out.update(DIGITS & self.anchors)  # \d also matches other scripts' digits
         return frozenset(out)
