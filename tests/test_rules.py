@@ -151,8 +151,9 @@ def test_alt_subsets_find_exactly_what_the_full_alternation_finds():
             for _ in range(400):
                 text = " ".join(random.choice(words) for _ in range(random.randint(0, 12)))
                 rx = alt.regex_for(ANCHORS.present(text.lower()))
-                got = [] if rx is None else [(m.span(), m.group()) for m in rx.finditer(text)]
-                want = [(m.span(), m.group()) for m in full.finditer(text)]
+                # (matches on ASCII text come from its lowercased twin: compare spans, and groups folded)
+                got = [] if rx is None else [(m.span(), m.group().lower()) for m in rx.finditer(text)]
+                want = [(m.span(), m.group().lower()) for m in full.finditer(text)]
                 assert got == want, text
     finally:
         AltScan.COMPILE_AFTER = default

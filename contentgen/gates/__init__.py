@@ -38,10 +38,12 @@ def run_gates(message: RenderedMessage, ctx: GateContext, rules: RuleSet | None 
     findings = list(validate_message(message, ctx.channel))
     view = MessageView(message, ctx)
     rules_ = rs.rules
-    for i in rs.active(view):
+    each, batched = rs.split(view)
+    for i in each:
         found = evaluate(rules_[i], view, True)
         if found:
             findings.extend(found)
+    findings.extend(rs.batch.findings(rs, view, batched))
     return sort_findings(findings)
 
 

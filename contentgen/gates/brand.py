@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from . import text as T
-from .facts import catalog_index
+from .casefold import fold
+from .facts import behaviour_date, catalog_index
 from .rules import DIGITS, Hit, MessageView, Rule, register_check
 
 # "(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])", opening with [A-Z] so that a search skips lowercase text
@@ -53,7 +54,7 @@ def _phrases_rx(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join([r"https?://\S+", *phrases]))
 
 
-_URL_SPAN = re.compile(r"(?:https?://|www\.)\S+", re.I)
+_URL_SPAN = fold(re.compile(r"(?:https?://|www\.)\S+", re.I))
 
 
 @register_check("brand.emoji")
@@ -75,10 +76,10 @@ def check_emoji_subject(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 
 # an empty name slot: "Hi ," / "Dear," ("Hello," and "Hi!" are complete greetings without a name)
-_GREETING_EMPTY = re.compile(r"^[ \t]*(?:(?:hi|hello|hey|greetings)[ \t]+|dear[ \t]*)[,!:]", re.I | re.M)
+_GREETING_EMPTY = fold(re.compile(r"^[ \t]*(?:(?:hi|hello|hey|greetings)[ \t]+|dear[ \t]*)[,!:]", re.I | re.M))
 _GREETING_NAME = re.compile(r"^\s*(?:hi|hello|hey|dear)\s+([^\n,!:]{1,60})[,!:]", re.I)
-_PLACEHOLDER = re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
-                          re.I)
+_PLACEHOLDER = fold(re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
+                          re.I))
 
 
 @register_check("brand.name_use")
@@ -178,7 +179,7 @@ _IDS_CACHE: dict[int, tuple[object, set[str]]] = {}
 #: necessary conditions for a _GENERIC_IDS match (other than "sku"): a digit, and [PM] or "-" right
 #: before a digit or a keyword + id word (checked on the lowercased text)
 _ID_HINT = re.compile(r"[pPmM-]\d")
-_ID_KEYWORD = re.compile(r"(?:item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no|number|#)")
+_ID_KEYWORD = fold(re.compile(r"(?:item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no|number|#)"))
 _DIGIT = re.compile(r"\d")
 
 
@@ -191,15 +192,14 @@ def _may_have_generic_id(text: str, low: str) -> bool:
     return _ID_HINT.search(text) is not None or _ID_KEYWORD.search(low) is not None
 
 
-_GENERIC_IDS = re.compile(
+_GENERIC_IDS = fold(re.compile(
     r"\bSKU\b[ \t#:-]*[A-Z0-9-]+|\b(?:sku|item|product|prod|member|customer|cust|offer|order)[ \t_-]?(?:id|no\.?|number|#)"
-    r"[ \t:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I)  # an id never spans a line break
+    r"[ \t:#]*[A-Z0-9-]*\d[A-Z0-9-]*|\b[PM]\d{3,}\b|\b[A-Z]{2,4}-\d{3,}\b", re.I))  # an id never spans a line break
 
 
 @register_check("brand.behaviour_dates", needs=DIGITS)  # every date holds a digit
 def check_behaviour_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
-    from .facts import behaviour_date
     send = view.ctx.send_date
     cache = _DATES_CACHE
     for label, text in view.fields(rule.fields):
@@ -226,10 +226,10 @@ _DATES_CACHE: dict[tuple[str, object], tuple[tuple[int, int], ...]] = {}
 
 
 _RAW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?")
-_OFFER_WORD_BEFORE = re.compile(r"\b(?:until|through|thru|till|ends?|by|before|from|starting|valid)\s*$", re.I)
+_OFFER_WORD_BEFORE = fold(re.compile(r"\b(?:until|through|thru|till|ends?|by|before|from|starting|valid)\s*$", re.I))
 
 
-_CONTRACTION = re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I)
+_CONTRACTION = fold(re.compile(r"\b\w+(?:'|’)(?:re|ve|ll|d|s|t|m)\b", re.I))
 
 
 @register_check("brand.contractions")

@@ -10,6 +10,8 @@ from typing import Any
 
 from ..models import TIER_SOURCES
 from . import text as T
+from .casefold import fold
+from .facts import prep
 from .rules import ANCHORS, Alt, Hit, MessageView, Rule, register_check
 
 _SRC_CACHE: dict[str, list[tuple[str, Alt]]] = {}
@@ -68,7 +70,7 @@ _LABELS = {"purchase": "purchase history", "stated_preference": "stated preferen
            "segment": "segment popularity"}
 
 
-_SAID = re.compile(r"\byou (?:told us|said|mentioned|shared|let us know|indicated)\b", re.I)
+_SAID = fold(re.compile(r"\byou (?:told us|said|mentioned|shared|let us know|indicated)\b", re.I))
 _SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
 
 
@@ -146,7 +148,6 @@ _SEG_CACHE: dict[str, re.Pattern[str]] = {}
 @register_check("compliance.explanation_missing")
 def check_explanation_missing(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Tier 2/3: a recommended product named in the message carries an explanation."""
-    from .facts import prep
     p = prep(view)
     explained = {ex.product_id for ex in view.msg.explanations}
     recs = [r.product_id for r in view.ctx.recommendations]
@@ -160,7 +161,7 @@ def check_explanation_missing(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, m.start, m.end, slots={"name": p.idx.names.get(m.pid, m.pid)})
 
 
-_MAYBE_HOST = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]")
+_MAYBE_HOST = fold(re.compile(r"[A-Za-z0-9-]\.[A-Za-z]"))
 
 
 @lru_cache(maxsize=4096)
@@ -197,15 +198,15 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?=[+(0-9])(?<![\w$.,])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}(?![\w])")
 # (written to open with \d, so that a search jumps straight from digit to digit: "\d(?<![\w$.,]\d)\d{0,4}"
 # is "(?<![\w$.,])\d{1,5}")
-_STREET = re.compile(
+_STREET = fold(re.compile(
     r"\d(?<![\w$.,]\d)\d{0,4}[ \t]+(?:[NSEW]\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:Street|St\.?|Avenue|Ave\.?|Road|Rd\.?|"
-    r"Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle))(?![\w])")
+    r"Boulevard|Blvd\.?|Lane|Ln\.?|Drive|Dr\.?|Court|Ct\.?|Place|Pl\.?|Terrace|Way|Parkway|Circle))(?![\w])"))
 #: a member-id-shaped token next to "member" ("Member M00123", "member #88213", "member ID: 4471-220")
 _MEMBER_ID = re.compile(r"\bmember(?:ship)?(?:[ \t]+(?:id|no\.?|number|#))?[ \t:#]*\b([A-Z]{0,3}\d[\d-]{3,})\b",
                         re.I)
 _COMPANY_ADDR = re.compile(r"400\s+Market\s+St", re.I)
 #: every _PHONE match ends with this (it opens with \d: a search skips from digit to digit)
-_PHONE_TAIL = re.compile(r"\d{3}[ \t.-]\d{4}(?![\w])")
+_PHONE_TAIL = fold(re.compile(r"\d{3}[ \t.-]\d{4}(?![\w])"))
 _DIGIT = re.compile(r"\d")
 
 
@@ -213,7 +214,6 @@ def _in_product_name(view: MessageView, label: str, a: int, b: int) -> bool:
     """text[a:b] starts inside a catalog product's name that goes on past b ("2 Cedar Lane Throw Pillows")."""
     if not (label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations[")):
         return False
-    from .facts import prep
     return any(m.start <= a and m.end > b for m in prep(view).mentions.get(label, ()))
 
 
@@ -267,9 +267,9 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _PII_SCANS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = {}
 
 
-_INSTRUCTIONISH = re.compile(
+_INSTRUCTIONISH = fold(re.compile(
     r"\b(?:ignore|disregard|instruction|instructions|prompt|system|assistant|pretend|override|forget|"
-    r"you are now|act as|offer|discount|free|%|price|respond|reply|output|write)\b|%", re.I)
+    r"you are now|act as|offer|discount|free|%|price|respond|reply|output|write)\b|%", re.I))
 
 
 @register_check("compliance.member_text_echo")

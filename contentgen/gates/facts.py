@@ -15,8 +15,9 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
-from ..models import GateContext, Offer, Product
+from ..models import SEGMENTS, GateContext, Offer, Product
 from . import text as T
+from .casefold import fold
 from .rules import DIGITS, Alt, Hit, MessageView, Rule, register_check
 
 FACT_FIELDS = T.MODEL_FIELDS
@@ -82,6 +83,8 @@ class CatalogIndex:
     keys_only: bool = False
     #: capitalized words -> (known partial product, words matched, fuzzy product) in this catalog
     phrase_cache: dict[tuple[str, ...], tuple[str | None, int, str | None]] = field(default_factory=dict)
+    #: text -> spans of catalog claims (and quotations holding one) in it
+    claim_span_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
 
 #: id(catalog) -> (catalog, index built for its content, index whose ``products`` is this very dict)
@@ -335,12 +338,14 @@ def _title_case(text: str) -> bool:
     return caps / len(words) >= 0.6
 
 
+_SEGMENTS_LOWER = {s.lower(): s for s in SEGMENTS}
+
+
 def audience_ok(o: Offer, ctx: GateContext) -> bool:
     a = (o.audience or "all").strip().lower()
     if a in ("", "all", "everyone", "members", "all members", "all_members"):
         return True
-    from ..models import SEGMENTS
-    segs = {s.lower(): s for s in SEGMENTS}
+    segs = _SEGMENTS_LOWER
     if a in segs or a.replace("_", " ") in segs:
         return ctx.member.segment.lower() == a.replace("_", " ")
     m = re.fullmatch(r"tier\s*([123])(\+)?", a)
@@ -466,12 +471,27 @@ def protected_spans(view: MessageView, label: str) -> list[tuple[int, int]]:
         p = prep(view)
         spans.extend((m.start, m.end) for m in p.mentions.get(label, ()))
     if idx.claims_rx is not None:
-        spans.extend(m.span() for m in idx.claims_rx.finditer(text))
-        # a quoted catalog claim: the whole quotation is protected
-        for m in re.finditer(r"[\"“]([^\"”]{2,80})[\"”]", text):
-            if idx.claims_rx.search(m.group(1)):
-                spans.append(m.span())
+        spans.extend(_claim_spans(idx, text))
     return spans
+
+
+def _claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
+    """Catalog claims in a text, and quotations holding one (pure in the catalog and the text: cached)."""
+    got = idx.claim_span_cache.get(text)
+    if got is None:
+        rx = idx.claims_rx
+        assert rx is not None
+        out = [m.span() for m in rx.finditer(text)]
+        if '"' in text or "“" in text:  # a quoted catalog claim: the whole quotation is protected
+            out.extend(m.span() for m in _QUOTED.finditer(text) if rx.search(m.group(1)))
+        got = tuple(out)
+        if len(idx.claim_span_cache) > 8192:
+            idx.claim_span_cache.clear()
+        idx.claim_span_cache[text] = got
+    return got
+
+
+_QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -529,26 +549,26 @@ def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tupl
 
 _RX_CACHE: dict[str, dict[str, Alt | None]] = {}
 
-_SHIP_RE = re.compile(
+_SHIP_RE = fold(re.compile(
     r"free (?:standard |ground |2-day |two-day |express |next-day )?(?:shipping|delivery)|ships? (?:for )?free"
-    r"|shipping (?:is|'s|’s) (?:free|on us)|free ship\b|delivery (?:is|'s|’s) (?:free|on us)|shipping on us", re.I)
-_OFFISH = re.compile(r"\b(?:off|discount(?:ed)?|save|saving|savings|sale|markdown|reduced|less|take|member price)\b",
-                     re.I)
-_MULT_RE = re.compile(
+    r"|shipping (?:is|'s|’s) (?:free|on us)|free ship\b|delivery (?:is|'s|’s) (?:free|on us)|shipping on us", re.I))
+_OFFISH = fold(re.compile(r"\b(?:off|discount(?:ed)?|save|saving|savings|sale|markdown|reduced|less|take|member price)\b",
+                     re.I))
+_MULT_RE = fold(re.compile(
     r"\b(?:(double|triple|quadruple|twice the|two times(?: the)?|three times(?: the)?|four times(?: the)?)"
     r"|(\d+)\s?[x×]|[x×](\d+))\s+(?:the\s+)?(?:(?:bonus|loyalty|member|reward|rewards|athenaplus)\s+)?points?\b",
-    re.I)
-_ABS_POINTS_RE = re.compile(r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:bonus|extra|reward|loyalty|member)\s+)?"
-                            r"points?\b(?!\s+(?:per|for every|on every|for each|each)\b)", re.I)
-_BONUS_RE = re.compile(r"\b(?:bonus|extra) points\b", re.I)
-_SHIP_WORD = re.compile(r"\b(?:shipping|delivery)\b", re.I)
+    re.I))
+_ABS_POINTS_RE = fold(re.compile(r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:bonus|extra|reward|loyalty|member)\s+)?"
+                            r"points?\b(?!\s+(?:per|for every|on every|for each|each)\b)", re.I))
+_BONUS_RE = fold(re.compile(r"\b(?:bonus|extra) points\b", re.I))
+_SHIP_WORD = fold(re.compile(r"\b(?:shipping|delivery)\b", re.I))
 _UNDER = re.compile(r"(?:under|below|less than|up to|within|at most|no more than)\s*$")
 _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")
-_THRESHOLD = re.compile(r"(?:over|above|more than|at least|of|minimum|min\.?|spend|spending|orders?|"
-                        r"from|past|hit|reach)\s*$", re.I)
-_PCT_CUE = re.compile(r"%|percent|\boff\b", re.I)
-_POINTS_CUE = re.compile(r"\bpoints?\b", re.I)
-_SHIP_CUE = re.compile(r"\bship", re.I)
+_THRESHOLD = fold(re.compile(r"(?:over|above|more than|at least|of|minimum|min\.?|spend|spending|orders?|"
+                        r"from|past|hit|reach)\s*$", re.I))
+_PCT_CUE = fold(re.compile(r"%|percent|\boff\b", re.I))
+_POINTS_CUE = fold(re.compile(r"\bpoints?\b", re.I))
+_SHIP_CUE = fold(re.compile(r"\bship", re.I))
 _MULT_WORDS = {"double": 2, "twice the": 2, "two times": 2, "two times the": 2, "triple": 3, "three times": 3,
                "three times the": 3, "quadruple": 4, "four times": 4, "four times the": 4}
 
@@ -767,7 +787,12 @@ def check_percent(rule: Rule, view: MessageView) -> Iterator[Hit]:
 def _category_in(sent: str, offer: Offer) -> bool:
     if not offer.applies_to_category:
         return False
-    return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
+    return _category_re(offer.applies_to_category).search(sent.lower()) is not None
+
+
+@lru_cache(maxsize=1024)
+def _category_re(category: str) -> re.Pattern[str]:
+    return re.compile(r"\b" + re.escape(category.lower().rstrip("s")))
 
 
 _WORDS_RE = re.compile(r"[a-z][a-z'’-]*")
@@ -881,11 +906,11 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
                                            + " or ".join(_fmt_money(x) for x in sorted(mins))})
 
 
-_BEHAVIOUR_BEFORE = re.compile(
+_BEHAVIOUR_BEFORE = fold(re.compile(
     r"\b(?:bought|purchased|ordered|viewed|browsed|visited|searched|clicked|joined|signed up|looked|added|returned|"
-    r"shopped|picked up|last order|your order|your purchase|your visit|since)\b[^.!?\n]{0,30}$", re.I)
-_OFFER_WORD_AFTER_CUE = re.compile(
-    r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|valid|starts?|starting|deadline|last day)\b", re.I)
+    r"shopped|picked up|last order|your order|your purchase|your visit|since)\b[^.!?\n]{0,30}$", re.I))
+_OFFER_WORD_AFTER_CUE = fold(re.compile(
+    r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|valid|starts?|starting|deadline|last day)\b", re.I))
 
 
 def behaviour_date(text: str, a: int) -> bool:
@@ -894,9 +919,9 @@ def behaviour_date(text: str, a: int) -> bool:
     return m is not None and _OFFER_WORD_AFTER_CUE.search(m.group(0)) is None
 
 
-_OFFER_DATE_CUE = re.compile(
+_OFFER_DATE_CUE = fold(re.compile(
     r"\b(?:until|through|thru|till|til|ends?|ending|expires?|expiring|by|before|valid|starts?|starting|from|"
-    r"deadline|last day|runs?|offer|sale|off|points|ship|shipping)\b", re.I)
+    r"deadline|last day|runs?|offer|sale|off|points|ship|shipping)\b", re.I))
 _HOLIDAYS = {(12, 24), (12, 25), (12, 31), (1, 1), (2, 14), (10, 31), (7, 4), (11, 11)}
 
 
@@ -933,7 +958,7 @@ def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
                           slots={"expected": "a date that matches an offer (a human should check this one)"})
 
 
-_NEG = re.compile(r"\b(?:not|isn't|isn’t|aren't|aren’t|no|never|without)\s+(?:\w+\s+)?$", re.I)
+_NEG = fold(re.compile(r"\b(?:not|isn't|isn’t|aren't|aren’t|no|never|without)\s+(?:\w+\s+)?$", re.I))
 
 
 @register_check("facts.claims")

@@ -45,6 +45,7 @@ from ..models import (
     RenderedMessage,
 )
 from . import text as T
+from .casefold import Folded, fold, lower
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIRS: tuple[Path, ...] = (REPO_ROOT / "brand_rules", REPO_ROOT / "compliance")
@@ -208,7 +209,7 @@ def _score(anchors: set[str] | None) -> int:
 DIGITS = frozenset("0123456789")
 _DIGIT_CLASSES = ([(_C.CATEGORY, _C.CATEGORY_DIGIT)], [(_C.RANGE, (48, 57))])
 #: a digit \d matches that is not an ASCII digit
-_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _anchors(seq: Any, min_score: int = 2) -> set[str] | None:
@@ -321,8 +322,8 @@ class AnchorIndex:
     def present(self, lowered: str) -> frozenset[str]:
         ac = self._ac or self._build()
         out = {a for _, a in ac.iter(lowered)} if self.anchors else set()
-        if not lowered.isascii() and _OTHER_DIGIT.search(lowered):
-            out.update(DIGITS & self.anchors)  # \d also matches other scripts' digits
+        if not lowered.isascii() and any(c.isdecimal() for c in set(_NON_ASCII.findall(lowered))):
+            out.update(DIGITS & self.anchors)  # \d also matches other scripts' digits (Unicode Nd)
         return frozenset(out)
 
     def present_in(self, texts: Iterable[str]) -> frozenset[str]:
@@ -359,28 +360,32 @@ class AltScan:
     alternation (the same matches, in one scan) after ``COMPILE_AFTER`` uses.
     """
 
-    __slots__ = ("pats", "source", "flags", "uses", "combined")
+    __slots__ = ("pats", "lows", "source", "flags", "uses", "combined")
 
     #: after this many scans the alternation itself is compiled (one scan instead of one per item)
     COMPILE_AFTER = 64
 
-    def __init__(self, pats: tuple[re.Pattern[str], ...], source: str = "", flags: int = 0) -> None:
-        self.pats = pats
+    def __init__(self, pats: tuple[Any, ...], source: str = "", flags: int = 0) -> None:
+        self.pats = pats  # re.Pattern or casefold.Folded
+        # every item's case-sensitive twin for lowercased ASCII text (None: some item has none)
+        lows = tuple(getattr(p, "low", None) if type(p) is Folded else None for p in pats)
+        self.lows = lows if all(x is not None for x in lows) else None
         self.source, self.flags = source, flags
         self.uses = 0
-        self.combined: re.Pattern[str] | None = None
+        self.combined: Any = None
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         if self.combined is not None:
             return self.combined.finditer(text)
         self.uses += 1
         if self.source and self.uses >= self.COMPILE_AFTER:
-            self.combined = re.compile(self.source, self.flags)
+            self.combined = fold(re.compile(self.source, self.flags))
             return self.combined.finditer(text)
-        return self._scan(text)
+        if self.lows is not None and text.isascii():
+            return self._scan(lower(text), self.lows, text)
+        return self._scan(text, self.pats, text)
 
-    def _scan(self, text: str) -> Iterator[re.Match[str]]:
-        pats = self.pats
+    def _scan(self, text: str, pats: tuple[Any, ...], original: str) -> Iterator[re.Match[str]]:
         nxt = [p.search(text) for p in pats]
         out: list[re.Match[str]] = []
         while True:
@@ -392,8 +397,8 @@ class AltScan:
                 return iter(out)
             end = best.end()
             if end == best.start():  # an empty match: finditer's own rules apply, so let the alternation run
-                self.combined = re.compile(self.source, self.flags)
-                return self.combined.finditer(text)
+                self.combined = fold(re.compile(self.source, self.flags))
+                return self.combined.finditer(original)
             out.append(best)
             for i, m in enumerate(nxt):
                 if m is not None and m.start() < end:
@@ -432,7 +437,7 @@ class Alt:
         self.full = self._source(range(len(self.items)))
         self._cache: dict[tuple[int, ...], re.Pattern[str] | AltScan | None] = {}
         self._by_hits: dict[frozenset[str], re.Pattern[str] | AltScan | None] = {}
-        self._item_rx: dict[int, re.Pattern[str]] = {}
+        self._item_rx: dict[int, Any] = {}
 
     def _source(self, idx: Iterable[int]) -> str:
         idx = tuple(idx)
@@ -447,10 +452,11 @@ class Alt:
     def compile_full(self) -> re.Pattern[str]:
         return re.compile(self.full, self.flags)
 
-    def _item(self, i: int) -> re.Pattern[str]:
+    def _item(self, i: int) -> Any:
+        """Item i's regex (``head (?:item) tail``), case-folded (see :mod:`.casefold`)."""
         rx = self._item_rx.get(i)
         if rx is None:
-            rx = self._item_rx[i] = re.compile(self._source((i,)), self.flags)
+            rx = self._item_rx[i] = fold(re.compile(self._source((i,)), self.flags))
         return rx
 
     def may_match(self, text: str) -> bool:
@@ -504,15 +510,14 @@ class CompiledRule:
     line: int | None
     regex: re.Pattern[str] | None = None
     anchors: frozenset[str] | None = None
-    exceptions: tuple[re.Pattern[str], ...] = ()
+    exceptions: tuple[Any, ...] = ()
     swaps: tuple[tuple[re.Pattern[str], str], ...] = ()
     check: CheckFn | None = None
     pre: tuple[frozenset[str], tuple[str, ...]] | None = None
     alt: Alt | None = None  # existence/occurrence tokens, regex pattern: scanned per field via anchors
     swap_alts: tuple[tuple[Alt, str], ...] = ()
     required_cache: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
-    hit_cache: dict[tuple[Any, str], tuple[tuple[int, ...], ...]] = field(default_factory=dict, repr=False, compare=False)
-    protected_cache: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = field(default_factory=dict, repr=False, compare=False)
+    hit_cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # per text (see raw_spans)
     conditional: bool = False  # the rule has a 'when' or an 'unless'
 
     def __post_init__(self) -> None:
@@ -531,6 +536,31 @@ class RuleSet:
     _when: dict[tuple[Any, ...], tuple[list[int], frozenset[int]]] = field(default_factory=dict, repr=False,
                                                                            compare=False)
     _owner_keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _batch: WordListBatch | None = field(default=None, repr=False, compare=False)
+    _batch_when: dict[tuple[Any, ...], tuple[list[int], frozenset[int]]] = field(default_factory=dict, repr=False,
+                                                                                 compare=False)
+
+    @property
+    def batch(self) -> WordListBatch:
+        if self._batch is None:
+            self._batch = WordListBatch.build(self.rules)
+        return self._batch
+
+    def split(self, view: MessageView) -> tuple[list[int], frozenset[int]]:
+        """(:meth:`active`'s rules other than the word-list batch's, the batch's rules whose ``when``
+        applies): what :func:`contentgen.gates.run_gates` evaluates rule by rule and field by field."""
+        m = view.ctx.member
+        key = (m.opt_in_tier, m.segment, bool(m.first_name), view.ctx.channel or "email")
+        got = self._batch_when.get(key)
+        if got is None:
+            batch = frozenset(self.batch.idx)
+            applies = frozenset(i for i in batch if _when_applies(self.rules[i].rule.when, *key))
+            if len(self._batch_when) > 4096:
+                self._batch_when.clear()
+            got = self._batch_when[key] = ([], applies)
+        applies = got[1]
+        batch_idx = self.batch.reads
+        return [i for i in self.active(view) if i not in batch_idx], applies
 
     def for_message(self, view: MessageView) -> Iterator[CompiledRule]:
         """The rules that can fire on a message.
@@ -635,7 +665,7 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
         if rule.kind != "required":
             cr.anchors = pattern_anchors(rule.pattern)
     if rule.exceptions:
-        cr.exceptions = tuple(comp(e, f"exception {e!r}") for e in rule.exceptions)
+        cr.exceptions = tuple(fold(comp(e, f"exception {e!r}")) for e in rule.exceptions)
     if rule.swap:
         cr.swaps = tuple((comp(_wrap_tokens([bad]), f"swap {bad!r}"), good) for bad, good in rule.swap.items())
         anchors = set()
@@ -915,49 +945,113 @@ def _matches(cr: CompiledRule, view: MessageView, label: str, text: str,
 _NEVER = re.compile(r"(?!x)x")
 
 
+def raw_spans(cr: CompiledRule, text: str, here: frozenset[str] | None = None) -> tuple[tuple[int, int], ...]:
+    """Spans of a word-list or regex rule's matches in a text (not empty, not excepted), before the
+    protected spans (catalog names and claims) are taken out: pure in the rule and the text, so cached
+    per text (subjects, explanations, CTAs and footers repeat). ``here``: the text's anchors, if known.
+    """
+    cache = cr.hit_cache
+    spans = cache.get(text)  # type: ignore[call-overload]
+    if spans is None:
+        alt = cr.alt
+        assert alt is not None
+        # only the items whose anchors occur in this very text can match in it
+        rx = alt.regex_for(here if here is not None else ANCHORS.present_in((text,)))
+        if rx is None:
+            spans = ()
+        else:
+            spans = tuple((a, b) for a, b in (m.span() for m in rx.finditer(text))
+                          if a != b and not _excepted(cr, text, a, b))
+        if len(cache) > 8192:
+            cache.clear()
+        cache[text] = spans  # type: ignore[index]
+    return spans
+
+
+@dataclass
+class WordListBatch:
+    """The word-list and regex rules of a rule set, evaluated field by field rather than rule by rule.
+
+    For each field text, the rules any of whose anchors occur in it are worked out once; of those, the
+    ones that apply to the member and read the field are scanned (:func:`raw_spans`, cached per rule
+    and text), so a repeated text costs a lookup and a message only looks further at rules with hits.
+    """
+
+    idx: tuple[int, ...]
+    owners: dict[str, tuple[int, ...]]
+    owner_keys: frozenset[str]
+    all_on: tuple[int, ...]
+    names: tuple[str, ...]  # every field any of them reads
+    reads: dict[int, frozenset[str]]
+    protect: dict[int, bool]
+    by_text: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, rules: Sequence[CompiledRule]) -> WordListBatch:
+        idx = tuple(i for i, cr in enumerate(rules) if cr.rule.kind in ("existence", "regex") and cr.alt is not None)
+        owners: dict[str, list[int]] = {}
+        all_on = []
+        for i in idx:
+            alt = rules[i].alt
+            assert alt is not None
+            if alt._all_on:
+                all_on.append(i)
+            for x in alt._union:
+                owners.setdefault(x, []).append(i)
+        names = tuple(n for n in T.ALL_FIELDS if any(n in rules[i].rule.fields for i in idx))
+        return cls(idx=idx, owners={k: tuple(v) for k, v in owners.items()}, owner_keys=frozenset(owners),
+                   all_on=tuple(all_on), names=names, reads={i: frozenset(rules[i].rule.fields) for i in idx},
+                   protect={i: (rules[i].rule.skip_protected if rules[i].rule.skip_protected is not None
+                                else rules[i].rule.gate == "brand") for i in idx})
+
+    def candidates(self, text: str) -> tuple[int, ...]:
+        """The batch's rules any of whose anchors occur in the text (or that scan every text)."""
+        got = self.by_text.get(text)
+        if got is None:
+            cands = set(self.all_on)
+            for x in self.owner_keys.intersection(ANCHORS.present_in((text,))):
+                cands.update(self.owners[x])
+            got = tuple(sorted(cands))
+            if len(self.by_text) > 8192:
+                self.by_text.clear()
+            self.by_text[text] = got
+        return got
+
+    def findings(self, rs: RuleSet, view: MessageView, applies: frozenset[int]) -> list[Finding]:
+        """Findings of the batch's rules that apply (``applies``: their ``when`` holds) on the message."""
+        out: list[Finding] = []
+        rules = rs.rules
+        reads = self.reads
+        for label, text in view.fields(self.names):
+            name = None
+            for i in self.candidates(text):
+                if i not in applies:
+                    continue
+                if name is None:
+                    name = "explanations" if label.startswith("explanations[") else label
+                if name not in reads[i]:
+                    continue
+                cr = rules[i]
+                spans = raw_spans(cr, text)
+                if not spans or (cr.rule.unless is not None and not _applies(cr.rule, view, True)):
+                    continue
+                found = [Hit(label, a, b) for a, b in spans
+                         if not (self.protect[i] and _inside(view.protected(label), a, b))]
+                out.extend(_findings(cr, view, found))
+        return out
+
+
 def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
     rule = cr.rule
     kind = rule.kind
     names = rule.fields
     fields = view.fields(names)
     if kind in ("existence", "regex"):
-        alt = cr.alt
-        assert alt is not None
-        rx = alt.regex_for(view.present(names))
-        if rx is None:
-            return
-        # a field's hits are pure in the rule and the text, and with protected spans also in the kind
-        # of field and the catalog's content (catalog names and claims: see facts.protected_spans):
-        # cached by (kind of field, text), per catalog index for a rule with protected spans
-        # (subjects, explanations, CTAs repeat)
-        if rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand":
-            from .facts import catalog_index
-            idx = catalog_index(view.ctx.catalog)
-            got = cr.protected_cache.get(id(idx))
-            if got is None or got[0] is not idx:
-                if len(cr.protected_cache) > 64:
-                    cr.protected_cache.clear()
-                got = cr.protected_cache[id(idx)] = (idx, {})
-            cache = got[1]
-        else:
-            cache = cr.hit_cache
-        union = None
+        protect = rule.skip_protected if rule.skip_protected is not None else rule.gate == "brand"
         for label, text in fields:
-            ckey = ("explanations" if label[0] == "e" else label, text)
-            spans = cache.get(ckey)
-            if spans is None:
-                if union is None:
-                    union = frozenset() if alt._all_on else alt._union
-                if union:
-                    here = ANCHORS._texts.get(text)
-                    if union.isdisjoint(here if here is not None else ANCHORS.present_in((text,))):
-                        spans = ()  # none of the items' anchors occurs in this field
-                if spans is None:
-                    spans = tuple(m.span() for m in _matches(cr, view, label, text, rx))
-                if len(cache) > 8192:
-                    cache.clear()
-                cache[ckey] = spans
-            for a, b in spans:
+            for a, b in raw_spans(cr, text):
+                if protect and _inside(view.protected(label), a, b):
+                    continue
                 yield Hit(label, a, b)
     elif kind == "substitution":
         present = view.present(names)
@@ -1065,8 +1159,13 @@ def evaluate(cr: CompiledRule, view: MessageView, when_checked: bool = False) ->
     rule = cr.rule
     if cr.conditional and not _applies(rule, view, when_checked):
         return []
+    return _findings(cr, view, cr.check(rule, view) if cr.check is not None else _hits(cr, view))
+
+
+def _findings(cr: CompiledRule, view: MessageView, hits: Iterable[Hit]) -> list[Finding]:
+    rule = cr.rule
     out = []
-    for h in (cr.check(rule, view) if cr.check is not None else _hits(cr, view)):
+    for h in hits:
         text = view.text(h.field) if h.excerpt is None else ""
         excerpt = h.excerpt if h.excerpt is not None else text[h.start:h.end]
         slots = _Slots(excerpt=excerpt, field=h.field, rule=rule.id, tier=view.tier, **h.slots)

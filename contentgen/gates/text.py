@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from ..models import RenderedMessage
+from .casefold import fold
 
 #: Fields the model writes (or that carry model words); the footer is the renderer's.
 MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
@@ -97,9 +98,9 @@ def count_words(text: str) -> int:
 
 # --------------------------------------------------------------------------- body structure
 
-GREETING_RE = re.compile(r"^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,80}$",
-                         re.I)
-SIGNOFF_RE = re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", re.I)
+GREETING_RE = fold(re.compile(r"^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,80}$",
+                         re.I))
+SIGNOFF_RE = fold(re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", re.I))
 PRODUCT_LINE_RE = re.compile(r"^[ \t]*[^\n.!?:]{2,90}:\s*(?:\$|USD\s?)\d[^\n]*$")
 
 
@@ -129,12 +130,12 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
 # Each big pattern opens with a lookahead on the characters a match can start with: the
 # matches are the same, but the engine rejects most positions at the first character.
-MONEY_RE = re.compile(
+MONEY_RE = fold(re.compile(
     r"(?=[$0-9uU])(?:(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
     r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
-    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I)
-PERCENT_RE = re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
-                        r"|\bhalf[- ](?:off|price)\b)", re.I)
+    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I))
+PERCENT_RE = fold(re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
+                        r"|\bhalf[- ](?:off|price)\b)", re.I))
 
 
 @lru_cache(maxsize=8192)
@@ -187,19 +188,19 @@ MONTHS = {
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
 # A date never spans a line break, and a price's cents ("$18.05\nJune Garden Lamp") are not a day.
-DATE_RE = re.compile(
+DATE_RE = fold(re.compile(
     r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?[ \t]+" + _DAY + r"\b(?:,?[ \t]+(\d{4}))?"
     r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
     r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
     r"|\b(\d{4})-(\d{2})-(\d{2})\b)",
-    re.I)
+    re.I))
 
 
 _SPACE_DIGIT = re.compile(r"[ \t]\d")
-_DAY_SPACE = re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I)
+_DAY_SPACE = fold(re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I))
 _MON3 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MAY_DIGIT = re.compile(r"may\s+\d", re.I)
-_DIGIT_MAY = re.compile(r"\d\s+may$", re.I)
+_MAY_DIGIT = fold(re.compile(r"may\s+\d", re.I))
+_DIGIT_MAY = fold(re.compile(r"\d\s+may$", re.I))
 
 
 @lru_cache(maxsize=8192)
@@ -246,11 +247,11 @@ def date_equals(md: tuple[int, int, int | None], day: dt.date) -> bool:
 
 # --------------------------------------------------------------------------- urls
 
-URL_RE = re.compile(
+URL_RE = fold(re.compile(
     r"(?:https?://|www\.)[^\s<>\"'()]+"
     r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ly|me|info|biz|us|uk|shop|store|app|xyz|link|gl|to|ru|cn|example)"
     r"(?:/[^\s<>\"'()]*)?",
-    re.I)
+    re.I))
 
 
 def url_host(url: str) -> str:
