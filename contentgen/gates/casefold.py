@@ -78,7 +78,19 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _node_members(op: Any, av: Any, flags: int) -> tuple[int, ...]:
-    """The characters of lowercased ASCII text that the single-character node matches under ``flags``."""
+    """The characters of lowercased ASCII text that the single-character node matches under ``flags``
+    (cached: rule items share their classes, and combinations of items are folded as they come)."""
+    key = (op, repr(av), flags)
+    got = _MEMBERS.get(key)
+    if got is None:
+        got = _MEMBERS[key] = _members(op, av, flags)
+    return got
+
+
+_MEMBERS: dict[tuple[Any, str, int], tuple[int, ...]] = {}
+
+
+def _members(op: Any, av: Any, flags: int) -> tuple[int, ...]:
     state = _parser.State()
     state.flags = flags
     sub = _parser.SubPattern(state, [(op, av)])

@@ -855,13 +855,13 @@ class MessageView:
     def lower(self, names: tuple[str, ...]) -> str:
         s = self._lower.get(names)
         if s is None:
-            s = self._lower[names] = "\n".join(t for _, t in self.fields(names)).lower()
+            s = self._lower[names] = "\n".join(self.lowered(names))
         return s
 
     def lowered(self, names: tuple[str, ...]) -> list[str]:
         w = self._lowered.get(names)
-        if w is None:
-            w = self._lowered[names] = [t.lower() for _, t in self.fields(names)]
+        if w is None:  # (each text's lowercase is cached: footers, CTAs, subjects repeat)
+            w = self._lowered[names] = [lower(t) for _, t in self.fields(names)]
         return w
 
     def words(self, names: tuple[str, ...]) -> frozenset[str]:
