@@ -537,8 +537,7 @@ class RuleSet:
                                                                            compare=False)
     _owner_keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _batch: WordListBatch | None = field(default=None, repr=False, compare=False)
-    _batch_when: dict[tuple[Any, ...], tuple[list[int], frozenset[int]]] = field(default_factory=dict, repr=False,
-                                                                                 compare=False)
+    _batch_when: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def batch(self) -> WordListBatch:
@@ -549,18 +548,37 @@ class RuleSet:
     def split(self, view: MessageView) -> tuple[list[int], frozenset[int]]:
         """(:meth:`active`'s rules other than the word-list batch's, the batch's rules whose ``when``
         applies): what :func:`contentgen.gates.run_gates` evaluates rule by rule and field by field."""
+        if self._gate is None:
+            self.active(view)  # builds the anchor owners
         m = view.ctx.member
         key = (m.opt_in_tier, m.segment, bool(m.first_name), view.ctx.channel or "email")
         got = self._batch_when.get(key)
         if got is None:
-            batch = frozenset(self.batch.idx)
-            applies = frozenset(i for i in batch if _when_applies(self.rules[i].rule.when, *key))
+            batch = self.batch.reads
+            owners, gated = self._gate  # type: ignore[misc]
+            ungated, gated_ok, applies = [], set(), set()
+            for i, cr in enumerate(self.rules):
+                if _when_applies(cr.rule.when, *key):
+                    if i in batch:
+                        applies.add(i)
+                    elif gated[i]:
+                        gated_ok.add(i)
+                    else:
+                        ungated.append(i)
+            # anchor -> the gated rules outside the batch that apply to this member and channel
+            by_anchor = {x: tuple(i for i in ix if i in gated_ok) for x, ix in owners.items()}
+            by_anchor = {x: ix for x, ix in by_anchor.items() if ix}
             if len(self._batch_when) > 4096:
                 self._batch_when.clear()
-            got = self._batch_when[key] = ([], applies)
-        applies = got[1]
-        batch_idx = self.batch.reads
-        return [i for i in self.active(view) if i not in batch_idx], applies
+            got = self._batch_when[key] = (ungated, frozenset(applies), by_anchor, frozenset(by_anchor))  # type: ignore
+        ungated, applies, by_anchor, keys = got  # type: ignore[misc]
+        hit = keys.intersection(view.present(T.MODEL_FIELDS))
+        if not hit:
+            return ungated, applies
+        extra: set[int] = set()
+        for x in hit:
+            extra.update(by_anchor[x])
+        return ungated + sorted(extra), applies
 
     def for_message(self, view: MessageView) -> Iterator[CompiledRule]:
         """The rules that can fire on a message.
