@@ -146,6 +146,7 @@ def test_alt_subsets_find_exactly_what_the_full_alternation_finds():
     try:
         for compile_after in (1, 10**9):
             AltScan.COMPILE_AFTER = compile_after
+            AltScan.COMBINE_TWINS = compile_after == 1
             alt = Alt(items, re.I | re.M)
             full = alt.compile_full()
             for _ in range(400):
@@ -157,3 +158,4 @@ def test_alt_subsets_find_exactly_what_the_full_alternation_finds():
                 assert got == want, text
     finally:
         AltScan.COMPILE_AFTER = default
+        AltScan.COMBINE_TWINS = False

@@ -200,34 +200,96 @@ def _lead_with_literals(parsed: Any) -> None:
             parsed.data = rest.data
 
 
+_REPEATS = (_C.MAX_REPEAT, _C.MIN_REPEAT)
+
+
+def _expand_lead(data: list[Any]) -> list[Any]:
+    """``x{1,2}...`` as ``x x{0,1}...`` (the same matches): a pattern that opens with a character or a
+    class, rather than a repeat of one, lets ``re`` skip to where that character occurs."""
+    if data and data[0][0] in _REPEATS:
+        lo, hi, sub = data[0][1]
+        if lo >= 1 and len(sub.data) == 1 and sub.data[0][0] in (_C.LITERAL, _C.IN):
+            rest = [] if hi == 1 else [(data[0][0], (lo - 1, hi if hi == _C.MAXREPEAT else hi - 1, sub))]
+            return [sub.data[0], *rest, *data[1:]]
+    return data
+
+
+def _has_groupref(data: list[Any]) -> bool:
+    for op, av in data:
+        if op is _C.GROUPREF or op is _C.GROUPREF_EXISTS:
+            return True
+        for x in (av if isinstance(av, (tuple, list)) else (av,)):
+            if isinstance(x, _parser.SubPattern) and _has_groupref(x.data):
+                return True
+            if isinstance(x, list) and x and isinstance(x[0], _parser.SubPattern) and any(
+                    _has_groupref(b.data) for b in x):
+                return True
+    return False
+
+
+def _core(parsed: Any, flags: int) -> re.Pattern[str] | None:
+    r"""What every match must contain once its leading optional parts and assertions are dropped
+    (``(?:at |around )?(?<![$.,])\d{1,2}:\d{2}`` -> ``\d{1,2}:\d{2}``): if it does not occur in a
+    text, neither does the pattern, and it is found quickly (it opens with a character or class)."""
+    data = parsed.data
+    k = 0
+    while k < len(data) and (data[k][0] in (_C.ASSERT, _C.ASSERT_NOT, _C.AT) or (
+            data[k][0] in _REPEATS and data[k][1][0] == 0)):
+        k += 1
+    if k == 0 or k == len(data) or _has_groupref(data[k:]):
+        return None
+    rest = _expand_lead(list(data[k:]))
+    if rest[0][0] not in (_C.LITERAL, _C.IN):
+        return None  # no faster to find than the pattern itself
+    return _compiler.compile(_parser.SubPattern(parsed.state, rest), flags)
+
+
+@lru_cache(maxsize=None)
+def _twins(pattern: str, flags: int) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """(twin, core of the twin) of a case-insensitive pattern; (None, None) when it cannot be folded."""
+    try:
+        parsed = _parser.parse(pattern, flags)
+        pflags = parsed.state.flags
+        _fold_seq(parsed, pflags)
+        _lead_with_literals(parsed)
+        parsed.data = _expand_lead(parsed.data)
+        parsed.state.flags = pflags & ~re.IGNORECASE
+        cflags = (flags | pflags) & ~re.IGNORECASE
+        twin = _compiler.compile(parsed, cflags)
+        return twin, _core(parsed, cflags)
+    except (Unfoldable, re.error, RecursionError):  # pragma: no cover - keep the original
+        return None, None
+
+
 def folded_twin(rx: re.Pattern[str]) -> re.Pattern[str] | None:
     """The case-sensitive twin of a case-insensitive str pattern (None: not case-insensitive, or not foldable)."""
     if not isinstance(rx.pattern, str) or not rx.flags & re.IGNORECASE or rx.flags & re.ASCII:
         return None
-    try:
-        parsed = _parser.parse(rx.pattern, rx.flags)
-        flags = parsed.state.flags
-        _fold_seq(parsed, flags)
-        _lead_with_literals(parsed)
-        parsed.state.flags = flags & ~re.IGNORECASE
-        return _compiler.compile(parsed, (rx.flags | flags) & ~re.IGNORECASE)
-    except (Unfoldable, re.error, RecursionError):  # pragma: no cover - keep the original
+    return _twins(rx.pattern, rx.flags)[0]
+
+
+def twin_core(rx: re.Pattern[str]) -> re.Pattern[str] | None:
+    """The core (see :func:`_core`) of :func:`folded_twin`'s twin, or None."""
+    if folded_twin(rx) is None:
         return None
+    return _twins(rx.pattern, rx.flags)[1]
 
 
 class Folded:
     """A case-insensitive pattern and its twin for lowercased ASCII text (see the module doc)."""
 
-    __slots__ = ("rx", "low", "pattern", "flags")
+    __slots__ = ("rx", "low", "core", "pattern", "flags")
 
-    def __init__(self, rx: re.Pattern[str], low: re.Pattern[str] | None) -> None:
-        self.rx, self.low = rx, low
+    def __init__(self, rx: re.Pattern[str], low: re.Pattern[str] | None, core: re.Pattern[str] | None = None) -> None:
+        self.rx, self.low, self.core = rx, low, core
         self.pattern, self.flags = rx.pattern, rx.flags
 
     def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> Iterator[re.Match[str]]:
         if self.low is not None:
             low = safe_lower(text)
             if low is not None:
+                if self.core is not None and self.core.search(low, pos, endpos) is None:
+                    return iter(())
                 return self.low.finditer(low, pos, endpos)
         return self.rx.finditer(text, pos, endpos)
 
@@ -235,6 +297,8 @@ class Folded:
         if self.low is not None:
             low = safe_lower(text)
             if low is not None:
+                if self.core is not None and self.core.search(low, pos, endpos) is None:
+                    return None
                 return self.low.search(low, pos, endpos)
         return self.rx.search(text, pos, endpos)
 
@@ -260,4 +324,4 @@ def fold(rx: re.Pattern[str]) -> Folded | re.Pattern[str]:
     """``rx`` itself when it is case-sensitive, else a :class:`Folded` pair."""
     if not rx.flags & re.IGNORECASE:
         return rx
-    return Folded(rx, folded_twin(rx))
+    return Folded(rx, folded_twin(rx), twin_core(rx))

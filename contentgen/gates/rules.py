@@ -45,7 +45,7 @@ from ..models import (
     RenderedMessage,
 )
 from . import text as T
-from .casefold import Folded, fold, lower
+from .casefold import Folded, fold, lower, safe_lower
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIRS: tuple[Path, ...] = (REPO_ROOT / "brand_rules", REPO_ROOT / "compliance")
@@ -360,16 +360,20 @@ class AltScan:
     alternation (the same matches, in one scan) after ``COMPILE_AFTER`` uses.
     """
 
-    __slots__ = ("pats", "lows", "source", "flags", "uses", "combined")
+    __slots__ = ("pats", "lows", "cores", "source", "flags", "uses", "combined")
 
-    #: after this many scans the alternation itself is compiled (one scan instead of one per item)
+    #: after this many scans the alternation itself is compiled (one scan instead of one per item);
+    #: only when some item has no case-folded twin: twins, which open with a literal or skip to their
+    #: core (see casefold), scan faster one by one than the alternation does
     COMPILE_AFTER = 64
+    COMBINE_TWINS = False
 
     def __init__(self, pats: tuple[Any, ...], source: str = "", flags: int = 0) -> None:
         self.pats = pats  # re.Pattern or casefold.Folded
         # every item's case-sensitive twin for lowercased ASCII text (None: some item has none)
         lows = tuple(getattr(p, "low", None) if type(p) is Folded else None for p in pats)
         self.lows = lows if all(x is not None for x in lows) else None
+        self.cores = tuple(p.core if type(p) is Folded else None for p in pats)
         self.source, self.flags = source, flags
         self.uses = 0
         self.combined: Any = None
@@ -378,15 +382,21 @@ class AltScan:
         if self.combined is not None:
             return self.combined.finditer(text)
         self.uses += 1
-        if self.source and self.uses >= self.COMPILE_AFTER:
+        if self.source and self.uses >= self.COMPILE_AFTER and (self.lows is None or self.COMBINE_TWINS):
             self.combined = fold(re.compile(self.source, self.flags))
             return self.combined.finditer(text)
-        if self.lows is not None and text.isascii():
-            return self._scan(lower(text), self.lows, text)
+        if self.lows is not None:
+            low = safe_lower(text)
+            if low is not None:
+                return self._scan(low, self.lows, text, self.cores)
         return self._scan(text, self.pats, text)
 
-    def _scan(self, text: str, pats: tuple[Any, ...], original: str) -> Iterator[re.Match[str]]:
-        nxt = [p.search(text) for p in pats]
+    def _scan(self, text: str, pats: tuple[Any, ...], original: str,
+              cores: tuple[Any, ...] | None = None) -> Iterator[re.Match[str]]:
+        if cores is None:
+            nxt = [p.search(text) for p in pats]
+        else:  # an item whose core is absent cannot match (see casefold._core)
+            nxt = [None if c is not None and c.search(text) is None else p.search(text) for p, c in zip(pats, cores)]
         out: list[re.Match[str]] = []
         while True:
             best = None
