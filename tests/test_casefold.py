@@ -15,7 +15,7 @@ import contentgen.gates.facts as facts
 import contentgen.gates.rules as rules_mod
 import contentgen.gates.text as text_mod
 from contentgen.gates import load_rules
-from contentgen.gates.casefold import Folded, fold, folded_twin, safe_lower
+from contentgen.gates.casefold import Folded, fold, folded_twin, safe_lower, twin_core
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +79,19 @@ def test_twins_find_the_same_spans_on_text_safe_lower_accepts(chunk):
             assert got == want, (name, t)
             checked += 1
     assert checked
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_folded_patterns_with_their_cores_find_what_the_originals_find(chunk):
+    """Folded.finditer skips a text whose core is absent: it must never skip a match."""
+    cores = 0
+    for name, rx in PATTERNS[chunk::4]:
+        f = fold(rx)
+        cores += twin_core(rx) is not None
+        for t in TEXTS:
+            assert [m.span() for m in f.finditer(t)] == [m.span() for m in rx.finditer(t)], (name, t)
+            assert (f.search(t) is None) == (rx.search(t) is None), (name, t)
+    assert cores
 
 
 def test_text_with_cased_non_ascii_letters_goes_to_the_original():
