@@ -159,3 +159,17 @@ def test_alt_subsets_find_exactly_what_the_full_alternation_finds():
     finally:
         AltScan.COMPILE_AFTER = default
         AltScan.COMBINE_TWINS = False
+
+
+def test_spans_within_keeps_the_spans_an_outer_span_holds():
+    import random
+
+    from contentgen.gates.text import spans_within
+
+    rnd = random.Random(3)
+    for _ in range(3000):
+        pts = sorted(rnd.sample(range(80), rnd.randint(0, 12) * 2))
+        spans = [(pts[i], pts[i + 1]) for i in range(0, len(pts), 2)]
+        pts = sorted(rnd.sample(range(80), rnd.randint(0, 8) * 2))
+        outer = [(pts[i], pts[i + 1]) for i in range(0, len(pts), 2)]
+        assert spans_within(spans, outer) == [(a, b) for a, b in spans if any(x <= a and b <= y for x, y in outer)]

@@ -518,7 +518,7 @@ class CompiledRule:
     rule: Rule
     file: str
     line: int | None
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # re.Pattern or casefold.Folded
     anchors: frozenset[str] | None = None
     exceptions: tuple[Any, ...] = ()
     swaps: tuple[tuple[re.Pattern[str], str], ...] = ()
@@ -679,7 +679,7 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
         for t in rule.tokens:
             comp(t, f"token {t!r}")
         src = _wrap_tokens(rule.tokens)
-        cr.regex = comp(src, "tokens")
+        cr.regex = fold(comp(src, "tokens"))
         anchors: set[str] | None = set()
         for t in rule.tokens:
             a = pattern_anchors(t)
@@ -689,7 +689,7 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
             anchors |= a  # type: ignore[operator]
         cr.anchors = frozenset(anchors) if anchors else None
     elif rule.pattern:
-        cr.regex = comp(rule.pattern, "pattern")
+        cr.regex = fold(comp(rule.pattern, "pattern"))
         if rule.kind != "required":
             cr.anchors = pattern_anchors(rule.pattern)
     if rule.exceptions:
@@ -1122,8 +1122,7 @@ def _hits(cr: CompiledRule, view: MessageView) -> Iterator[Hit]:
                 # lines split independently, so a line's sentences are the whole text's sentences in it
                 sents = T.split_sentences(text)
                 if label == "body":
-                    lines = T.body_prose_lines(text)
-                    sents = [(a, b) for a, b in sents if any(a0 <= a and b <= b0 for a0, b0 in lines)]
+                    sents = T.spans_within(sents, T.body_prose_lines(text))
                 long_ = []
                 for a, b in sents:
                     n = T.count_words(text[a:b])

@@ -125,6 +125,20 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
     return spans
 
 
+def spans_within(spans: list[tuple[int, int]], outer: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans that lie inside one of the outer spans (both sorted and non-overlapping)."""
+    out = []
+    j, n = 0, len(outer)
+    for a, b in spans:
+        while j < n and outer[j][1] < b:
+            j += 1
+        if j == n:
+            break
+        if outer[j][0] <= a:
+            out.append((a, b))
+    return out
+
+
 # --------------------------------------------------------------------------- numbers
 
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
