@@ -433,6 +433,22 @@ def _analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple
     return sents, ms, unk
 
 
+def _valid_offers(ctx: GateContext) -> list[Offer]:
+    """The offers valid on the send date and open to the member (per offer list, date, segment and
+    tier: every member of a campaign shares the list)."""
+    m = ctx.member
+    key = (id(ctx.offers), ctx.send_date, m.segment, m.opt_in_tier)
+    got = _VALID_CACHE.get(key)
+    if got is None or got[0] is not ctx.offers:
+        if len(_VALID_CACHE) > 4096:
+            _VALID_CACHE.clear()
+        got = _VALID_CACHE[key] = (ctx.offers, [o for o in ctx.offers if o.valid_on(ctx.send_date) and audience_ok(o, ctx)])
+    return list(got[1])
+
+
+_VALID_CACHE: dict[tuple[Any, ...], tuple[Any, list[Offer]]] = {}
+
+
 def prep(view: MessageView) -> Prep:
     p = view.cache.get("facts")
     if p is not None:
@@ -452,7 +468,7 @@ def prep(view: MessageView) -> Prep:
                 cache.clear()
             got = cache[key] = _analyse_field(base, "body" if key[0] else label, text)
         sents[label], mentions[label], unknown[label] = got[0], list(got[1]), got[2]
-    valid = [o for o in ctx.offers if o.valid_on(ctx.send_date) and audience_ok(o, ctx)]
+    valid = _valid_offers(ctx)
     rec_ids = {r.product_id for r in ctx.recommendations}
     if ctx.hero_product_id:
         rec_ids.add(ctx.hero_product_id)

@@ -43,7 +43,7 @@ _HAS_DIGIT = re.compile(r"\d")
 _ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
 _ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
 _SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
-_WORD = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
+_WORD = WORD_RE = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
 
 
 @dataclass(frozen=True, slots=True)
