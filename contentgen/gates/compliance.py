@@ -11,6 +11,8 @@ from typing import Any
 from ..models import TIER_SOURCES
 from . import text as T
 from .casefold import fold
+from .facts import _LEAD_STOP as _FACTS_LEAD
+from .facts import _STOP_WORDS as _FACTS_STOP
 from .facts import prep
 from .rules import ANCHORS, Alt, Hit, MessageView, Rule, register_check
 
@@ -210,6 +212,12 @@ _PHONE_TAIL = fold(re.compile(r"\d{3}[ \t.-]\d{4}(?![\w])"))
 _DIGIT = re.compile(r"\d")
 
 
+def _mentions(view: MessageView, label: str) -> list[Any]:
+    if not (label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations[")):
+        return []
+    return prep(view).mentions.get(label, [])
+
+
 def _in_product_name(view: MessageView, label: str, a: int, b: int) -> bool:
     """text[a:b] starts inside a catalog product's name that goes on past b ("2 Cedar Lane Throw Pillows")."""
     if not (label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations[")):
@@ -217,13 +225,39 @@ def _in_product_name(view: MessageView, label: str, a: int, b: int) -> bool:
     return any(m.start <= a and m.end > b for m in prep(view).mentions.get(label, ()))
 
 
+#: the word after a first name (or after its hyphenated second half: "Ruth-Anne") that names someone
+_NEXT_NAME = re.compile(r"(?:-[A-Z][a-z'’]+)?[ \t]+([A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)(?![\w])")
+#: capitalized words that follow a first name without being a name ("Ruth Welcome" never is one,
+#: but months, days, holidays, the brand and the usual sentence openers are common there)
+_NOT_A_NAME = frozenset({*_FACTS_STOP, *_FACTS_LEAD, "athenaplus", "athena", "plus", "rewards"})
+
+
+@lru_cache(maxsize=4096)
+def _names_after(text: str, first_name: str) -> tuple[tuple[int, int], ...]:
+    """Spans of a capitalized name right after the member's first name ("Ruth Okafor": "Okafor")."""
+    out = []
+    for m in T.word_re(first_name).finditer(text):
+        n = _NEXT_NAME.match(text, m.end())
+        if n and n.group(1).lower().rstrip("’'") not in _NOT_A_NAME:
+            out.append(n.span(1))
+    return tuple(out)
+
+
 @register_check("compliance.pii")
 def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
     m_ = view.ctx.member
     allowed = tuple(d.lower() for d in view.ctx.allowed_domains)
     email = m_.email.lower() if m_.email else ""
+    first = m_.first_name.strip()
+    low_first = first.lower()
     names = rule.fields
     for (label, text), low in zip(view.fields(names), view.lowered(names)):
+        if first and T.may_contain_ci(text, low, low_first):
+            for a, b in _names_after(text, first):
+                if _in_product_name(view, label, a - 1 - len(first), a) or any(
+                        ms.start <= a < ms.end for ms in _mentions(view, label)):
+                    continue  # the first name, or the word after it, is part of a product's name
+                yield Hit(label, a, b, slots={"what": "a name beside the member's first name (a surname?)"})
         if m_.member_id and m_.member_id in text:
             for m in T.word_re(m_.member_id).finditer(text):
                 yield Hit(label, m.start(), m.end(), slots={"what": "the member id"})

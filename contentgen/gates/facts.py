@@ -997,12 +997,12 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
         _CLAIMS_CACHE[rule.id] = entries
     alt, supports = entries
     rx = alt.regex_for(view.present(FACT_FIELDS))
-    if rx is None:
+    if rx is None and p.idx.claims_rx is None:
         return
     found_cache = _CLAIM_HITS.setdefault(rule.id, {})
     for label, text in p.fields:
-        found = found_cache.get(text)  # the claim phrases not negated: pure in the rule and the text
-        if found is None:
+        found = found_cache.get(text) if rx is not None else []  # the claim phrases not negated:
+        if found is None:  # pure in the rule and the text
             found = []
             if alt.may_match(text):
                 for m in rx.finditer(text):
@@ -1033,6 +1033,49 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                     continue
                 yield Hit(label, ma, mb,
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
+        if p.idx.claims_rx is not None:
+            yield from _misplaced_catalog_claims(p, view, label, text, found)
+
+
+def _misplaced_catalog_claims(p: Prep, view: MessageView, label: str, text: str,
+                              vocab: list[tuple[int, int, str, int]]) -> Iterator[Hit]:
+    """A claim the catalog lists for one product ("Best in Test 2025") said of another: the product
+    named in the same sentence (or the explanation's product) must list it. Claims the vocabulary
+    covers were checked above; without a product in the sentence nothing is said here."""
+    for a, b in _catalog_claim_spans(p.idx, text):
+        if any(va < b and a < vb for va, vb, _, _ in vocab) or _NEG.search(text[max(0, a - 20):a]):
+            continue
+        if any(mm.start <= a and b <= mm.end for mm in p.mentions.get(label, ())):
+            continue  # part of a product name
+        targets = p.sentence_products(label, a)
+        if not targets and label.startswith("explanations["):
+            i = int(label[len("explanations["):label.index("]")])
+            targets = [view.msg.explanations[i].product_id]
+        targets = [t for t in targets if t in p.idx.products]
+        if not targets:
+            continue
+        claim = _norm(text[a:b])
+        if _generic_noun_supported(p, text, b, claim, [claim]):
+            continue  # "a soy wax candle": the noun after it names the product that carries it
+        before = [mm.pid for mm in p.mentions.get(label, ()) if mm.end <= a and mm.pid in targets]
+        if before:
+            targets = [before[-1]]  # the nearest product named before it in the sentence
+        if any(claim in p.idx.support.get(t, "") for t in targets):
+            continue
+        yield Hit(label, a, b, slots={"name": ", ".join(_product_name(p, t) for t in targets)})
+
+
+def _catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
+    """Catalog claims in a text (pure in the catalog and the text: cached)."""
+    key = "\x00claims\x00" + text
+    got = idx.claim_span_cache.get(key)
+    if got is None:
+        assert idx.claims_rx is not None
+        got = tuple(m.span() for m in idx.claims_rx.finditer(text))
+        if len(idx.claim_span_cache) > 8192:
+            idx.claim_span_cache.clear()
+        idx.claim_span_cache[key] = got
+    return got
 
 
 _CLAIM_HITS: dict[str, dict[str, list[tuple[int, int, str, int]]]] = {}
