@@ -191,13 +191,24 @@ def _push_head(body: list[Any], seq: Any) -> bool:
     return False
 
 
+def _is_head(node: Any) -> bool:
+    return node[0] is _C.ASSERT_NOT and node[1][0] == -1 and node[1][1].getwidth() == (1, 1)
+
+
 def _lead_with_literals(parsed: Any) -> None:
-    r"""``(?<![\w])(?:...)`` patterns (every rule token) rewritten by :func:`_push_head`."""
+    r"""``(?<![\w])(?:...)`` patterns (every rule token), and alternations of them
+    (``(?<!\w)a(?!\w)|(?<!\w)b(?!\w)``), rewritten by :func:`_push_head`."""
     data = parsed.data
-    if data and data[0][0] is _C.ASSERT_NOT and data[0][1][0] == -1 and data[0][1][1].getwidth() == (1, 1):
+    if data and _is_head(data[0]):
         rest = _parser.SubPattern(parsed.state, data[1:])
         if _push_head(data[0][1][1].data, rest):
             parsed.data = rest.data
+    elif len(data) == 1 and data[0][0] is _C.BRANCH:
+        for br in data[0][1][1]:
+            if br.data and _is_head(br.data[0]):
+                rest = _parser.SubPattern(br.state, br.data[1:])
+                if _push_head(br.data[0][1][1].data, rest):
+                    br.data = rest.data
 
 
 _REPEATS = (_C.MAX_REPEAT, _C.MIN_REPEAT)

@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 
 from ..models import SEGMENTS, GateContext, Offer, Product
 from . import text as T
-from .casefold import fold
+from .casefold import fold, safe_lower
 from .rules import DIGITS, Alt, Hit, MessageView, Rule, register_check
 
 FACT_FIELDS = T.MODEL_FIELDS
@@ -70,7 +70,7 @@ class CatalogIndex:
     token_owner: dict[str, set[str]]     # token -> product ids
     names: dict[str, str]                # product id -> name
     support: dict[str, str]              # product id -> normalized claims + name
-    claims_rx: re.Pattern[str] | None
+    claims_rx: Any  # re.Pattern or casefold.Folded, None without claims
     brand_caps: frozenset[str]
     #: word starts where a product name may begin: a name key (first 3 alphanumerics) or a
     #: start whose first 3 characters aren't all ASCII alphanumerics (the key is then computed)
@@ -85,6 +85,10 @@ class CatalogIndex:
     phrase_cache: dict[tuple[str, ...], tuple[str | None, int, str | None]] = field(default_factory=dict)
     #: text -> spans of catalog claims (and quotations holding one) in it
     claim_span_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    #: text -> spans of catalog claims in it
+    claim_only_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    #: every catalog claim, lowercase (one of them occurs in a text whenever claims_rx matches there)
+    claims_lower: tuple[str, ...] = ()
 
 
 #: id(catalog) -> (catalog, index built for its content, index whose ``products`` is this very dict)
@@ -142,8 +146,8 @@ def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
         claims.update(c for c in p.claims if c.strip())
         for c in p.claims:
             caps.update(w for w in re.findall(r"\b[A-Z]{2,}\b", c))
-    claims_rx = re.compile("|".join(T.word_re(c).pattern for c in sorted(claims, key=len, reverse=True)),
-                           re.I) if claims else None
+    claims_rx = fold(re.compile("|".join(T.word_re(c).pattern for c in sorted(claims, key=len, reverse=True)),
+                                re.I)) if claims else None
     keys = [k for k in by_key if k]
     starts = None
     if keys:
@@ -158,7 +162,7 @@ def _build_index(catalog: dict[str, Product]) -> CatalogIndex:
         if not (len(first) >= 3 and first[:3].isascii() and first[:3].isalnum()):
             keys_only = False
     return CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner,
-                        names=names, support=support, claims_rx=claims_rx,
+                        names=names, support=support, claims_rx=claims_rx, claims_lower=tuple(sorted({c.lower() for c in claims})),
                         brand_caps=frozenset(caps), starts_rx=starts, name_list=list(names.values()),
                         pid_list=list(names.keys()), keys_only=keys_only)
 
@@ -1034,15 +1038,18 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 yield Hit(label, ma, mb,
                           slots={"name": ", ".join(_product_name(p, t) for t in targets)})
         if p.idx.claims_rx is not None:
-            yield from _misplaced_catalog_claims(p, view, label, text, found)
+            spans = _catalog_claim_spans(p.idx, text)
+            if spans:
+                yield from _misplaced_catalog_claims(p, view, label, text, found, spans)
 
 
 def _misplaced_catalog_claims(p: Prep, view: MessageView, label: str, text: str,
-                              vocab: list[tuple[int, int, str, int]]) -> Iterator[Hit]:
+                              vocab: list[tuple[int, int, str, int]], spans: tuple[tuple[int, int], ...]
+                              ) -> Iterator[Hit]:
     """A claim the catalog lists for one product ("Best in Test 2025") said of another: the product
     named in the same sentence (or the explanation's product) must list it. Claims the vocabulary
     covers were checked above; without a product in the sentence nothing is said here."""
-    for a, b in _catalog_claim_spans(p.idx, text):
+    for a, b in spans:
         if any(va < b and a < vb for va, vb, _, _ in vocab) or _NEG.search(text[max(0, a - 20):a]):
             continue
         if any(mm.start <= a and b <= mm.end for mm in p.mentions.get(label, ())):
@@ -1067,14 +1074,18 @@ def _misplaced_catalog_claims(p: Prep, view: MessageView, label: str, text: str,
 
 def _catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
     """Catalog claims in a text (pure in the catalog and the text: cached)."""
-    key = "\x00claims\x00" + text
-    got = idx.claim_span_cache.get(key)
+    cache = idx.claim_only_cache
+    got = cache.get(text)
     if got is None:
         assert idx.claims_rx is not None
-        got = tuple(m.span() for m in idx.claims_rx.finditer(text))
-        if len(idx.claim_span_cache) > 8192:
-            idx.claim_span_cache.clear()
-        idx.claim_span_cache[key] = got
+        low = safe_lower(text)
+        if low is not None and not any(c in low for c in idx.claims_lower):
+            got = ()  # (claims_rx matches a claim case-insensitively: its lowercase occurs)
+        else:
+            got = tuple(m.span() for m in idx.claims_rx.finditer(text))
+        if len(cache) > 8192:
+            cache.clear()
+        cache[text] = got
     return got
 
 
