@@ -26,6 +26,7 @@ def _source_patterns(rule: Rule) -> list[tuple[str, Alt]]:
         for source, phrases in rule.params.get("sources", {}).items():
             alt = Alt(list(phrases), re.I)
             alt.compile_full()
+            alt.compile_items()
             pats.append((source, alt))
         _SRC_CACHE[rule.id] = pats
     return pats
@@ -86,7 +87,7 @@ def _reported(cited: list[tuple[int, int, str]], text: str, a: int) -> bool:
     return False
 
 
-@register_check("compliance.explanation_evidence")
+@register_check("compliance.explanation_evidence", prepare=_source_patterns)
 def check_explanation_evidence(rule: Rule, view: MessageView) -> Iterator[Hit]:
     tier = view.tier
     allowed = TIER_SOURCES[tier]

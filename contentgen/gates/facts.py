@@ -551,9 +551,8 @@ def _fmt_money(c: int) -> str:
 _NEVER = re.compile(r"(?!x)x")
 
 
-def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tuple[re.Pattern[str] | None, Alt | None]:
-    """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message
-    (None: none can match), and its :class:`Alt` (``alt.may_match(text)`` narrows it per field)."""
+def _phrase_alt(rule: Rule, key: str, items: list[str]) -> Alt | None:
+    """A rule's phrase list (``params[key]``) as an :class:`Alt`, built once per rule."""
     cache = _RX_CACHE.get(rule.id)
     if cache is None:
         cache = _RX_CACHE[rule.id] = {}
@@ -561,10 +560,27 @@ def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tupl
     if alt is False:
         alt = cache[key] = Alt(list(items), re.I) if items else None
         if alt is not None:
-            alt.compile_full()
+            alt.compile_full()  # validates the whole alternation
+            alt.compile_items()
+    return alt  # type: ignore[return-value]
+
+
+def _compiled(rule: Rule, key: str, items: list[str], view: MessageView) -> tuple[Any, Alt | None]:
+    """The phrase list as one regex, narrowed to the phrases whose anchors occur in the message
+    (None: none can match), and its :class:`Alt` (``alt.may_match(text)`` narrows it per field)."""
+    alt = _phrase_alt(rule, key, items)
     if alt is None:
         return None, None
     return alt.regex_for(view.present(FACT_FIELDS)), alt
+
+
+def _prepare_urgency(rule: Rule) -> None:
+    _phrase_alt(rule, "time", rule.params.get("phrases", ()))
+    _phrase_alt(rule, "any_offer", rule.params.get("offer_phrases", ()))
+
+
+def _prepare_scarcity(rule: Rule) -> None:
+    _phrase_alt(rule, "stock", rule.params.get("phrases", ()))
 
 
 _RX_CACHE: dict[str, dict[str, Alt | None]] = {}
@@ -981,9 +997,9 @@ def check_dates(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _NEG = fold(re.compile(r"\b(?:not|isn't|isn’t|aren't|aren’t|no|never|without)\s+(?:\w+\s+)?$", re.I))
 
 
-@register_check("facts.claims")
-def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
-    p = prep(view)
+def _claims_entries(rule: Rule) -> tuple[Alt, list[list[str]]]:
+    """The claim vocabulary (``params.claims``) as an :class:`Alt` (one named group per claim) and
+    each claim's supporting catalog words, built once per rule."""
     vocab = rule.params.get("claims", [])
     entries = _CLAIMS_CACHE.get(rule.id)
     if entries is None:
@@ -997,9 +1013,16 @@ def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
             supports.append([_norm(x) for x in item.get("supported_by", [])])
         alt = Alt(parts, re.I, named="c")
         alt.compile_full()  # validates the whole alternation once
+        alt.compile_items()
         entries = (alt, supports)
         _CLAIMS_CACHE[rule.id] = entries
-    alt, supports = entries
+    return entries
+
+
+@register_check("facts.claims", prepare=_claims_entries)
+def check_claims(rule: Rule, view: MessageView) -> Iterator[Hit]:
+    p = prep(view)
+    alt, supports = _claims_entries(rule)
     rx = alt.regex_for(view.present(FACT_FIELDS))
     if rx is None and p.idx.claims_rx is None:
         return
@@ -1113,7 +1136,7 @@ _WORDNUM = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "sev
             "ten": 10, "a couple": 2, "a few": 3}
 
 
-@register_check("facts.urgency")
+@register_check("facts.urgency", prepare=_prepare_urgency)
 def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
     p = prep(view)
@@ -1152,7 +1175,7 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
                                        f"{need * 24 if need else 24} hours"})
 
 
-@register_check("facts.scarcity")
+@register_check("facts.scarcity", prepare=_prepare_scarcity)
 def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
     p = prep(view)

@@ -169,9 +169,17 @@ CHECKS: dict[str, CheckFn] = {}
 CHECK_NEEDS: dict[str, frozenset[str]] = {}
 
 
-def register_check(name: str, needs: Iterable[str] = ()) -> Callable[[CheckFn], CheckFn]:
+#: check name -> what to build from a rule's params when the rule is loaded (phrase lists compiled
+#: once, and bad params reported as the rule file's error rather than on the first message)
+PREPARE: dict[str, Callable[[Any], object]] = {}
+
+
+def register_check(name: str, needs: Iterable[str] = (),
+                   prepare: Callable[[Any], object] | None = None) -> Callable[[CheckFn], CheckFn]:
     def deco(fn: CheckFn) -> CheckFn:
         CHECKS[name] = fn
+        if prepare is not None:
+            PREPARE[name] = prepare
         if needs:
             CHECK_NEEDS[name] = frozenset(needs)
             ANCHORS.add(CHECK_NEEDS[name])
@@ -462,6 +470,12 @@ class Alt:
     def compile_full(self) -> re.Pattern[str]:
         return re.compile(self.full, self.flags)
 
+    def compile_items(self) -> Alt:
+        """Compile (and case-fold) every item now rather than on the first text that needs it."""
+        for i in range(len(self.items)):
+            self._item(i)
+        return self
+
     def _item(self, i: int) -> Any:
         """Item i's regex (``head (?:item) tail``), case-folded (see :mod:`.casefold`)."""
         rx = self._item_rx.get(i)
@@ -721,15 +735,27 @@ def _compile(rule: Rule, file: str, line: int | None) -> CompiledRule:
             raise RuleFileError(f"rule '{rule.id}': unknown check '{rule.check}' (known: {', '.join(sorted(CHECKS))})",
                                 file=file, line=line, key=rule.id)
         cr.check = CHECKS[rule.check]
+        prepare = PREPARE.get(rule.check)
+        if prepare is not None:
+            try:
+                prepare(rule)
+            except (re.error, ValueError, TypeError, KeyError, AttributeError) as e:
+                raise RuleFileError(f"rule '{rule.id}': bad params for check '{rule.check}': {e}", file=file,
+                                    line=line, key=rule.id, hint="fix the rule's params (see its check's docstring)"
+                                    ) from e
     return cr
 
 
 # --------------------------------------------------------------------------- loading
 
+#: libyaml's safe loader when PyYAML was built with it (the rule files are read at every start)
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _rule_lines(text: str) -> list[int | None]:
     """1-based line of each item of the top-level 'rules' list (None when not found)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_YAML_LOADER)
     except yaml.YAMLError:
         return []
     if node is None or not isinstance(node, yaml.MappingNode):
@@ -756,7 +782,7 @@ def load_rule_file(path: Path) -> list[CompiledRule]:
     file = str(path)
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise RuleFileError(f"not valid YAML: {getattr(e, 'problem', e)}", file=file,
