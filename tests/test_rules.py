@@ -76,6 +76,23 @@ def test_bad_regex_names_file_rule_and_line(tmp_path):
     assert "bad.yaml:9" in text and "brand.t-bad" in text and "regex" in text
 
 
+def test_bad_check_params_are_the_rule_files_error_at_load(tmp_path):
+    d = _write(tmp_path, "params.yaml", GOOD + """  - id: facts.t-claims
+    gate: facts
+    severity: error
+    message: "x"
+    kind: check
+    check: facts.claims
+    params:
+      claims:
+        - {pattern: 'water(proof', supported_by: [waterproof]}
+""")
+    with pytest.raises(RuleFileError) as e:
+        load_rules([d])
+    text = str(e.value)
+    assert "params.yaml:9" in text and "facts.t-claims" in text and "params" in text
+
+
 def test_unknown_key_is_an_error(tmp_path):
     d = _write(tmp_path, "unk.yaml", GOOD.replace("    tokens: [foo]\n", "    tokens: [foo]\n    tokns: [bar]\n"))
     with pytest.raises(RuleFileError) as e:
