@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
+
+import ahocorasick
 
 from . import text as T
 from .casefold import fold
@@ -137,19 +140,20 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     ctx = view.ctx
     hit = _IDS_CACHE.get(id(ctx))
     if hit is not None and hit[0] is ctx:
-        ids = hit[1]
+        ids_ac = hit[1]
     else:
-        ids = set(ctx.catalog) | {o.offer_id for o in ctx.offers} | {r.product_id for r in ctx.recommendations}
-        ids = {i for i in ids if len(i) >= 2}
+        all_ids = set(ctx.catalog) | {o.offer_id for o in ctx.offers} | {r.product_id for r in ctx.recommendations}
+        ids_ac = _ids_automaton(frozenset(i for i in all_ids if len(i) >= 2))
         if len(_IDS_CACHE) > 4096:
             _IDS_CACHE.clear()
-        _IDS_CACHE[id(ctx)] = (ctx, ids)  # holds the context: its id is not reused meanwhile
+        _IDS_CACHE[id(ctx)] = (ctx, ids_ac)  # holds the context: its id is not reused meanwhile
     generic = _GENERIC_IDS
     names = rule.fields
     fields = view.fields(names)
     lows = view.lowered(names)
     joined = "\x00".join(t for _, t in fields)
-    ids = [i for i in ids if i in joined]  # the ids that occur in some field (case-sensitive, as below)
+    # the ids that occur in some field (case-sensitive, as below)
+    ids = sorted({i for _, i in ids_ac.iter(joined)}) if ids_ac is not None else []
     # (no hint can span the \x00 between fields: one check on all of them first)
     any_generic = _may_have_generic_id(joined, "\x00".join(lows))
     if not ids and not any_generic:
@@ -175,7 +179,20 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
                     yield Hit(label, m.start(), m.end())
 
 
-_IDS_CACHE: dict[int, tuple[object, set[str]]] = {}
+_IDS_CACHE: dict[int, tuple[object, Any]] = {}
+
+
+@lru_cache(maxsize=1024)
+def _ids_automaton(ids: frozenset[str]) -> Any:
+    """An Aho-Corasick automaton of the ids: one pass finds every id that occurs (an id inside
+    another, "P10" in "P100", too); None without ids."""
+    if not ids:
+        return None
+    ac = ahocorasick.Automaton()
+    for i in ids:
+        ac.add_word(i, i)
+    ac.make_automaton()
+    return ac
 #: necessary conditions for a _GENERIC_IDS match (other than "sku"): a digit, and [PM] or "-" right
 #: before a digit or a keyword + id word (checked on the lowercased text)
 _ID_HINT = re.compile(r"[pPmM-]\d")
