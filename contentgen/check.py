@@ -37,7 +37,7 @@ from .errors import InputFileError
 from .gates import load_rules, run_gates, sort_findings, verdict
 from .gates.rules import RuleSet
 from .gates.schema import validate_message_dict
-from .models import Explanation, Finding, GateContext, Member, Offer, Product, Recommendation, RenderedMessage
+from .models import EVIDENCE_SOURCES, Explanation, Finding, GateContext, Member, Offer, Product, Recommendation, RenderedMessage
 
 
 class Case(BaseModel):
@@ -67,17 +67,48 @@ def parse_case(raw: dict[str, Any]) -> tuple[Case, GateContext]:
     return case, ctx
 
 
+_SOURCES = frozenset(EVIDENCE_SOURCES)
+
+
+def _unknown_sources(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
+    """The case without evidence whose source is not one the engine knows, and a schema finding
+    for each: such evidence supports nothing an explanation may cite."""
+    recs = raw.get("recommendations")
+    if not isinstance(recs, list):
+        return raw, []
+    found: list[Finding] = []
+    clean = []
+    for i, r in enumerate(recs):
+        ev = r.get("evidence") if isinstance(r, dict) else None
+        if not isinstance(ev, list):
+            clean.append(r)
+            continue
+        keep = []
+        for j, e in enumerate(ev):
+            src = e.get("source") if isinstance(e, dict) else None
+            if isinstance(src, str) and src not in _SOURCES:
+                found.append(Finding(rule_id="schema.evidence-source", gate="schema", severity="error",
+                                     field=f"recommendations[{i}].evidence[{j}].source", span=(0, len(src)),
+                                     excerpt=src, message=f"evidence source '{src}' is not one of "
+                                     f"{', '.join(sorted(_SOURCES))}; the recommendation cannot rest on it"))
+            else:
+                keep.append(e)
+        clean.append({**r, "evidence": keep})
+    return ({**raw, "recommendations": clean} if found else raw), found
+
+
 def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]:
     """The verdict and findings for one case dict (its ``expect`` is ignored)."""
+    raw, source_findings = _unknown_sources(raw)
     _, ctx = parse_case(raw)
     msg_raw = raw.get("message")
-    schema = validate_message_dict(msg_raw, ctx.channel)
+    schema = source_findings + validate_message_dict(msg_raw, ctx.channel)
     if schema:
         return verdict(schema), schema
     data = dict(msg_raw)  # type: ignore[arg-type]
     data["explanations"] = tuple(Explanation(product_id=e["product_id"], text=e["text"]) for e in data["explanations"])
     msg = RenderedMessage(**data)
-    findings = run_gates(msg, ctx, rules)
+    findings = source_findings + run_gates(msg, ctx, rules)
     return verdict(findings), findings
 
 

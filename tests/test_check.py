@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PUBLIC = SHARED / "cases" / "public.jsonl"
 # the red-team set (written from the brief alone, without reading the rules) is measured on its own below
-OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam-"))
+OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam"))
 REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
+REDTEAM2 = sorted((REPO / "tests" / "cases").glob("redteam2-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -176,3 +177,17 @@ def test_redteam_cases_meet_the_thresholds(capsys):
     assert recall >= 0.95
     assert fpr <= 0.05
     assert gate >= 0.9
+
+
+@pytest.mark.skipif(not REDTEAM2, reason="no second red-team set")
+def test_second_redteam_set_meets_the_thresholds(capsys):
+    """A second red-team set, written later by another author from the brief alone (other product
+    domains: kitchen, pets, toys, home office, garden, cycling, sleep). On first contact the gates
+    scored recall 0.854 and false-positive rate 0.049 on it; the misses were generalized into the
+    rules (not these phrasings), so it now flatters them like the others."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM2)
+    with capsys.disabled():
+        print(f"\nred team 2: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
+    assert tp + fn > 90 and fp + tn > 50
+    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9

@@ -81,6 +81,8 @@ def check_emoji_subject(rule: Rule, view: MessageView) -> Iterator[Hit]:
 # an empty name slot: "Hi ," / "Dear," ("Hello," and "Hi!" are complete greetings without a name)
 _GREETING_EMPTY = fold(re.compile(r"^[ \t]*(?:(?:hi|hello|hey|greetings)[ \t]+|dear[ \t]*)[,!:]", re.I | re.M))
 _GREETING_NAME = re.compile(r"^\s*(?:hi|hello|hey|dear)\s+([^\n,!:]{1,60})[,!:]", re.I)
+#: "Welcome to AthenaPlus, !": a comma straight before the end of a sentence, where a name was
+_EMPTY_SLOT = re.compile(r",[ \t]*[!?](?![\w!?])|,[ \t]*\.(?![\w.])")
 _PLACEHOLDER = fold(re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
                           re.I))
 
@@ -95,6 +97,9 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
         if "," in text or "!" in text or ":" in text:  # a greeting ends with one of them
             for m in _GREETING_EMPTY.finditer(text):
                 yield Hit(label, m.start(), m.end(), slots={"reason": "a greeting with an empty name"})
+            if "," in text:
+                for m in _EMPTY_SLOT.finditer(text):
+                    yield Hit(label, m.start(), m.end(), slots={"reason": "an empty name slot"})
         if "{" in text or "[" in text or "<" in text:  # every placeholder opens with one of them
             for m in _PLACEHOLDER.finditer(text):
                 yield Hit(label, m.start(), m.end(), slots={"reason": "an unfilled name placeholder"})

@@ -7,9 +7,10 @@ The vocabularies (claims, product nouns, urgency phrases) are data in ``complian
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from functools import lru_cache
 from collections.abc import Iterator
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1144,6 +1145,9 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
     limit = int(rule.params.get("within_days", 2))
     send = view.ctx.send_date
     rx_any, alt_any = _compiled(rule, "any_offer", rule.params.get("offer_phrases", ()), view)
+    if any(d in view.lower(FACT_FIELDS) for d in _WEEKDAYS):
+        for label, text in p.fields:
+            yield from _weekday_deadlines(p, label, text, send)
     if rx_any is None or p.valid_offers:
         rx_any = None
         if rx is None:
@@ -1173,6 +1177,38 @@ def check_urgency(rule: Rule, view: MessageView) -> Iterator[Hit]:
             yield Hit(label, m.start(), m.end(),
                       slots={"reason": "no offer valid on the send date ends within "
                                        f"{need * 24 if need else 24} hours"})
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: an offer deadline given as a weekday ("wraps up Friday", "through this Sunday")
+_WEEKDAY_DEADLINE = fold(re.compile(
+    r"\b(?:ends?|ending|wraps? up|wrapping up|closes?|closing|expires?|expiring|finish(?:es)?|runs? (?:through|until|till)|"
+    r"through|thru|until|till|last day is|only until)\s+(?:this |next |on |this coming )?(" + "|".join(_WEEKDAYS) + r")\b",
+    re.I))
+
+
+def _weekday_deadlines(p: Prep, label: str, text: str, send: dt.date) -> Iterator[Hit]:
+    """A deadline named by weekday must be the end date of an offer valid on the send date: the
+    weekday is the next one on or after the send date ("next Friday": the one after)."""
+    low = text.lower()
+    if not any(d in low for d in _WEEKDAYS):
+        return
+    dates = None
+    for m in _WEEKDAY_DEADLINE.finditer(text):
+        if dates is None:
+            dates = [a for a, _, _ in T.date_matches(text, send)]
+        if any(0 <= a - m.end(1) <= 3 for a in dates):
+            continue  # "Sunday, December 6": the date says which Sunday (facts.offer-dates checks it)
+        wd = _WEEKDAYS.index(m.group(1).lower())
+        ahead = (wd - send.weekday()) % 7
+        if "next " in m.group(0).lower() and ahead < 7:
+            ahead += 7
+        day = send + dt.timedelta(days=ahead)
+        if any(o.valid_until == day for o in p.valid_offers):
+            continue
+        ends = ", ".join(sorted({f"{o.valid_until:%A %B} {o.valid_until.day}" for o in p.valid_offers})) or "none"
+        yield Hit(label, m.start(1), m.end(1),
+                  slots={"reason": f"{day:%A %B} {day.day} is no offer's end date; offers valid on the send date end {ends}"})
 
 
 @register_check("facts.scarcity", prepare=_prepare_scarcity)
