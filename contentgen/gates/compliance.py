@@ -237,7 +237,7 @@ _NOT_A_NAME = frozenset({*_FACTS_STOP, *_FACTS_LEAD, "athenaplus", "athena", "pl
 def _names_after(text: str, first_name: str) -> tuple[tuple[int, int], ...]:
     """Spans of a capitalized name right after the member's first name ("Ruth Okafor": "Okafor")."""
     out = []
-    for m in T.word_re(first_name).finditer(text):
+    for m in fold(T.word_re(first_name)).finditer(text):  # (cached: word_re is; spans only)
         n = _NEXT_NAME.match(text, m.end())
         if n and n.group(1).lower().rstrip("’'") not in _NOT_A_NAME:
             out.append(n.span(1))
