@@ -10,7 +10,7 @@ from typing import Any
 import ahocorasick
 
 from . import text as T
-from .casefold import fold
+from .casefold import fold, lower
 from .facts import behaviour_date, catalog_index
 from .rules import DIGITS, Hit, MessageView, Rule, register_check
 
@@ -94,15 +94,8 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
     max_n = int(rule.params.get("max", 2))
     fields = view.fields(rule.fields)
     for label, text in fields:
-        if "," in text or "!" in text or ":" in text:  # a greeting ends with one of them
-            for m in _GREETING_EMPTY.finditer(text):
-                yield Hit(label, m.start(), m.end(), slots={"reason": "a greeting with an empty name"})
-            if "," in text:
-                for m in _EMPTY_SLOT.finditer(text):
-                    yield Hit(label, m.start(), m.end(), slots={"reason": "an empty name slot"})
-        if "{" in text or "[" in text or "<" in text:  # every placeholder opens with one of them
-            for m in _PLACEHOLDER.finditer(text):
-                yield Hit(label, m.start(), m.end(), slots={"reason": "an unfilled name placeholder"})
+        for a, b, reason in _empty_names(text):
+            yield Hit(label, a, b, slots={"reason": reason})
     body = view.msg.body
     g = _GREETING_NAME.match(body)
     if g:
@@ -114,10 +107,8 @@ def check_name_use(rule: Rule, view: MessageView) -> Iterator[Hit]:
                       slots={"reason": f"the greeting names '{greeted}', not the member's first name"})
     if not name:
         return
-    rx = _name_rx(name)  # (spans only below: the case-folded twin is fine)
-    low_name = name.lower()
-    found = [(label, m) for (label, text), low in zip(fields, view.lowered(rule.fields))
-             if T.may_contain_ci(text, low, low_name) for m in rx.finditer(text)]
+    rx = _name_rx(name)
+    found = [(label, m) for label, text in fields for m in _name_spans(text, name)]
     if len(found) > max_n:  # rare: don't count the name where it is part of a product name ("Aurora Rain Jacket")
         texts = dict(fields)
         names = [p.name for p in view.ctx.catalog.values() if rx.search(p.name)]
@@ -144,6 +135,37 @@ def _name_rx(name: str) -> Any:
     return fold(T.word_re(name))
 
 
+class _Span(tuple):  # type: ignore[type-arg]
+    """(start, end) with a match's start()/end() (what check_name_use reads)."""
+
+    def start(self) -> int:
+        return self[0]  # type: ignore[no-any-return]
+
+    def end(self) -> int:
+        return self[1]  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=8192)
+def _name_spans(text: str, name: str) -> tuple[_Span, ...]:
+    """Where the first name occurs in a text (pure in both: cached, subjects and greetings repeat)."""
+    if not T.may_contain_ci(text, lower(text), name.lower()):
+        return ()
+    return tuple(_Span(m.span()) for m in _name_rx(name).finditer(text))
+
+
+@lru_cache(maxsize=8192)
+def _empty_names(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Empty-name greetings, empty name slots and unfilled placeholders in a text (pure: cached)."""
+    out = []
+    if "," in text or "!" in text or ":" in text:  # a greeting ends with one of them
+        out += [(m.start(), m.end(), "a greeting with an empty name") for m in _GREETING_EMPTY.finditer(text)]
+        if "," in text:
+            out += [(m.start(), m.end(), "an empty name slot") for m in _EMPTY_SLOT.finditer(text)]
+    if "{" in text or "[" in text or "<" in text:  # every placeholder opens with one of them
+        out += [(m.start(), m.end(), "an unfilled name placeholder") for m in _PLACEHOLDER.finditer(text)]
+    return tuple(out)
+
+
 @register_check("brand.internal_ids")
 def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
     """SKUs and internal ids (the context's own product/offer ids, and id-shaped tokens)."""
@@ -157,25 +179,16 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
         if len(_IDS_CACHE) > 4096:
             _IDS_CACHE.clear()
         _IDS_CACHE[id(ctx)] = (ctx, ids_ac)  # holds the context: its id is not reused meanwhile
-    generic = _GENERIC_IDS
     names = rule.fields
     fields = view.fields(names)
-    lows = view.lowered(names)
     joined = "\x00".join(t for _, t in fields)
     # the ids that occur in some field (case-sensitive, as below)
     ids = sorted({i for _, i in ids_ac.iter(joined)}) if ids_ac is not None else []
-    # (no hint can span the \x00 between fields: one check on all of them first)
-    any_generic = _may_have_generic_id(joined, "\x00".join(lows))
-    if not ids and not any_generic:
-        return
-    for (label, text), low in zip(fields, lows):
-        urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
-        for m in (generic.finditer(text) if any_generic and _may_have_generic_id(text, low) else ()):
-            if any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
-                continue
-            if urls and any(a <= m.start() and m.end() <= b for a, b in urls):
-                continue  # a path in a link (an SMS carries its link in the text)
-            yield Hit(label, m.start(), m.end())
+    for label, text in fields:
+        spans, urls = _generic_ids(text)
+        for a, b in spans:
+            if not any(x <= a and b <= y for x, y in view.protected(label)):
+                yield Hit(label, a, b)
         for i in ids:
             if i in text:
                 for m in T.word_re(i).finditer(text):
@@ -190,6 +203,18 @@ def check_internal_ids(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 
 _IDS_CACHE: dict[int, tuple[object, Any]] = {}
+
+
+@lru_cache(maxsize=8192)
+def _generic_ids(text: str) -> tuple[tuple[tuple[int, int], ...], list[tuple[int, int]]]:
+    """Id-shaped tokens (SKU-12, P1234, "member id 4471") outside links, and the links' spans, in a
+    text (pure: cached per text)."""
+    urls = [u.span() for u in _URL_SPAN.finditer(text)] if ("://" in text or "www." in text) else []
+    if not _may_have_generic_id(text, lower(text)):
+        return (), urls
+    spans = tuple(m.span() for m in _GENERIC_IDS.finditer(text)
+                  if not (urls and any(a <= m.start() and m.end() <= b for a, b in urls)))  # a path in a link
+    return spans, urls
 
 
 @lru_cache(maxsize=1024)

@@ -1190,9 +1190,17 @@ _WEEKDAY_DEADLINE = fold(re.compile(
 def _weekday_deadlines(p: Prep, label: str, text: str, send: dt.date) -> Iterator[Hit]:
     """A deadline named by weekday must be the end date of an offer valid on the send date: the
     weekday is the next one on or after the send date ("next Friday": the one after)."""
+    for a, b, reason in _weekday_hits(text, send, tuple(sorted({o.valid_until for o in p.valid_offers}))):
+        yield Hit(label, a, b, slots={"reason": reason})
+
+
+@lru_cache(maxsize=8192)
+def _weekday_hits(text: str, send: dt.date, ends: tuple[dt.date, ...]) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, reason) of each weekday deadline that is no offer's end date (pure: cached)."""
     low = text.lower()
     if not any(d in low for d in _WEEKDAYS):
-        return
+        return ()
+    out = []
     dates = None
     for m in _WEEKDAY_DEADLINE.finditer(text):
         if dates is None:
@@ -1204,11 +1212,12 @@ def _weekday_deadlines(p: Prep, label: str, text: str, send: dt.date) -> Iterato
         if "next " in m.group(0).lower() and ahead < 7:
             ahead += 7
         day = send + dt.timedelta(days=ahead)
-        if any(o.valid_until == day for o in p.valid_offers):
+        if day in ends:
             continue
-        ends = ", ".join(sorted({f"{o.valid_until:%A %B} {o.valid_until.day}" for o in p.valid_offers})) or "none"
-        yield Hit(label, m.start(1), m.end(1),
-                  slots={"reason": f"{day:%A %B} {day.day} is no offer's end date; offers valid on the send date end {ends}"})
+        said = ", ".join(f"{d:%A %B} {d.day}" for d in ends) or "none"
+        out.append((m.start(1), m.end(1),
+                    f"{day:%A %B} {day.day} is no offer's end date; offers valid on the send date end {said}"))
+    return tuple(out)
 
 
 @register_check("facts.scarcity", prepare=_prepare_scarcity)
