@@ -37,6 +37,12 @@ from contentgen.gates.schema import validate_message_dict  # noqa: E402
 from contentgen.models import Explanation, RenderedMessage  # noqa: E402
 
 
+#: the labelled sets the corpus is built from (named, so that a new test set does not silently change
+#: what the benchmark measures; RESULTS.md says which sets each figure used)
+CASE_FILES = ("holdout-clean.jsonl", "holdout-fail.jsonl", "own-clean.jsonl", "own-fail.jsonl",
+              "redteam-clean.jsonl", "redteam-fail.jsonl", "redteam2-clean.jsonl", "redteam2-fail.jsonl",
+              "redteam2-warn.jsonl")
+
 _BASE: list = []
 
 
@@ -44,7 +50,7 @@ def base_cases() -> list:
     """Every labelled case with a schema-valid message, as (message, context)."""
     if _BASE:
         return _BASE
-    files = sorted((ROOT / "tests" / "cases").glob("*.jsonl")) + [ROOT.parent / "shared" / "cases" / "public.jsonl"]
+    files = [ROOT / "tests" / "cases" / name for name in CASE_FILES] + [ROOT.parent / "shared" / "cases" / "public.jsonl"]
     for f in files:
         if not f.exists():
             continue
