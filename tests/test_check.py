@@ -19,6 +19,7 @@ PUBLIC = SHARED / "cases" / "public.jsonl"
 OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam"))
 REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
 REDTEAM2 = sorted((REPO / "tests" / "cases").glob("redteam2-*.jsonl"))
+REDTEAM3 = sorted((REPO / "tests" / "cases").glob("redteam3-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -190,4 +191,17 @@ def test_second_redteam_set_meets_the_thresholds(capsys):
         print(f"\nred team 2: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
     assert tp + fn > 90 and fp + tn > 50
+    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
+
+
+@pytest.mark.skipif(not REDTEAM3, reason="no third red-team set")
+def test_third_redteam_set_meets_the_thresholds(capsys):
+    """A third red-team set by yet another author from the brief alone (beauty, camping, tech
+    accessories, stationery, nursery, decor, fitness, coffee; idioms and indirect phrasing, violations
+    in every field). First contact: recall 0.829, false-positive rate 0.101; generalized since."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM3)
+    with capsys.disabled():
+        print(f"\nred team 3: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
+    assert tp + fn > 120 and fp + tn > 60
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9

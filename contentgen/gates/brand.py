@@ -82,7 +82,7 @@ def check_emoji_subject(rule: Rule, view: MessageView) -> Iterator[Hit]:
 _GREETING_EMPTY = fold(re.compile(r"^[ \t]*(?:(?:hi|hello|hey|greetings)[ \t]+|dear[ \t]*)[,!:]", re.I | re.M))
 _GREETING_NAME = re.compile(r"^\s*(?:hi|hello|hey|dear)\s+([^\n,!:]{1,60})[,!:]", re.I)
 #: "Welcome to AthenaPlus, !": a comma straight before the end of a sentence, where a name was
-_EMPTY_SLOT = re.compile(r",[ \t]*[!?](?![\w!?])|,[ \t]*\.(?![\w.])")
+_EMPTY_SLOT = re.compile(r",[ \t]*[!?](?![\w!?])|,[ \t]*\.(?![\w.])|\A[ \t]*,")
 _PLACEHOLDER = fold(re.compile(r"\{\{?\s*(?:first_?name|name|member[^}]*)\s*\}?\}|\[(?:first ?name|name)\]|<first_?name>",
                           re.I))
 
@@ -150,7 +150,9 @@ def _name_spans(text: str, name: str) -> tuple[_Span, ...]:
     """Where the first name occurs in a text (pure in both: cached, subjects and greetings repeat)."""
     if not T.may_contain_ci(text, lower(text), name.lower()):
         return ()
-    return tuple(_Span(m.span()) for m in _name_rx(name).finditer(text))
+    # a capitalized name counts where it is capitalized: "hope" and "sky" in prose are words
+    cap = name[:1].isupper()
+    return tuple(_Span(m.span()) for m in _name_rx(name).finditer(text) if not cap or text[m.start()].isupper())
 
 
 @lru_cache(maxsize=8192)

@@ -935,12 +935,31 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
             if wrong:
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "the minimum order is " + " or ".join(_fmt_money(x) for x in sorted(mins))})
-            elif not amounts and mins and re.search(
-                    r"\b(?:no minimum|any order|every order|all orders|on everything|any purchase|every purchase|"
-                    r"any size|sitewide|no strings)\b", sent, re.I):
+            elif not amounts and mins and (re.search(
+                    r"\b(?:no minimum|any order|every order|all orders|all shipping|on everything|any purchase|"
+                    r"every purchase|any size|sitewide|no strings)\b", sent, re.I) or _below_minimum(p, label, m, mins)):
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "free shipping needs a minimum order of "
                                            + " or ".join(_fmt_money(x) for x in sorted(mins))})
+
+
+def _below_minimum(p: Prep, label: str, m: re.Match[str], mins: set[int]) -> bool:
+    """Free shipping said of the product(s) the sentence is about ("It ships free, too."), with no
+    threshold named, when together they cost less than the smallest minimum order."""
+    text = dict(p.fields)[label]
+    if any(T.cents(v) in mins for _, _, v in T.money_matches(text)):
+        return False  # the field names the minimum order: the line is qualified
+    targets = p.sentence_products(label, m.start())
+    if not targets:
+        i, (sa, sb) = p.sentence_of(label, m.start())
+        if not _PRONOUN_START.match(text, sa):
+            return False  # a general line about shipping
+        targets = p.attribute(label, m.start(), m.end())  # "It ships free, too.": the product before
+    targets = [t for t in targets if t in p.idx.products]
+    return bool(targets) and sum(min(_allowed_cents(p, t)) for t in targets) < min(mins)
+
+
+_PRONOUN_START = re.compile(r"[\"'“‘(]*(?:it|they|this|these|that|those|both|each|all three|all two)\b", re.I)
 
 
 _BEHAVIOUR_BEFORE = fold(re.compile(
@@ -1190,13 +1209,15 @@ _WEEKDAY_DEADLINE = fold(re.compile(
 def _weekday_deadlines(p: Prep, label: str, text: str, send: dt.date) -> Iterator[Hit]:
     """A deadline named by weekday must be the end date of an offer valid on the send date: the
     weekday is the next one on or after the send date ("next Friday": the one after)."""
-    for a, b, reason in _weekday_hits(text, send, tuple(sorted({o.valid_until for o in p.valid_offers}))):
+    ends = tuple(sorted({(o.kind, o.valid_until) for o in p.valid_offers}))
+    for a, b, reason in _weekday_hits(text, send, ends):
         yield Hit(label, a, b, slots={"reason": reason})
 
 
 @lru_cache(maxsize=8192)
-def _weekday_hits(text: str, send: dt.date, ends: tuple[dt.date, ...]) -> tuple[tuple[int, int, str], ...]:
-    """(start, end, reason) of each weekday deadline that is no offer's end date (pure: cached)."""
+def _weekday_hits(text: str, send: dt.date, ends: tuple[tuple[str, dt.date], ...]) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, reason) of each weekday deadline that is no offer's end date (pure: cached). A
+    sentence that names a kind of offer (percent, points, shipping) is held to offers of that kind."""
     low = text.lower()
     if not any(d in low for d in _WEEKDAYS):
         return ()
@@ -1212,12 +1233,36 @@ def _weekday_hits(text: str, send: dt.date, ends: tuple[dt.date, ...]) -> tuple[
         if "next " in m.group(0).lower() and ahead < 7:
             ahead += 7
         day = send + dt.timedelta(days=ahead)
-        if day in ends:
+        sent = next((text[a:b] for a, b in T.split_sentences(text) if a <= m.start() < b), text)
+        kinds = {k for k, cue in (("percent_off", _PCT_CUE), ("points_multiplier", _POINTS_CUE),
+                                  ("free_shipping", _SHIP_CUE)) if cue.search(sent)}
+        days = sorted({d for k, d in ends if not kinds or k in kinds})
+        if day in days:
             continue
-        said = ", ".join(f"{d:%A %B} {d.day}" for d in ends) or "none"
+        said = ", ".join(f"{d:%A %B} {d.day}" for d in days) or "none"
         out.append((m.start(1), m.end(1),
                     f"{day:%A %B} {day.day} is no offer's end date; offers valid on the send date end {said}"))
     return tuple(out)
+
+
+_FEW = re.compile(r"\b(?:few|low|last|limited|only|running out|almost gone|\d+ left)\b", re.I)
+
+
+def _inventory_backs(view: MessageView, pid: str, n: int | None) -> bool:
+    """The product's recommendation carries inventory evidence with that count ("only 4 left in
+    stock"), or, for a claim without a number, any low-stock wording."""
+    for r in view.ctx.recommendations:
+        if r.product_id != pid:
+            continue
+        for e in r.evidence:
+            if e.source != "inventory":
+                continue
+            if n is not None:
+                if re.search(rf"(?<!\d){n}(?!\d)", e.detail):
+                    return True
+            elif _FEW.search(e.detail):
+                return True
+    return False
 
 
 @register_check("facts.scarcity", prepare=_prepare_scarcity)
@@ -1242,7 +1287,11 @@ def check_scarcity(rule: Rule, view: MessageView) -> Iterator[Hit]:
                 n = int(g) if g.isdigit() else _WORDNUM.get(g)
             backed = False
             for pr in prods:
-                if pr.stock is None or pr.stock <= 0:
+                if pr.stock is None:  # the catalog doesn't say: the recommendation's inventory evidence may
+                    fuzzy = num is not None and num.group(1).lower() in ("a few", "a couple")
+                    backed = backed or _inventory_backs(view, pr.product_id, None if fuzzy else n)
+                    continue
+                if pr.stock <= 0:
                     continue
                 if n is not None:
                     backed = backed or (pr.stock == n or (g in ("a few", "a couple") and pr.stock <= 5))
