@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from ..models import RenderedMessage
-from .casefold import fold
+from .casefold import fold, lower
 
 #: Fields the model writes (or that carry model words); the footer is the renderer's.
 MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
@@ -152,9 +152,53 @@ PERCENT_RE = fold(re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:
                         r"|\bhalf[- ](?:off|price)\b)", re.I))
 
 
+_ONES = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+          "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_W_ONE = "|".join(_ONES)
+_W_UNDER_100 = (r"(?:(?:" + "|".join(_TENS) + r")(?:[ -](?:" + _W_ONE + r"))?|" + "|".join(_TEENS) + "|" + _W_ONE + ")")
+#: a whole-dollar price in words: "thirty-two dollars", "a hundred and twenty bucks"
+MONEY_WORDS_RE = fold(re.compile(
+    r"\b((?:(?:a|one|" + _W_ONE + r")[ -]hundred(?:[ -]and)?(?:[ -]" + _W_UNDER_100 + r")?)|" + _W_UNDER_100 + r")"
+    r"[ -](?:dollars?|bucks)\b", re.I))
+
+
+def _words_value(words: str) -> int:
+    """"thirty-two" -> 32, "a hundred and twenty" -> 120."""
+    total = part = 0
+    for w in re.split(r"[ -]+", words.lower()):
+        if w == "a":
+            part = 1
+        elif w == "hundred":
+            total += (part or 1) * 100
+            part = 0
+        elif w != "and":
+            part += _ONES.get(w, 0) + _TEENS.get(w, 0) + _TENS.get(w, 0)
+    return total + part
+
+
 @lru_cache(maxsize=8192)
 def money_matches(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
+    and whole dollars in words ("fourteen dollars")."""
     out: list[tuple[int, int, float]] = []
+    if "$" in text or _HAS_DIGIT.search(text):
+        for m in MONEY_RE.finditer(text):
+            g = m.groups()
+            for i in (0, 2, 4):
+                if g[i] is not None:
+                    whole = g[i].replace(",", "")
+                    cents = g[i + 1]
+                    val = float(whole + ("." + cents.ljust(2, "0") if cents else ""))
+                    out.append((m.start(), m.end(), val))
+                    break
+    low = lower(text)
+    if "dollar" in low or "buck" in low:
+        words = [(m.start(), m.end(), float(_words_value(m.group(1)))) for m in MONEY_WORDS_RE.finditer(text)]
+        if words:
+            out = sorted(out + words)
+    return out
     if "$" not in text and not _HAS_DIGIT.search(text):
         return out
     for m in MONEY_RE.finditer(text):
@@ -166,6 +210,8 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
                 val = float(whole + ("." + cents.ljust(2, "0") if cents else ""))
                 out.append((m.start(), m.end(), val))
                 break
+    if out and any(isinstance(x, tuple) for x in out):
+        out.sort()
     return out
 
 
