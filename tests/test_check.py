@@ -20,6 +20,7 @@ OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name
 REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
 REDTEAM2 = sorted((REPO / "tests" / "cases").glob("redteam2-*.jsonl"))
 REDTEAM3 = sorted((REPO / "tests" / "cases").glob("redteam3-*.jsonl"))
+REDTEAM4 = sorted((REPO / "tests" / "cases").glob("redteam4-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -204,4 +205,17 @@ def test_third_redteam_set_meets_the_thresholds(capsys):
         print(f"\nred team 3: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
     assert tp + fn > 120 and fp + tn > 60
+    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
+
+
+@pytest.mark.skipif(not REDTEAM4, reason="no fourth red-team set")
+def test_fourth_redteam_set_meets_the_thresholds(capsys):
+    """A fourth red-team set (books & music, crafts, luggage & swim, party, pantry, car care;
+    euphemism, implied knowledge, odd number formats, look-alike domains). First contact, after
+    the second and third sets had been generalized: recall 0.848, false-positive rate 0.067."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM4)
+    with capsys.disabled():
+        print(f"\nred team 4: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
+    assert tp + fn > 90 and fp + tn > 50
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9

@@ -289,6 +289,9 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
         phones, member_ids, streets = got
         for a, b in phones:
             yield Hit(label, a, b, slots={"what": "a phone number"})
+        if "ending" in low or "last four" in low or "last 4" in low:
+            for m in _PARTIAL_NUMBER.finditer(text):
+                yield Hit(label, m.start(), m.end(), slots={"what": "part of the member's phone, card or account number"})
         for g, a, b in member_ids:
             if m_.member_id and g == m_.member_id:
                 continue  # already reported above
@@ -300,6 +303,10 @@ def check_pii(rule: Rule, view: MessageView) -> Iterator[Hit]:
 
 
 _PII_SCANS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = {}
+#: "the number ending in 4417", "your card ending 0042", "last four digits 7781"
+_PARTIAL_NUMBER = fold(re.compile(
+    r"\b(?:(?:phone|mobile|cell|card|account|number|membership)[\w ]{0,12}? ending (?:in |with )?\d{2,4}"
+    r"|(?:the )?last (?:four|4|two|2) (?:digits )?(?:of your [\w ]{1,20} )?(?:are |is |were )?\d{2,4})\b", re.I))
 
 
 _INSTRUCTIONISH = fold(re.compile(

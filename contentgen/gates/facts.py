@@ -658,6 +658,8 @@ def check_in_stock(rule: Rule, view: MessageView) -> Iterator[Hit]:
     p = prep(view)
     for label, _ in p.fields:
         for m in p.mentions[label]:
+            if m.how == "partial1" and _common_word(p, label, m):
+                continue  # "Swim picks earn...", "Chili season's here": a word opening a sentence, no product
             prod = p.idx.products[m.pid]
             if not prod.in_stock or prod.stock == 0:
                 yield Hit(label, m.start, m.end, slots={"name": prod.name})
@@ -935,12 +937,21 @@ def check_free_shipping(rule: Rule, view: MessageView) -> Iterator[Hit]:
             if wrong:
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "the minimum order is " + " or ".join(_fmt_money(x) for x in sorted(mins))})
-            elif not amounts and mins and (re.search(
+            elif mins and all(c in own for c in amounts for own in [_sentence_prices(p, label, m)]) and (re.search(
                     r"\b(?:no minimum|any order|every order|all orders|all shipping|on everything|any purchase|"
                     r"every purchase|any size|sitewide|no strings)\b", sent, re.I) or _below_minimum(p, label, m, mins)):
                 yield Hit(label, m.start(), m.end(),
                           slots={"reason": "free shipping needs a minimum order of "
                                            + " or ".join(_fmt_money(x) for x in sorted(mins))})
+
+
+def _sentence_prices(p: Prep, label: str, m: re.Match[str]) -> set[int]:
+    """Every price (cents) the products named in the match's sentence may be quoted at."""
+    out: set[int] = set()
+    for t in p.sentence_products(label, m.start()):
+        if t in p.idx.products:
+            out |= _allowed_cents(p, t)
+    return out
 
 
 def _below_minimum(p: Prep, label: str, m: re.Match[str], mins: set[int]) -> bool:

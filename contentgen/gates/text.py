@@ -215,6 +215,10 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
     return out
 
 
+#: a percentage in words: "twenty percent", "fifteen per cent"
+PERCENT_WORDS_RE = fold(re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
+
+
 @lru_cache(maxsize=8192)
 def percent_matches(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
@@ -224,6 +228,10 @@ def percent_matches(text: str) -> list[tuple[int, int, float]]:
             return out  # every PERCENT_RE match holds "%", "percent", "per cent" or "half"
     for m in PERCENT_RE.finditer(text):
         out.append((m.start(), m.end(), float(m.group(1)) if m.group(1) else 50.0))
+    if "per" in lower(text):
+        words = [(m.start(), m.end(), float(_words_value(m.group(1)))) for m in PERCENT_WORDS_RE.finditer(text)]
+        if words:
+            out = sorted(out + words)
     return out
 
 
