@@ -21,6 +21,7 @@ REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
 REDTEAM2 = sorted((REPO / "tests" / "cases").glob("redteam2-*.jsonl"))
 REDTEAM3 = sorted((REPO / "tests" / "cases").glob("redteam3-*.jsonl"))
 REDTEAM4 = sorted((REPO / "tests" / "cases").glob("redteam4-*.jsonl"))
+REDTEAM5 = sorted((REPO / "tests" / "cases").glob("redteam5-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -218,4 +219,16 @@ def test_fourth_redteam_set_meets_the_thresholds(capsys):
         print(f"\nred team 4: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
     assert tp + fn > 90 and fp + tn > 50
+    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
+
+
+@pytest.mark.skipif(not REDTEAM5, reason="no fifth red-team set")
+def test_fifth_redteam_set_meets_the_thresholds(capsys):
+    """A fifth red-team set (jewelry, instruments, hobby models, bath gifts, grilling). First
+    contact, after sets 2-4 had been generalized: recall 0.888, false-positive rate 0.075."""
+    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM5)
+    with capsys.disabled():
+        print(f"\nred team 5: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
+    assert tp + fn > 90 and fp + tn > 45
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9

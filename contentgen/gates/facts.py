@@ -588,7 +588,7 @@ _RX_CACHE: dict[str, dict[str, Alt | None]] = {}
 
 _SHIP_RE = fold(re.compile(
     r"free (?:standard |ground |2-day |two-day |express |next-day )?(?:shipping|delivery)|ships? (?:for )?free"
-    r"|shipping (?:is|'s|’s) (?:free|on us)|free ship\b|delivery (?:is|'s|’s) (?:free|on us)|shipping on us", re.I))
+    r"|shipping(?: is|'s|’s) (?:free|on us)|free ship\b|delivery(?: is|'s|’s) (?:free|on us)|shipping(?: is)? on us", re.I))
 _OFFISH = fold(re.compile(r"\b(?:off|discount(?:ed)?|save|saving|savings|sale|markdown|reduced|less|take|member price)\b",
                      re.I))
 _MULT_RE = fold(re.compile(
