@@ -18,10 +18,6 @@ PUBLIC = SHARED / "cases" / "public.jsonl"
 # the red-team set (written from the brief alone, without reading the rules) is measured on its own below
 OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam"))
 REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
-REDTEAM2 = sorted((REPO / "tests" / "cases").glob("redteam2-*.jsonl"))
-REDTEAM3 = sorted((REPO / "tests" / "cases").glob("redteam3-*.jsonl"))
-REDTEAM4 = sorted((REPO / "tests" / "cases").glob("redteam4-*.jsonl"))
-REDTEAM5 = sorted((REPO / "tests" / "cases").glob("redteam5-*.jsonl"))
 
 
 def _labels(path: Path) -> dict[str, dict]:
@@ -182,53 +178,31 @@ def test_redteam_cases_meet_the_thresholds(capsys):
     assert gate >= 0.9
 
 
-@pytest.mark.skipif(not REDTEAM2, reason="no second red-team set")
-def test_second_redteam_set_meets_the_thresholds(capsys):
-    """A second red-team set, written later by another author from the brief alone (other product
-    domains: kitchen, pets, toys, home office, garden, cycling, sleep). On first contact the gates
-    scored recall 0.854 and false-positive rate 0.049 on it; the misses were generalized into the
-    rules (not these phrasings), so it now flatters them like the others."""
-    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM2)
+# Later red-team sets, each written by another author from the brief alone, in other product
+# domains, without reading the rules or earlier cases; first-contact scores (before their misses
+# were generalized into the rules, so each now flatters them like the others) in the comments.
+LATER_REDTEAMS = [
+    # kitchen, pets, toys, home office, garden, cycling, sleep: recall 0.854, FP 0.049
+    ("red team 2", "redteam2-*.jsonl", 90, 50),
+    # beauty, camping, tech accessories, stationery, nursery, decor, fitness, coffee; idioms,
+    # violations in every field: recall 0.829, FP 0.101
+    ("red team 3", "redteam3-*.jsonl", 120, 60),
+    # books & music, crafts, luggage & swim, party, pantry, car care; euphemism, implied knowledge,
+    # odd number formats, look-alike domains: recall 0.848, FP 0.067
+    ("red team 4", "redteam4-*.jsonl", 90, 50),
+    # jewelry, instruments, hobby models, bath gifts, grilling: recall 0.888, FP 0.075
+    ("red team 5", "redteam5-*.jsonl", 90, 45),
+]
+
+
+@pytest.mark.parametrize("name,pattern,min_fail,min_clean", LATER_REDTEAMS, ids=[x[0] for x in LATER_REDTEAMS])
+def test_later_redteam_sets_meet_the_thresholds(capsys, name, pattern, min_fail, min_clean):
+    paths = sorted((REPO / "tests" / "cases").glob(pattern))
+    if not paths:
+        pytest.skip(f"no {name} cases")
+    tp, fn, fp, tn, gate_ok, misses = _metrics(paths)
     with capsys.disabled():
-        print(f"\nred team 2: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+        print(f"\n{name}: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
-    assert tp + fn > 90 and fp + tn > 50
-    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
-
-
-@pytest.mark.skipif(not REDTEAM3, reason="no third red-team set")
-def test_third_redteam_set_meets_the_thresholds(capsys):
-    """A third red-team set by yet another author from the brief alone (beauty, camping, tech
-    accessories, stationery, nursery, decor, fitness, coffee; idioms and indirect phrasing, violations
-    in every field). First contact: recall 0.829, false-positive rate 0.101; generalized since."""
-    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM3)
-    with capsys.disabled():
-        print(f"\nred team 3: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
-              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
-    assert tp + fn > 120 and fp + tn > 60
-    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
-
-
-@pytest.mark.skipif(not REDTEAM4, reason="no fourth red-team set")
-def test_fourth_redteam_set_meets_the_thresholds(capsys):
-    """A fourth red-team set (books & music, crafts, luggage & swim, party, pantry, car care;
-    euphemism, implied knowledge, odd number formats, look-alike domains). First contact, after
-    the second and third sets had been generalized: recall 0.848, false-positive rate 0.067."""
-    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM4)
-    with capsys.disabled():
-        print(f"\nred team 4: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
-              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
-    assert tp + fn > 90 and fp + tn > 50
-    assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
-
-
-@pytest.mark.skipif(not REDTEAM5, reason="no fifth red-team set")
-def test_fifth_redteam_set_meets_the_thresholds(capsys):
-    """A fifth red-team set (jewelry, instruments, hobby models, bath gifts, grilling). First
-    contact, after sets 2-4 had been generalized: recall 0.888, false-positive rate 0.075."""
-    tp, fn, fp, tn, gate_ok, misses = _metrics(REDTEAM5)
-    with capsys.disabled():
-        print(f"\nred team 5: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
-              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
-    assert tp + fn > 90 and fp + tn > 45
+    assert tp + fn > min_fail and fp + tn > min_clean
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
