@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import Any
 
 from ..models import RenderedMessage
 from .casefold import fold, lower
@@ -178,6 +179,12 @@ def _words_value(words: str) -> int:
     return total + part
 
 
+def _with_words(found: list[tuple[int, int, float]], rx: Any, text: str) -> list[tuple[int, int, float]]:
+    """``found`` plus the amounts ``rx`` finds written in words (its group 1), in text order."""
+    words = [(m.start(), m.end(), float(_words_value(m.group(1)))) for m in rx.finditer(text)]
+    return sorted(found + words) if words else found
+
+
 @lru_cache(maxsize=8192)
 def money_matches(text: str) -> list[tuple[int, int, float]]:
     """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
@@ -195,23 +202,7 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
                     break
     low = lower(text)
     if "dollar" in low or "buck" in low:
-        words = [(m.start(), m.end(), float(_words_value(m.group(1)))) for m in MONEY_WORDS_RE.finditer(text)]
-        if words:
-            out = sorted(out + words)
-    return out
-    if "$" not in text and not _HAS_DIGIT.search(text):
-        return out
-    for m in MONEY_RE.finditer(text):
-        g = m.groups()
-        for i in (0, 2, 4):
-            if g[i] is not None:
-                whole = g[i].replace(",", "")
-                cents = g[i + 1]
-                val = float(whole + ("." + cents.ljust(2, "0") if cents else ""))
-                out.append((m.start(), m.end(), val))
-                break
-    if out and any(isinstance(x, tuple) for x in out):
-        out.sort()
+        out = _with_words(out, MONEY_WORDS_RE, text)
     return out
 
 
@@ -229,9 +220,7 @@ def percent_matches(text: str) -> list[tuple[int, int, float]]:
     for m in PERCENT_RE.finditer(text):
         out.append((m.start(), m.end(), float(m.group(1)) if m.group(1) else 50.0))
     if "per" in lower(text):
-        words = [(m.start(), m.end(), float(_words_value(m.group(1)))) for m in PERCENT_WORDS_RE.finditer(text)]
-        if words:
-            out = sorted(out + words)
+        out = _with_words(out, PERCENT_WORDS_RE, text)
     return out
 
 
