@@ -68,22 +68,28 @@ def validate_draft(raw: str | dict[str, Any] | None, *, finish_reason: str | Non
     findings = []
     for err in sorted(_VALIDATOR.iter_errors(obj), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in err.absolute_path) or "(root)"
-        if err.validator == "required":
-            missing = err.message.split("'")[1] if "'" in err.message else err.message
-            field = f"{field}.{missing}" if field != "(root)" else missing
-            msg = f"field '{field}' is missing; include it"
-        elif err.validator == "additionalProperties":
+        if err.validator == "additionalProperties":
             msg = f"{err.message}; return only subject, preheader, body and explanations"
-        elif err.validator == "type":
-            msg = f"field '{field}' must be of type {err.validator_value}"
-        elif err.validator == "minLength":
-            msg = f"field '{field}' must not be empty"
         else:
-            msg = f"field '{field}': {err.message}"
+            field, msg = _describe(err, field, missing_hint="; include it")
         findings.append(_finding(f"schema.{err.validator}", field, msg))
     if findings:
         return None, findings
     return Draft.model_validate(obj), []
+
+
+def _describe(err: Any, field: str, missing_hint: str = "") -> tuple[str, str]:
+    """(field, plain-language message) for a jsonschema error at ``field`` ("(root)" at the top);
+    a missing property names its own field."""
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        field = missing if field == "(root)" else f"{field}.{missing}"
+        return field, f"field '{field}' is missing{missing_hint}"
+    if err.validator == "type":
+        return field, f"field '{field}' must be of type {err.validator_value}"
+    if err.validator == "minLength":
+        return field, f"field '{field}' must not be empty"
+    return field, f"field '{field}': {err.message}"
 
 
 # --------------------------------------------------------------------------- rendered messages (check cases)
@@ -129,16 +135,7 @@ def validate_message_dict(obj: Any, channel: str = "email") -> list[Finding]:
             continue
         field = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
                         for i, p in enumerate(path)) or "(root)"
-        if err.validator == "required":
-            missing = err.message.split("'")[1] if "'" in err.message else err.message
-            field = missing if field == "(root)" else f"{field}.{missing}"
-            msg = f"field '{field}' is missing"
-        elif err.validator == "type":
-            msg = f"field '{field}' must be of type {err.validator_value}"
-        elif err.validator == "minLength":
-            msg = f"field '{field}' must not be empty"
-        else:
-            msg = f"field '{field}': {err.message}"
+        field, msg = _describe(err, field)
         out.append(_finding(f"schema.message-{err.validator}", field, msg))
     return out
 
