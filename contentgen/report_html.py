@@ -80,6 +80,28 @@ def _trim(s: str, n: int = 22) -> str:
 # ================================================================ charts
 
 
+def _svg_open(width: int, height: int, title: str) -> list[str]:
+    """The opening of a chart: the svg element, its accessible title and the visible one."""
+    return [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'xmlns="http://www.w3.org/2000/svg" aria-label="{esc(title)}">',
+            f'<title>{esc(title)}</title>', f'<text x="0" y="16" class="ct">{esc(title)}</text>']
+
+
+def _grid(ticks: Sequence[float], X: Callable[[float], float], top: int, bottom_y: int, fmt: Fmt) -> list[str]:
+    """A vertical grid line and a label for each tick."""
+    out = []
+    for t in ticks:
+        out.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{top - 4}" y2="{bottom_y}" stroke="{GRID}"/>')
+        out.append(f'<text x="{X(t):.1f}" y="{bottom_y + 15}" class="tk" text-anchor="middle">{esc(fmt(t))}</text>')
+    return out
+
+
+def _row_label(label: Any, x: int, yc: float) -> str:
+    """A row's label, right-aligned at x, trimmed with the full text as its tooltip."""
+    return (f'<text x="{x}" y="{yc + 4:.1f}" class="lb" text-anchor="end">'
+            f'<title>{esc(label)}</title>{esc(_trim(str(label), 19))}</text>')
+
+
 def forest_chart(rows: Sequence[dict[str, Any]], fmt: Fmt, *, title: str, width: int = 560,
                  tick_fmt: Fmt | None = None) -> str:
     """Horizontal bars from 0 to each row's value, with a CI whisker. rows: label, value, lo, hi, small, n."""
@@ -97,20 +119,13 @@ def forest_chart(rows: Sequence[dict[str, Any]], fmt: Fmt, *, title: str, width:
     def X(v: float) -> float:
         return x0 + (v - lo) / (hi - lo) * (x1 - x0)
 
-    out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'xmlns="http://www.w3.org/2000/svg" aria-label="{esc(title)}">',
-           f'<title>{esc(title)}</title>',
-           f'<text x="0" y="16" class="ct">{esc(title)}</text>']
-    for t in ticks:
-        out.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{top - 4}" y2="{height - bottom}" stroke="{GRID}"/>')
-        out.append(f'<text x="{X(t):.1f}" y="{height - bottom + 15}" class="tk" text-anchor="middle">'
-                   f'{esc(tick_fmt(t))}</text>')
+    out = _svg_open(width, height, title)
+    out += _grid(ticks, X, top, height - bottom, tick_fmt)
     out.append(f'<line x1="{X(0):.1f}" x2="{X(0):.1f}" y1="{top - 4}" y2="{height - bottom}" stroke="{INK}" '
                f'stroke-width="1.2"/>')
     for i, r in enumerate(rows):
         yc = top + i * row_h + row_h / 2
-        out.append(f'<text x="{label_w - 8}" y="{yc + 4:.1f}" class="lb" text-anchor="end">'
-                   f'<title>{esc(r["label"])}</title>{esc(_trim(str(r["label"]), 19))}</text>')
+        out.append(_row_label(r["label"], label_w - 8, yc))
         v = r.get("value")
         if v is None:
             out.append(f'<text x="{x0 + 4}" y="{yc + 4:.1f}" class="na">no data</text>')
@@ -150,17 +165,11 @@ def bar_chart(rows: Sequence[dict[str, Any]], fmt: Fmt, *, title: str, width: in
     def X(v: float) -> float:
         return x0 + v / hi * (x1 - x0)
 
-    out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'xmlns="http://www.w3.org/2000/svg" aria-label="{esc(title)}">',
-           f'<title>{esc(title)}</title>', f'<text x="0" y="16" class="ct">{esc(title)}</text>']
-    for t in ticks:
-        out.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{top - 4}" y2="{height - bottom}" stroke="{GRID}"/>')
-        out.append(f'<text x="{X(t):.1f}" y="{height - bottom + 15}" class="tk" text-anchor="middle">'
-                   f'{esc(fmt(t))}</text>')
+    out = _svg_open(width, height, title)
+    out += _grid(ticks, X, top, height - bottom, fmt)
     for i, r in enumerate(rows):
         yc = top + i * row_h + row_h / 2
-        out.append(f'<text x="{label_w - 8}" y="{yc + 4:.1f}" class="lb" text-anchor="end">'
-                   f'<title>{esc(r["label"])}</title>{esc(_trim(str(r["label"]), 19))}</text>')
+        out.append(_row_label(r["label"], label_w - 8, yc))
         v = r.get("value")
         if v is None:
             out.append(f'<text x="{x0 + 4}" y="{yc + 4:.1f}" class="na">no data</text>')
@@ -189,13 +198,10 @@ def stacked_chart(rows: Sequence[dict[str, Any]], parts: Sequence[tuple[str, str
     label_w, right_w, row_h, top, bottom = 128, 60, 26, 30, 30
     height = top + row_h * max(1, len(rows)) + bottom
     x0, x1 = label_w, width - right_w
-    out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'xmlns="http://www.w3.org/2000/svg" aria-label="{esc(title)}">',
-           f'<title>{esc(title)}</title>', f'<text x="0" y="16" class="ct">{esc(title)}</text>']
+    out = _svg_open(width, height, title)
     for i, r in enumerate(rows):
         yc = top + i * row_h + row_h / 2
-        out.append(f'<text x="{label_w - 8}" y="{yc + 4:.1f}" class="lb" text-anchor="end">'
-                   f'<title>{esc(r["label"])}</title>{esc(_trim(str(r["label"]), 19))}</text>')
+        out.append(_row_label(r["label"], label_w - 8, yc))
         total = sum(r["counts"].get(k, 0) for k, _ in parts)
         x = float(x0)
         for k, color in parts:
