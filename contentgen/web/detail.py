@@ -173,16 +173,24 @@ def _differs(base: dict[str, Any], edits: dict[str, Any]) -> bool:
     return False
 
 
-async def recheck(request: Request) -> Response:
-    """Re-check the reviewer's edited words with the same gates; recorded as an 'edit' decision."""
-    from .app import render
-
+async def _posted(request: Request) -> Response | tuple[Any, str, Any, Any]:
+    """(studio, member key, the member's record, the posted form), or a 404 for an unknown member."""
     studio = request.app.state.studio
     key = request.path_params["key"]
     m = load(studio.db, key)
     if m is None:
         return PlainTextResponse("no such member", status_code=404)
-    form = await request.form()
+    return studio, key, m, await request.form()
+
+
+async def recheck(request: Request) -> Response:
+    """Re-check the reviewer's edited words with the same gates; recorded as an 'edit' decision."""
+    from .app import render
+
+    got = await _posted(request)
+    if isinstance(got, Response):
+        return got
+    studio, key, m, form = got
     basis = str(form.get("basis") or "record")
     ctx = studio.campaign()
     if ctx is None:
@@ -207,12 +215,10 @@ async def recheck(request: Request) -> Response:
 async def decide(request: Request) -> Response:
     from .app import render
 
-    studio = request.app.state.studio
-    key = request.path_params["key"]
-    m = load(studio.db, key)
-    if m is None:
-        return PlainTextResponse("no such member", status_code=404)
-    form = await request.form()
+    got = await _posted(request)
+    if isinstance(got, Response):
+        return got
+    studio, key, m, form = got
     action = str(form.get("action") or "")
     reason = str(form.get("reason") or "").strip()
     basis = str(form.get("basis") or "record")
