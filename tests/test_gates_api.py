@@ -118,3 +118,14 @@ def test_draft_schema_api_unchanged():
     assert draft is not None and fs == [] and DRAFT_SCHEMA["required"]
     _, fs = validate_draft('{"subject": "s"}')
     assert fs and all(f.gate == "schema" for f in fs)
+
+
+def test_model_text_without_words_fails_the_schema_gate():
+    """A broken JSON answer can leave "{" as the preheader or the prose: that is not copy."""
+    lines = "Aurora Rain Jacket: $129.00, 15% off until December 6 ($109.65)"
+    fs = run_gates(assembled("{", lines=lines, preheader="{", explanations=EXPL), example_context())
+    bad = {(f.rule_id, f.field) for f in fs}
+    assert ("schema.message-no-words", "preheader") in bad and ("schema.message-no-words", "body") in bad
+    assert verdict(fs) == "fail"
+    ok = run_gates(assembled("It's a good week for a new layer.", lines=lines, explanations=EXPL), example_context())
+    assert not [f for f in ok if f.rule_id == "schema.message-no-words"]

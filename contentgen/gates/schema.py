@@ -6,6 +6,7 @@ Findings are field-level so that the repair prompt can say exactly what to fix.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -141,9 +142,23 @@ def validate_message_dict(obj: Any, channel: str = "email") -> list[Finding]:
 
 
 def validate_message(message: Any, channel: str = "email") -> list[Finding]:
-    """Schema-shape findings for a RenderedMessage the pipeline assembled (empty required text)."""
+    """Schema-shape findings for a RenderedMessage the pipeline assembled: empty required text, and
+    model-written text with no word in it (a stray "{" from a broken JSON answer is not copy)."""
     out = []
     for name in REQUIRED_TEXT.get(channel, REQUIRED_TEXT["email"]):
         if not (getattr(message, name, "") or "").strip():
             out.append(_finding("schema.message-minLength", name, f"field '{name}' must not be empty"))
+    from . import text as T
+
+    texts = [("subject", message.subject or ""), ("preheader", message.preheader or "")]
+    body = message.body or ""
+    texts.append(("body", "\n".join(body[a:b] for a, b in T.body_prose_lines(body)) if channel == "email" else body))
+    texts += [(f"explanations[{i}].text", e.text) for i, e in enumerate(message.explanations)]
+    for name, text in texts:
+        if text.strip() and not _WORD.search(text):
+            out.append(_finding("schema.message-no-words", name,
+                                f"field '{name}' has no words in it ({text.strip()[:20]!r}); write the copy"))
     return out
+
+
+_WORD = re.compile(r"[^\W\d_]{2,}")
