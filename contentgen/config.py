@@ -53,8 +53,20 @@ class LLMSettings(_Strict):
     max_retries: int = Field(default=4, ge=0)
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
-    structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     outage_after: int = Field(default=8, ge=1, description="consecutive transport failures before pausing")
+    misconfig_after: int = Field(default=3, ge=1, description="consecutive identical refusals before stopping")
+    api_version: str | None = Field(default=None, description="Azure OpenAI api-version (deployment URLs)")
+    azure: bool | None = Field(default=None, description="None: recognized from the base URL")
+    transport: Literal["direct", "sdk"] = "direct"
+    shared_budget: Path | None = Field(default=None, description="SQLite file: one RPM/TPM budget for every "
+                                                                 "shard process that names it")
+    budget_headroom: float = Field(default=0.99, gt=0.5, le=1.0, description="share of rpm/tpm paced to")
+    batch_queued_tokens: int | None = Field(default=None, ge=1000, description="the account's enqueued-token "
+                                                                               "limit for this model")
+    batch_resubmits: int = Field(default=2, ge=0, description="new batches for requests a batch did not answer")
+    batch_live_fallback: bool = Field(default=False, description="send what the batches could not answer live, "
+                                                                 "at full price")
 
 
 class Selection(_Strict):
@@ -218,10 +230,13 @@ def load_campaign(path: str | Path) -> Campaign:
             if name and not (prompts_dir / name).is_file():
                 raise ConfigError(f"variant {v.name!r}: {name} not found in {prompts_dir}", file=str(path),
                                   key=f"variants.{i}.{key}", hint="add the file to the prompts folder or fix the name")
+    llm = campaign.llm
+    if llm.shared_budget is not None and not llm.shared_budget.is_absolute():
+        llm = llm.model_copy(update={"shared_budget": base / llm.shared_budget})
     rules_dirs = tuple(rel(p, root) for p in campaign.rules_dirs)
     for p in rules_dirs:
         if not p.is_dir():
             raise ConfigError(f"rules folder not found: {p}", file=str(path), key="rules_dirs",
                               hint="point it at folders of YAML rule files (brand_rules/, compliance/)")
     return campaign.model_copy(update={"inputs": resolved, "prompts_dir": prompts_dir,
-                                       "rules_dirs": rules_dirs, "source": path.resolve()})
+                                       "rules_dirs": rules_dirs, "llm": llm, "source": path.resolve()})

@@ -8,6 +8,8 @@ ContentgenError                 base; ``exit_code`` 1, printed without a traceba
  ├── StoreError                  the run store is locked, corrupt or changed
  │    └── ResumeRefused          inputs/prompts/rules changed since the run began
  ├── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
+ │    └── ProviderMisconfigured  it refuses every request the same way (key, model, URL,
+ │                               parameter): the run stops (exit 6), members stay pending
  └── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
 
 Row-level problems are not exceptions: they are quarantine records.
@@ -70,6 +72,15 @@ class ResumeRefused(StoreError):
 
 class ProviderUnavailable(ContentgenError):
     exit_code = 3
+
+
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider refused request after request the same way: the run's set-up is wrong, not the content.
+
+    Members stay pending (nobody goes to fallback); fix the set-up and re-run the same command.
+    """
+
+    exit_code = 6
 
 
 class BudgetExhausted(ContentgenError):

@@ -26,7 +26,9 @@ return specs (a responder may also return a plain string: the content)::
     {"finish_reason": "length"}                e.g. with truncated content
     {"status": 429, "retry_after": 0.2}        error status; also "retry_after_ms"; retry_after may be
                                                a string (an HTTP date) sent verbatim
-    {"status": 400, "message": "..."}          error message in OpenAI's error body
+    {"status": 400, "message": "..."}          error message in OpenAI's error body; also "param", "code",
+                                               "type" (the error body's fields)
+    {"headers": {"llm_provider-retry-after": "1"}}   extra response headers (any status)
     {"hang": 5.0}                              sleep this long before answering (past the client timeout)
     {"delay": 0.3}                             extra latency, then the normal answer
     {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 3}   usage overrides
@@ -370,10 +372,11 @@ class FakeOpenAI:
 
     @staticmethod
     def _error(status: int, message: str | None = None, *, param: str | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
-        code = {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "model_not_found"}.get(status)
+               headers: dict[str, str] | None = None, code: str | None = None,
+               error_type: str | None = None) -> JSONResponse:
+        code = code or {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "model_not_found"}.get(status)
         return JSONResponse({"error": {"message": message or _ERROR_MESSAGES.get(status, f"HTTP {status}"),
-                                       "type": _ERROR_TYPES.get(status, "invalid_request_error"),
+                                       "type": error_type or _ERROR_TYPES.get(status, "invalid_request_error"),
                                        "param": param, "code": code}},
                             status_code=status, headers=headers)
 
@@ -403,7 +406,7 @@ class FakeOpenAI:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return finish(self._error(400, "'messages' is a required property", param="messages"))
         spec = self._resolve(body, self._draw(body))
-        headers: dict[str, str] = {"x-request-id": f"req_{uuid.uuid4().hex[:16]}"}
+        headers: dict[str, str] = {"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **spec.get("headers", {})}
         status = int(spec.get("status", 200))
         payload = self._completion(body, spec) if status < 400 else None
         window = self._window
@@ -428,7 +431,8 @@ class FakeOpenAI:
                 headers["retry-after"] = str(spec["retry_after"])
             if "retry_after_ms" in spec:
                 headers["retry-after-ms"] = str(spec["retry_after_ms"])
-            return finish(self._error(status, spec.get("message"), param=spec.get("param"), headers=headers))
+            return finish(self._error(status, spec.get("message"), param=spec.get("param"), headers=headers,
+                                      code=spec.get("code"), error_type=spec.get("type")))
         if "raw_body" in spec:
             return finish(Response(str(spec["raw_body"]), media_type="text/html", headers=headers))
         usage = payload["usage"]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from contentgen.config import LLMSettings
-from contentgen.errors import ProviderUnavailable
+from contentgen.errors import ContentgenError, ProviderMisconfigured, ProviderUnavailable
 from contentgen.gates.schema import DRAFT_SCHEMA, validate_draft
 from contentgen.llm.budget import RateBudget, parse_reset
-from contentgen.llm.client import Completion, LLMClient, ProviderRejected, TransportFailure
+from contentgen.llm.client import Completion, LLMClient, ProviderRejected, RequestRejected, TransportFailure
 from contentgen.llm.retry import retry_after_s
 from tests.fake_openai import FakeOpenAI
 
@@ -111,24 +111,55 @@ def test_max_retries_zero_means_one_attempt(fake_openai: FakeOpenAI) -> None:
     assert len(fake_openai.requests) == 1 and ei.value.kind == "rate_limited"
 
 
-@pytest.mark.parametrize("status,fatal", [(400, False), (401, True), (403, True), (404, True), (422, False)])
-def test_client_errors_are_not_retried(fake_openai: FakeOpenAI, status: int, fatal: bool) -> None:
+@pytest.mark.parametrize("status,expected", [(400, RequestRejected), (401, ProviderMisconfigured),
+                                             (403, RequestRejected), (404, RequestRejected),
+                                             (422, RequestRejected)])
+def test_client_errors_are_not_retried(fake_openai: FakeOpenAI, status: int, expected: type) -> None:
+    # a set-up refusal leaves the member pending (a TransportFailure); one 401 stops the run at once
     fake_openai.script([{"status": status, "message": f"provider says {status}"}])
     client = make_client(fake_openai)
-    with pytest.raises(ProviderRejected) as ei:
+    with pytest.raises(expected) as ei:
         complete_once(client)
     assert len(fake_openai.requests) == 1 and client.stats.retries == 0
     err = ei.value
-    assert err.status == status and err.fatal is fatal and f"provider says {status}" in str(err)
+    assert f"provider says {status}" in str(err)
+    if expected is RequestRejected:
+        assert err.status == status and err.fatal and isinstance(err, TransportFailure) and "pending" in str(err)
     if status == 401:
-        assert "OPENAI_API_KEY" in str(err)
+        assert "OPENAI_API_KEY" in str(err) and err.exit_code == 6
+
+
+@pytest.mark.parametrize("status,message,code", [
+    (400, "This model's maximum context length is 128000 tokens. However, your messages resulted in 130020 "
+          "tokens.", "context_length_exceeded"),
+    (400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+     "content_filter"),
+    (400, "Invalid prompt: your prompt was flagged as potentially violating our usage policy.", "invalid_prompt"),
+])
+def test_a_refusal_of_the_content_is_a_failed_attempt(fake_openai: FakeOpenAI, status: int, message: str,
+                                                      code: str) -> None:
+    fake_openai.script([{"status": status, "message": message, "code": code}] * 4)
+    client = make_client(fake_openai)
+
+    async def go(c: LLMClient) -> list[BaseException]:
+        out = []
+        for _ in range(4):
+            try:
+                await c.complete(MESSAGES, schema=DRAFT_SCHEMA)
+            except Exception as e:  # noqa: BLE001
+                out.append(e)
+        return out
+
+    errors = run(client, go)
+    assert [type(e) for e in errors] == [ProviderRejected] * 4      # never a stop: it is this content's fault
+    assert errors[0].fatal is False and errors[0].provider_message == message
 
 
 def test_an_answer_that_is_not_a_completion_is_rejected(fake_openai: FakeOpenAI) -> None:
     fake_openai.script([{"raw_body": "<html>welcome to the admin UI</html>"}])
-    with pytest.raises(ProviderRejected) as ei:
+    with pytest.raises(ProviderMisconfigured) as ei:
         complete_once(make_client(fake_openai))
-    assert ei.value.fatal and "base-url" in str(ei.value) and len(fake_openai.requests) == 1
+    assert "base-url" in str(ei.value) and len(fake_openai.requests) == 1
 
 
 def test_hang_past_timeout_is_retried_then_fails(fake_openai: FakeOpenAI) -> None:
@@ -201,7 +232,7 @@ def test_a_success_resets_the_failure_count(fake_openai: FakeOpenAI) -> None:
 
 
 def test_rejections_do_not_count_towards_an_outage(fake_openai: FakeOpenAI) -> None:
-    fake_openai.script([{"status": 400}] * 4)
+    fake_openai.script([{"status": 400, "message": f"odd request {w}"} for w in ("a", "b", "c", "d")])
     client = make_client(fake_openai, outage_after=2)
 
     async def go(c: LLMClient) -> list[type]:
@@ -213,7 +244,7 @@ def test_rejections_do_not_count_towards_an_outage(fake_openai: FakeOpenAI) -> N
                 out.append(type(e))
         return out
 
-    assert run(client, go) == [ProviderRejected] * 4
+    assert run(client, go) == [RequestRejected] * 4     # different refusals: neither an outage nor a stop
 
 
 # -- structured output -----------------------------------------------------------------------------
@@ -224,6 +255,8 @@ def test_json_schema_is_sent_strict(fake_openai: FakeOpenAI) -> None:
     rf = fake_openai.requests[0].response_format
     assert rf == {"type": "json_schema", "json_schema": {"name": "draft", "schema": DRAFT_SCHEMA, "strict": True}}
     assert client.stats.structured_mode_used == "json_schema"
+    assert fake_openai.requests[0].body["max_tokens"] == 400 and "max_completion_tokens" not in \
+        fake_openai.requests[0].body
 
 
 def test_json_object_puts_schema_in_a_system_note(fake_openai: FakeOpenAI) -> None:
@@ -252,12 +285,16 @@ def test_auto_downgrades_to_json_object_and_remembers(fake_openai: FakeOpenAI) -
     assert kinds == ["json_schema", "json_object", "json_object"]
     assert [r.status for r in fake_openai.requests] == [400, 200, 200]
     assert first.attempts == 2 and second.attempts == 1 and first.text
-    assert client.stats.structured_mode_used == "json_object" and client.stats.rejected == 0
+    assert client.stats.structured_mode_used == "json_object_schema" and client.stats.rejected == 0
+    assert fake_openai.requests[1].response_format == {"type": "json_object", "schema": DRAFT_SCHEMA}
+    changes = client.capabilities()["changes"]
+    assert [(c["what"], c["from"], c["to"]) for c in changes] == [
+        ("structured_output", "json_schema", "json_object_schema")] and "HTTP 400" in changes[0]["reason"]
 
 
 def test_explicit_json_schema_does_not_downgrade(fake_openai: FakeOpenAI) -> None:
     fake_openai.reject_json_schema = True
-    with pytest.raises(ProviderRejected) as ei:
+    with pytest.raises(RequestRejected) as ei:
         complete_once(make_client(fake_openai, structured_output="json_schema"))
     assert ei.value.status == 400 and "response_format" in str(ei.value)
 
@@ -396,7 +433,7 @@ def test_api_key_never_in_repr_or_logs(fake_openai: FakeOpenAI, caplog: pytest.L
         out: list[Any] = [await c.complete(MESSAGES, schema=DRAFT_SCHEMA)]
         try:
             await c.complete(MESSAGES, schema=DRAFT_SCHEMA)
-        except ProviderRejected as e:
+        except ContentgenError as e:
             out.append(e)
         return out
 

@@ -24,9 +24,14 @@ caller waits until one unit has been replenished. ``pause_for`` (a 429 with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 import time
+from pathlib import Path
 from collections.abc import Callable, Mapping
+
+from .retry import header
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -48,7 +53,7 @@ def parse_reset(value: str | None) -> float | None:
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    raw = headers.get(name)
+    raw = header(headers, name)
     if raw is None:
         return None
     try:
@@ -78,7 +83,9 @@ class _Bucket:
 class RateBudget:
     """Paces calls to a provider. Without rpm/tpm it only applies pauses and header feedback."""
 
-    def __init__(self, rpm: int | None = None, tpm: int | None = None, *, headroom: float = 0.94,
+    shared = False
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, *, headroom: float = 0.99,
                  burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.requests = _Bucket(rpm, headroom, burst_s, 1.0) if rpm else None
@@ -99,27 +106,33 @@ class RateBudget:
                     b.refill(dt)
         return now
 
+    def _txn(self) -> contextlib.AbstractContextManager[None]:
+        """Where the bucket state lives: this process (no-op) or a shared file (``SqliteSharedBudget``)."""
+        return contextlib.nullcontext()
+
     async def acquire(self, est_tokens: int) -> int:
         """Wait until one request and its tokens may be spent, spend them; returns the tokens charged."""
         charge = max(1, round(est_tokens * self.ratio)) if self.tokens is not None else est_tokens
-        if self.requests is None and self.tokens is None and self._clock() >= self._paused_until:
+        if self.requests is None and self.tokens is None and not self.shared and self._clock() >= self._paused_until:
             return charge
         async with self._lock:
             while True:
-                now = self._refill()
-                wait = self._paused_until - now
-                if self.requests is not None:
-                    wait = max(wait, self.requests.wait_for(1.0))
-                if self.tokens is not None:
-                    wait = max(wait, self.tokens.wait_for(charge))
+                with self._txn():
+                    now = self._refill()
+                    wait = self._paused_until - now
+                    if self.requests is not None:
+                        wait = max(wait, self.requests.wait_for(1.0))
+                    if self.tokens is not None:
+                        wait = max(wait, self.tokens.wait_for(charge))
+                    if wait <= 0:
+                        if self.requests is not None:
+                            self.requests.level -= 1.0
+                        if self.tokens is not None:
+                            self.tokens.level -= charge
                 if wait <= 0:
                     break
                 self.waited_s += wait
                 await asyncio.sleep(wait)
-            if self.requests is not None:
-                self.requests.level -= 1.0
-            if self.tokens is not None:
-                self.tokens.level -= charge
         return charge
 
     def settle(self, est_tokens: int, actual_tokens: int, charged: int | None = None) -> None:
@@ -129,20 +142,23 @@ class RateBudget:
         charged = est_tokens if charged is None else charged
         if est_tokens > 0:
             self.ratio = min(1.0, max(0.05, 0.8 * self.ratio + 0.2 * actual_tokens / est_tokens))
-        self._refill()
-        # the charge was a guess taken in the past: settling it restores exactly what exact charging
-        # would have left, so a refund is not cut at capacity (the ratio keeps refunds small)
-        self.tokens.level += charged - actual_tokens
+        with self._txn():
+            self._refill()
+            # the charge was a guess taken in the past: settling it restores exactly what exact charging
+            # would have left, so a refund is not cut at capacity (the ratio keeps refunds small)
+            self.tokens.level += charged - actual_tokens
 
     def refund(self, charged: int) -> None:
         """Give back a charge for a request the provider refused (429/5xx)."""
         if self.tokens is not None:
-            self._refill()
-            self.tokens.level = min(self.tokens.capacity, self.tokens.level + charged)
+            with self._txn():
+                self._refill()
+                self.tokens.level = min(self.tokens.capacity, self.tokens.level + charged)
 
     def pause_for(self, seconds: float) -> None:
         if seconds > 0:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            with self._txn():
+                self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe(self, headers: Mapping[str, str], est_tokens: int = 0) -> None:
         """Adapt to ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` when the provider sends them."""
@@ -150,6 +166,10 @@ class RateBudget:
         rem_t = _int_header(headers, "x-ratelimit-remaining-tokens")
         if rem_r is None and rem_t is None:
             return
+        with self._txn():
+            self._observe(headers, rem_r, rem_t, est_tokens)
+
+    def _observe(self, headers: Mapping[str, str], rem_r: int | None, rem_t: int | None, est_tokens: int) -> None:
         self._refill()
         if rem_r is not None:
             if self.requests is not None:
@@ -163,10 +183,82 @@ class RateBudget:
                 self._pause_one_unit(headers, "tokens", rem_t, max(1, est_tokens) - rem_t)
 
     def _pause_one_unit(self, headers: Mapping[str, str], kind: str, remaining: int, need: int) -> None:
-        reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
+        reset = parse_reset(header(headers, f"x-ratelimit-reset-{kind}"))
         if reset is None:
             return
         limit = _int_header(headers, f"x-ratelimit-limit-{kind}")
         # reset = time until the limit is fully replenished; refill is continuous
         per_unit = reset / max(1, limit - remaining) if limit else reset
-        self.pause_for(min(reset, per_unit * need))
+        self._paused_until = max(self._paused_until, self._clock() + min(reset, per_unit * need))
+
+
+class SqliteSharedBudget(RateBudget):
+    """One RPM/TPM budget for several processes on one machine (the shards of a run): the buckets and the
+    provider's pause live in a SQLite file, changed in ``BEGIN IMMEDIATE`` transactions.
+
+    Each process paces with its own configured limits (give every shard the account's whole limit);
+    the levels they spend from are shared, so together they stay within one limit. The clock is
+    ``time.monotonic``, which every process on one Linux machine shares.
+    """
+
+    shared = True
+
+    def __init__(self, path: Path, key: str, rpm: int | None = None, tpm: int | None = None, *,
+                 headroom: float = 0.99, burst_s: float = 0.05) -> None:
+        super().__init__(rpm, tpm, headroom=headroom, burst_s=burst_s, clock=time.monotonic)
+        self.path, self.key = Path(path), key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE IF NOT EXISTS budget (key TEXT PRIMARY KEY, requests REAL, tokens REAL, "
+                        "updated REAL NOT NULL, paused_until REAL NOT NULL DEFAULT 0)")
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def _txn(self):  # type: ignore[override]
+        if self._depth:                       # nested (observe -> pause): one transaction
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        ok = False
+        try:
+            row = self.db.execute("SELECT requests, tokens, updated, paused_until FROM budget WHERE key=?",
+                                  (self.key,)).fetchone()
+            if row is None:                   # a new budget starts full, as a local one does
+                row = (None, None, self._clock(), 0.0)
+            req, tok, self._last, self._paused_until = row
+            if self.requests is not None:
+                self.requests.level = self.requests.capacity if req is None else req
+            if self.tokens is not None:
+                self.tokens.level = self.tokens.capacity if tok is None else tok
+            yield
+            ok = True
+        finally:
+            self._depth = 0
+            if ok:
+                self.db.execute("INSERT INTO budget VALUES (?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                                "requests=excluded.requests, tokens=excluded.tokens, updated=excluded.updated, "
+                                "paused_until=excluded.paused_until",
+                                (self.key, self.requests.level if self.requests else None,
+                                 self.tokens.level if self.tokens else None, self._last, self._paused_until))
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+
+def make_budget(settings, *, key: str, headroom: float | None = None) -> RateBudget:
+    """The budget a client paces with: this process's own, or the file ``llm.shared_budget`` names."""
+    headroom = headroom or settings.budget_headroom
+    if settings.shared_budget:
+        return SqliteSharedBudget(settings.shared_budget, key, settings.rpm, settings.tpm, headroom=headroom)
+    return RateBudget(settings.rpm, settings.tpm, headroom=headroom)

@@ -1,82 +1,109 @@
-"""One async client for every OpenAI-compatible backend (OpenAI, Azure, vLLM, Ollama, llama.cpp).
+"""One async client for every OpenAI-compatible backend (OpenAI, Azure, vLLM, Ollama, llama.cpp, LiteLLM).
 
 ``LLMClient.complete`` sends one chat completion and returns a ``Completion``:
 the text (possibly invalid JSON: the schema gate judges it), finish reason,
 refusal, usage and the number of attempts. Around the call:
 
-* one retry layer (tenacity, ``retry.py``); the SDK's retries are off;
-* a concurrency cap and RPM/TPM budgets (``budget.py``) fed by ``x-ratelimit-*`` headers;
-* structured output: ``json_schema`` (strict), ``json_object`` (schema in a system
-  note), or ``auto`` (json_schema, downgraded to json_object for the rest of the
-  run when the backend answers 400 about ``response_format``);
+* the endpoint (``endpoints.py``): OpenAI-style ``/v1`` servers, Azure OpenAI
+  deployment URLs (``api-version``, ``api-key``) and Azure's ``/openai/v1/``;
+* the hot call (``transport.py``): aiohttp, answers validated into the SDK's
+  ``ChatCompletion``, errors raised as the SDK's exception classes; the
+  ``AsyncOpenAI`` client (on aiohttp too) serves Files, Batches and Models;
+* one retry layer (tenacity, ``retry.py``) honouring ``Retry-After`` (also as
+  LiteLLM forwards it); the SDK's retries are off;
+* a concurrency cap and RPM/TPM budgets (``budget.py``; shared between shard
+  processes with ``llm.shared_budget``) fed by ``x-ratelimit-*`` headers;
+* capability negotiation (``capabilities.py``): a refused ``response_format``,
+  ``max_tokens`` or ``temperature`` is recognized from the error's content
+  whatever its status, the request is reshaped (json_schema -> schema in the
+  request -> json_object -> schema in the prompt; ``max_completion_tokens``)
+  and the result kept for this base URL; ``GET /models`` names known servers
+  first (llama-cpp-python's gets the schema as a grammar and one request in flight);
 * outage detection: ``outage_after`` consecutive requests that failed for
-  transport reasons (after their retries) trip ``ProviderUnavailable`` for this
-  and every later call; the run pauses and resumes on re-run.
+  transport reasons (after their retries) trip ``ProviderUnavailable`` (exit 3);
+* misconfiguration: ``misconfig_after`` consecutive requests refused the same
+  way (same status, same message; one 401 is enough) trip
+  ``ProviderMisconfigured`` (exit 6) naming the provider's error and the fix.
 
 Exceptions (all ``ContentgenError``)::
 
-    TransportFailure     one request failed after its retries (429/5xx/timeout/connection):
-                         leave the member pending, never push it to fallback
-    ProviderRejected     400/401/403/404/...: not retried; ``.status``, ``.fatal``
-                         (True for 401/403/404, and for a 200 that is not a chat
-                         completion: the whole run is misconfigured)
-    ProviderUnavailable  (errors.py, exit 3) the provider is down: stop the run
+    TransportFailure       the request got no answer (429/5xx/timeout/connection, after retries):
+     └── RequestRejected   or it was refused for a reason that is not its content (a 4xx that
+                           is not yet known to be systematic): the member stays pending
+    ProviderRejected       refused because of this request's content (context too long, content
+                           filter, flagged prompt): a failed attempt; the decide step goes on
+    ProviderUnavailable    (errors.py, exit 3) the provider is down: stop the run
+     └── ProviderMisconfigured (exit 6) every request is refused the same way: stop the run
 
-The API key is handed to the SDK and kept nowhere else; it is not in ``repr``
-or in any log record.
+The API key is handed to the transport and the SDK and kept nowhere else; it is
+not in ``repr`` or in any log record.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import openai
-from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..config import LLMSettings
-from ..errors import ContentgenError, ProviderUnavailable
-from .budget import RateBudget
-from .retry import ProviderWait, exc_retry_after, is_transient
+from ..errors import ContentgenError, ProviderMisconfigured, ProviderUnavailable
+from .budget import make_budget
+from .capabilities import Capabilities, rejected_param, server_kind, wants_completion_tokens
+from .endpoints import resolve, sdk_client
+from .retry import ProviderWait, exc_retry_after, is_content_rejection, is_transient
+from .transport import DirectTransport, SdkTransport
 
 log = logging.getLogger("contentgen.llm")
 
-__all__ = ["ClientStats", "Completion", "LLMClient", "ProviderRejected", "TransportFailure",
+__all__ = ["ClientStats", "Completion", "LLMClient", "ProviderRejected", "RequestRejected", "TransportFailure",
            "complete_counted", "estimate_tokens"]
 
 _HINTS = {
     200: "the answer was not a chat completion: check --base-url (OpenAI-compatible servers usually end in /v1)",
-    401: "check OPENAI_API_KEY (or --api-key) for this provider",
+    401: "check OPENAI_API_KEY (or --api-key) for this provider (Azure: the resource's key)",
     403: "check that the key's project may use this model",
-    404: "check the model name and --base-url (the model or endpoint does not exist)",
+    404: "check the model name (Azure: the deployment name) and --base-url",
     400: "the provider refused this request as invalid; see its message",
+    422: "the provider refused this request as invalid; see its message",
 }
 
 
 class TransportFailure(ContentgenError):
-    """A request failed after all retries for a transport reason; the member stays pending."""
+    """A request got no usable answer for a reason that is not its content; the member stays pending."""
 
     def __init__(self, message: str, *, kind: str, status: int | None, attempts: int) -> None:
-        self.kind = kind            # "rate_limited" | "server_error" | "timeout" | "connection"
+        self.kind = kind            # "rate_limited" | "server_error" | "timeout" | "connection" | "rejected"
         self.status = status
         self.attempts = attempts
         super().__init__(message, hint="the member stays pending; a re-run retries it")
 
 
+class RequestRejected(TransportFailure):
+    """Refused (4xx) for a reason that is not the request's content; counted towards misconfiguration."""
+
+    fatal = True                    # never the member's fault: the decide step must not treat it as a refusal
+
+    def __init__(self, message: str, *, status: int, provider_message: str, attempts: int) -> None:
+        self.provider_message = provider_message
+        super().__init__(message, kind="rejected", status=status, attempts=attempts)
+
+
 class ProviderRejected(ContentgenError):
-    """The provider refused the request (4xx other than 429); not retried."""
+    """The provider refused this request because of its content; a failed attempt, not a stop."""
 
     def __init__(self, message: str, *, status: int, provider_message: str) -> None:
         self.status = status
         self.provider_message = provider_message
-        self.fatal = status in (200, 401, 403, 404)
+        self.fatal = False
         super().__init__(message, hint=_HINTS.get(status))
 
 
@@ -101,13 +128,14 @@ class ClientStats:
     server_errors: int = 0           # 5xx answers
     timeouts: int = 0
     connection_errors: int = 0
-    rejected: int = 0                # 4xx other than 429 (after any structured-output downgrade)
+    rejected: int = 0                # refusals that reached the caller (after any renegotiation)
+    renegotiated: int = 0            # refusals answered by reshaping the request
     succeeded: int = 0               # complete() calls that returned
     transport_failures: int = 0      # complete() calls that raised TransportFailure
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
-    structured_mode_used: str = ""   # "json_schema" or "json_object" (what the next request uses)
+    structured_mode_used: str = ""   # what the next request uses (capabilities.LEVELS)
     budget_wait_s: float = 0.0       # time spent waiting for RPM/TPM budget or provider pauses
 
     def as_dict(self) -> dict[str, Any]:
@@ -156,46 +184,81 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     return exc.message
 
 
-def _is_format_rejection(exc: openai.APIStatusError) -> bool:
-    if exc.status_code != 400:
-        return False
-    text = f"{exc.message} {exc.body}".lower()
-    return "response_format" in text or "json_schema" in text
+def _same_way(status: int, message: str) -> tuple[int, str]:
+    """Refusals that differ only in numbers or ids (request ids, token counts) are the same refusal."""
+    return status, re.sub(r"[0-9a-f]{8,}|\d+", "#", message.lower()).strip()[:300]
 
 
-class _Downgrade(Exception):
-    pass
+class _Renegotiated(Exception):
+    """The request shape changed (a refused parameter); send it again, reshaped."""
+
+
+class _NotACompletion(Exception):
+    def __init__(self, status: int, content_type: str, raw: bytes) -> None:
+        self.status, self.content_type, self.raw = status, content_type, raw
 
 
 class LLMClient:
     def __init__(self, settings: LLMSettings, *, base_url: str, api_key: str | None, model: str | None = None,
                  local_schema_hint: bool = False, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
-                 budget_headroom: float = 0.94) -> None:
+                 budget_headroom: float | None = None, probe: bool = True) -> None:
         self.settings = settings
-        self.base_url = _safe_url(base_url)
         self.model = model or settings.model
+        self.endpoint = resolve(base_url, self.model, api_version=settings.api_version, azure=settings.azure)
+        self.base_url = _safe_url(self.endpoint.base_url)
         self.local_schema_hint = local_schema_hint
-        self._oai = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", max_retries=0,
-                                       timeout=settings.timeout_s)
-        self._sem = asyncio.Semaphore(settings.concurrency)
-        self._budget = RateBudget(settings.rpm, settings.tpm, headroom=budget_headroom)
+        limits = httpx2.Limits(max_connections=settings.concurrency + 8,
+                               max_keepalive_connections=settings.concurrency + 8)
+        self._http = openai.DefaultAioHttpClient(limits=limits, timeout=settings.timeout_s)
+        self._oai = sdk_client(self.endpoint, api_key, timeout=settings.timeout_s, http_client=self._http)
+        if settings.transport == "sdk":
+            self._transport: DirectTransport | SdkTransport = SdkTransport(self._oai, self.endpoint)
+        else:
+            self._transport = DirectTransport(self.endpoint, api_key, self._oai, concurrency=settings.concurrency,
+                                              timeout_s=settings.timeout_s)
+        self._budget = make_budget(settings, key=f"{self.base_url}|{self.model}",
+                                   headroom=budget_headroom or settings.budget_headroom)
         self._wait = ProviderWait(initial_s=backoff_initial_s, max_s=backoff_max_s)
-        self._auto = settings.structured_output == "auto"
-        self._mode = "json_object" if settings.structured_output == "json_object" else "json_schema"
+        mode = settings.structured_output
+        start = {"auto": "json_schema", "json_schema": "json_schema", "prompt": "prompt",
+                 "json_object": "json_object_schema" if local_schema_hint else "json_object"}[mode]
+        self.caps = Capabilities(self.base_url, structured=start, negotiate_structured=mode == "auto",
+                                 token_param="max_completion_tokens" if wants_completion_tokens(self.model)
+                                 else "max_tokens")
+        if local_schema_hint:
+            self.caps.server = "llama-cpp-python"
+        self._probe = probe and not self.endpoint.is_azure and not local_schema_hint
+        self._probe_lock: asyncio.Lock | None = None
+        self._sem: asyncio.Semaphore | None = None
         self._consecutive_failures = 0
-        self._outage: str | None = None
-        self.stats = ClientStats(structured_mode_used=self._mode)
+        self._refusal: tuple[tuple[int, str], int] | None = None
+        self._stop: ContentgenError | None = None
+        self.stats = ClientStats(structured_mode_used=self.caps.structured)
 
     def __repr__(self) -> str:
         return (f"LLMClient(base_url={self.base_url!r}, model={self.model!r}, "
-                f"structured_output={self._mode!r}, concurrency={self.settings.concurrency})")
+                f"structured_output={self.caps.structured!r}, concurrency={self.settings.concurrency})")
 
     @property
     def structured_mode(self) -> str:
-        return self._mode
+        return self.caps.structured
+
+    @property
+    def concurrency(self) -> int:
+        cap = self.caps.max_concurrency
+        return min(self.settings.concurrency, cap) if cap else self.settings.concurrency
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this run learned about the provider (for the manifest)."""
+        return {**self.caps.as_dict(), "endpoint": self.endpoint.kind, "transport": self._transport.name,
+                "concurrency": self.concurrency}
 
     async def aclose(self) -> None:
+        await self._transport.aclose()
         await self._oai.close()
+        close = getattr(self._budget, "close", None)
+        if close:
+            close()
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -207,22 +270,8 @@ class LLMClient:
 
     def _request(self, messages: list[dict[str, Any]], schema: dict[str, Any], schema_name: str,
                  max_tokens: int) -> dict[str, Any]:
-        if self._mode == "json_schema":
-            fmt: dict[str, Any] = {"type": "json_schema",
-                                   "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
-        else:
-            fmt = {"type": "json_object"}
-            if self.local_schema_hint:                   # llama.cpp's server constrains to it
-                fmt["schema"] = schema
-            note = ("Return only one JSON object that matches this JSON schema, with no other text:\n"
-                    + json.dumps(schema, separators=(",", ":")))
-            messages = list(messages)
-            if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
-                messages[0] = {**messages[0], "content": messages[0]["content"] + "\n\n" + note}
-            else:
-                messages.insert(0, {"role": "system", "content": note})
-        return {"model": self.model, "messages": messages, "temperature": self.settings.temperature,
-                "max_tokens": max_tokens, "response_format": fmt}
+        body = {"model": self.model, "messages": messages, "temperature": self.settings.temperature}
+        return self.caps.shape(body, schema, schema_name, max_tokens)
 
     def request_body(self, messages: list[dict[str, Any]], *, schema: dict[str, Any], schema_name: str = "message",
                      max_tokens: int | None = None) -> dict[str, Any]:
@@ -234,68 +283,100 @@ class LLMClient:
         """The underlying SDK client (Files and Batches endpoints); retries are off on it."""
         return self._oai
 
+    # -- what the server is ---------------------------------------------------------------------
+
+    async def _ensure_ready(self) -> None:
+        if self._sem is not None:
+            return
+        if self._probe_lock is None:
+            self._probe_lock = asyncio.Lock()
+        async with self._probe_lock:
+            if self._sem is not None:
+                return
+            if self._probe:
+                try:
+                    raw = await self._oai.with_options(timeout=min(10.0, self.settings.timeout_s)) \
+                        .models.with_raw_response.list()
+                    body = json.loads(raw.http_response.content or b"{}")
+                    kind = server_kind(body, dict(raw.headers))
+                except (openai.OpenAIError, ValueError):
+                    kind = "unknown"
+                self.caps.learn_server(kind)
+                if self.caps.max_concurrency and self.caps.max_concurrency < self.settings.concurrency:
+                    log.warning("provider at %s is %s, which answers %d request(s) at a time; keeping %d in flight "
+                                "instead of %d", self.base_url, kind, self.caps.max_concurrency,
+                                self.caps.max_concurrency, self.settings.concurrency)
+                self.stats.structured_mode_used = self.caps.structured
+            self._sem = asyncio.Semaphore(self.concurrency)
+
     # -- the call --------------------------------------------------------------------------------
 
-    def _check_outage(self) -> None:
-        if self._outage is not None:
-            raise ProviderUnavailable(self._outage)
+    def _check_stop(self) -> None:
+        if self._stop is not None:
+            raise self._stop
 
     async def complete(self, messages: list[dict[str, Any]], *, schema: dict[str, Any],
                        schema_name: str = "message", max_tokens: int | None = None) -> Completion:
-        self._check_outage()
+        self._check_stop()
+        await self._ensure_ready()
         t0 = time.perf_counter()
         max_tokens = max_tokens or self.settings.max_tokens
         attempts = 0
         while True:
-            kwargs = self._request(messages, schema, schema_name, max_tokens)
-            est = estimate_tokens(kwargs["messages"]) + max_tokens
+            shape = self._shape_id()
+            body = self._request(messages, schema, schema_name, max_tokens)
+            est = estimate_tokens(body["messages"]) + max_tokens
             counter = [0]
             try:
-                comp = await self._with_retries(kwargs, est, counter)
-            except _Downgrade:
+                comp = await self._with_retries(body, est, counter, shape)
+            except _Renegotiated:
                 attempts += counter[0]
                 continue
             except openai.APIStatusError as e:
                 attempts += counter[0]
-                if is_transient(e):
+                if _retryable(e):
                     self._transport_failed(e, attempts)
-                self.stats.rejected += 1
-                msg = _provider_message(e)
-                raise ProviderRejected(f"provider at {self.base_url} rejected the request: "
-                                       f"{e.status_code} {msg}", status=e.status_code,
-                                       provider_message=msg) from None
+                self._refused(e.status_code, _provider_message(e), e.body, attempts)
+            except _NotACompletion as e:
+                attempts += counter[0]
+                self._refused(e.status, f"something that is not a chat completion ({e.content_type}): "
+                                        f"{e.raw[:120].decode('utf-8', 'replace')}", None, attempts)
             except openai.APIConnectionError as e:
                 attempts += counter[0]
                 self._transport_failed(e, attempts)
             attempts += counter[0]
             break
         self._consecutive_failures = 0
+        self._refusal = None
         self.stats.succeeded += 1
-        usage = getattr(comp, "usage", None)
-        pt = (getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
-        ct = (getattr(usage, "completion_tokens", 0) or 0) if usage else 0
+        usage = comp.usage
+        pt = (usage.prompt_tokens or 0) if usage else 0
+        ct = (usage.completion_tokens or 0) if usage else 0
         details = getattr(usage, "prompt_tokens_details", None) if usage else None
         cached = (getattr(details, "cached_tokens", None) or 0) if details else 0
         self.stats.prompt_tokens += pt
         self.stats.completion_tokens += ct
         self.stats.cached_tokens += cached
-        choices = getattr(comp, "choices", None)
-        choice = choices[0] if choices else None
+        choice = comp.choices[0] if comp.choices else None
         msg = choice.message if choice else None
         return Completion(text=msg.content if msg else None,
                           finish_reason=choice.finish_reason if choice else None,
                           refusal=getattr(msg, "refusal", None) if msg else None,
                           prompt_tokens=pt, completion_tokens=ct, cached_tokens=cached, attempts=attempts,
-                          model=getattr(comp, "model", None) or self.model, latency_s=time.perf_counter() - t0)
+                          model=comp.model or self.model, latency_s=time.perf_counter() - t0)
 
-    async def _with_retries(self, kwargs: dict[str, Any], est: int, counter: list[int]) -> Any:
+    def _shape_id(self) -> tuple[str, str, bool]:
+        return self.caps.structured, self.caps.token_param, self.caps.send_temperature
+
+    async def _with_retries(self, body: dict[str, Any], est: int, counter: list[int],
+                            shape: tuple[str, str, bool]) -> Any:
         retrying = AsyncRetrying(stop=stop_after_attempt(self.settings.max_retries + 1), wait=self._wait,
-                                 retry=retry_if_exception(is_transient), reraise=True,
+                                 retry=retry_if_exception(_retryable), reraise=True,
                                  before_sleep=self._before_sleep)
         async for attempt in retrying:
             with attempt:
                 counter[0] += 1
-                return await self._attempt(kwargs, est)
+                return await self._attempt(body, est, shape)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _before_sleep(self, state: Any) -> None:
@@ -304,16 +385,19 @@ class LLMClient:
         log.debug("retrying %s in %.2fs (attempt %d of %d)", _describe(exc), state.upcoming_sleep,
                   state.attempt_number + 1, self.settings.max_retries + 1)
 
-    async def _attempt(self, kwargs: dict[str, Any], est: int) -> Any:
-        self._check_outage()
+    async def _attempt(self, body: dict[str, Any], est: int, shape: tuple[str, str, bool]) -> Any:
+        self._check_stop()
+        assert self._sem is not None
         async with self._sem:
-            self._check_outage()
+            self._check_stop()
+            if shape != self._shape_id():
+                raise _Renegotiated()          # another request renegotiated while this one waited
             t_wait = time.perf_counter()
             charged = await self._budget.acquire(est)
             self.stats.budget_wait_s += time.perf_counter() - t_wait
             self.stats.requests += 1
             try:
-                raw = await self._oai.chat.completions.with_raw_response.create(**kwargs)
+                comp, status, headers, raw = await self._transport.post(body)
             except openai.APIStatusError as e:
                 self._budget.observe(e.response.headers, charged)
                 self._budget.refund(charged)
@@ -322,13 +406,18 @@ class LLMClient:
                     ra = exc_retry_after(e)
                     if ra:
                         self._budget.pause_for(ra)
-                elif e.status_code >= 500:
+                    raise
+                param = rejected_param(e.status_code, e.body, e.message)
+                if param is not None:
+                    if shape != self._shape_id():
+                        raise _Renegotiated() from None
+                    if self.caps.downgrade(param, e.status_code, _provider_message(e)):
+                        self.stats.renegotiated += 1
+                        self.stats.structured_mode_used = self.caps.structured
+                        raise _Renegotiated() from None
+                    raise _Refused(e) from None    # nothing left to try: no retry, to the caller
+                if e.status_code >= 500:
                     self.stats.server_errors += 1
-                elif self._auto and self._mode == "json_schema" and _is_format_rejection(e):
-                    self._mode = self.stats.structured_mode_used = "json_object"
-                    log.warning("provider at %s does not accept response_format json_schema (%s); "
-                                "using json_object for the rest of the run", self.base_url, _provider_message(e))
-                    raise _Downgrade() from None
                 raise
             except openai.APITimeoutError:
                 self.stats.timeouts += 1
@@ -336,23 +425,40 @@ class LLMClient:
             except openai.APIConnectionError:
                 self.stats.connection_errors += 1
                 raise
-            self._budget.observe(raw.headers, charged)
-            comp = raw.parse()                   # LegacyAPIResponse: sync parse
-            if inspect.isawaitable(comp):
-                comp = await comp
-            if not isinstance(comp, ChatCompletion):
-                # e.g. a web page answering 200 because --base-url lacks /v1
+            self._budget.observe(headers, charged)
+            if comp is None:
                 self._budget.refund(charged)
-                self.stats.rejected += 1
-                raise ProviderRejected(f"provider at {self.base_url} answered HTTP {raw.status_code} with "
-                                       f"something that is not a chat completion "
-                                       f"({raw.headers.get('content-type', 'no content-type')})",
-                                       status=raw.status_code, provider_message=str(comp)[:200])
-            usage = getattr(comp, "usage", None)
+                raise _NotACompletion(status, headers.get("content-type", "no content-type"), raw)
+            usage = comp.usage
             if usage is not None:
-                self._budget.settle(est, (getattr(usage, "prompt_tokens", 0) or 0)
-                                    + (getattr(usage, "completion_tokens", 0) or 0), charged)
+                self._budget.settle(est, (usage.prompt_tokens or 0) + (usage.completion_tokens or 0), charged)
             return comp
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def _refused(self, status: int, provider_message: str, body: Any, attempts: int) -> None:
+        """A refusal that renegotiation could not answer: content (fallback road) or set-up (pending, then stop)."""
+        self.stats.rejected += 1
+        what = f"HTTP {status} {provider_message}"
+        if status != 200 and is_content_rejection(status, body, provider_message):
+            raise ProviderRejected(f"provider at {self.base_url} refused the request: {what}", status=status,
+                                   provider_message=provider_message)
+        key = _same_way(status, provider_message)
+        n = self._refusal[1] + 1 if self._refusal and self._refusal[0] == key else 1
+        self._refusal = (key, n)
+        threshold = 1 if status in (200, 401) else self.settings.misconfig_after
+        if n >= threshold:
+            if self._stop is None:
+                hint = _HINTS.get(status, "check the campaign's llm settings against the provider's documentation")
+                self._stop = ProviderMisconfigured(
+                    f"provider at {self.base_url} (model {self.model}) refused {n} request(s) in a row the same "
+                    f"way: {what[:500]}. The run is stopped; no member went to fallback because of it",
+                    hint=f"{hint}; then re-run the same command (members not yet decided are still pending)")
+                log.error("%s", self._stop.message)
+            raise self._stop
+        log.warning("provider at %s refused a request: %s (the member stays pending)", self.base_url, what[:300])
+        raise RequestRejected(f"provider at {self.base_url} refused the request: {what}", status=status,
+                              provider_message=provider_message, attempts=attempts)
 
     def _transport_failed(self, exc: BaseException, attempts: int) -> None:
         self.stats.transport_failures += 1
@@ -366,13 +472,26 @@ class LLMClient:
                                    kind=kind, status=status, attempts=attempts)
         n = self._consecutive_failures
         if n >= self.settings.outage_after:
-            if self._outage is None:
-                self._outage = (f"provider at {self.base_url} failed {n} times in a row (last: {what}); "
-                                "the run is paused; re-run the same command to continue")
-                log.error("%s", self._outage)
-            raise ProviderUnavailable(self._outage) from failure
+            if self._stop is None:
+                self._stop = ProviderUnavailable(
+                    f"provider at {self.base_url} failed {n} times in a row (last: {what}); "
+                    "the run is paused; re-run the same command to continue")
+                log.error("%s", self._stop.message)
+            raise self._stop from failure
         log.warning("%s", failure.message)
         raise failure from None
+
+
+class _Refused(openai.APIStatusError):
+    """A refused parameter with no alternative left: not retried, handled as a refusal."""
+
+    def __init__(self, e: openai.APIStatusError) -> None:
+        super().__init__(e.message, response=e.response, body=e.body)
+        self.status_code = e.status_code
+
+
+def _retryable(exc: BaseException) -> bool:
+    return is_transient(exc) and not isinstance(exc, _Refused)
 
 
 def _describe(exc: BaseException | None) -> str:

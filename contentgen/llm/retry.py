@@ -4,13 +4,21 @@ The one retry layer of the client (tenacity; the SDK's own retries are off).
 Retried: 429, 500/502/503/504, timeouts and connection errors. Never retried:
 any other status (400/401/403/404/409/422 ...). The wait honours the
 provider's ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date) and
-otherwise backs off exponentially with jitter.
+otherwise backs off exponentially with jitter. Behind a LiteLLM proxy the
+provider's headers arrive renamed (``llm_provider-retry-after``,
+``llm_provider-x-ratelimit-*``): ``header`` reads either name.
+
+A refused request (any other status) is either about this request's content
+(``is_content_rejection``: context too long, content filter, flagged prompt),
+which the decide step treats as a failed attempt, or about the run's set-up,
+which leaves the member pending (``client.py``).
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from collections.abc import Mapping
 
@@ -18,6 +26,31 @@ import openai
 from tenacity import RetryCallState, wait_exponential_jitter
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+PROXY_PREFIXES = ("", "llm_provider-")          # LiteLLM forwards the provider's headers with this prefix
+
+_CONTENT = re.compile(r"context_length_exceeded|maximum context length|context window|too many tokens|"
+                      r"string too long|content_filter|content management policy|content_policy|"
+                      r"invalid_prompt|flagged|safety system|usage polic", re.I)
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A response header by name, or as a LiteLLM proxy forwards it (``llm_provider-<name>``)."""
+    if not headers:
+        return None
+    for prefix in PROXY_PREFIXES:
+        value = headers.get(prefix + name)
+        if value is not None:
+            return value
+    return None
+
+
+def is_content_rejection(status: int, body: object, message: str) -> bool:
+    """A refusal about this request's content (the member's fault, not the run's)."""
+    if status in (401, 403, 404, 429) or status >= 500:
+        return False
+    err = body.get("error", body) if isinstance(body, dict) else body
+    code = str(err.get("code") or "") if isinstance(err, dict) else ""
+    return bool(_CONTENT.search(f"{code} {message}"))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -32,13 +65,13 @@ def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
     """Seconds the provider asked us to wait, from ``retry-after-ms`` or ``Retry-After``; None if absent."""
     if not headers:
         return None
-    ms = headers.get("retry-after-ms")
+    ms = header(headers, "retry-after-ms")
     if ms is not None:
         try:
             return max(0.0, float(ms) / 1000.0)
         except ValueError:
             pass
-    value = headers.get("retry-after")
+    value = header(headers, "retry-after")
     if value is None:
         return None
     try:
