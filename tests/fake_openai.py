@@ -72,7 +72,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 Spec = dict[str, Any]
 Responder = Callable[[dict[str, Any]], "Spec | str"]
@@ -195,20 +195,49 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        api = [
+            Route("/chat/completions", self._chat, methods=["POST"]),
+            Route("/models", self._models, methods=["GET"]),
+            Route("/files", self._file_upload, methods=["POST"]),
+            Route("/files", self._file_list, methods=["GET"]),
+            Route("/files/{file_id}", self._file_get, methods=["GET"]),
+            Route("/files/{file_id}/content", self._file_content, methods=["GET"]),
+            Route("/batches", self._batch_create, methods=["POST"]),
+            Route("/batches", self._batch_list, methods=["GET"]),
+            Route("/batches/{batch_id}", self._batch_get, methods=["GET"]),
+            Route("/batches/{batch_id}/cancel", self._batch_cancel, methods=["POST"]),
+        ]
         self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/v1/files", self._file_upload, methods=["POST"]),
-            Route("/v1/files/{file_id}", self._file_get, methods=["GET"]),
-            Route("/v1/files/{file_id}/content", self._file_content, methods=["GET"]),
-            Route("/v1/batches", self._batch_create, methods=["POST"]),
-            Route("/v1/batches", self._batch_list, methods=["GET"]),
-            Route("/v1/batches/{batch_id}", self._batch_get, methods=["GET"]),
-            Route("/v1/batches/{batch_id}/cancel", self._batch_cancel, methods=["POST"]),
             Route("/_fake/config", self._admin_config, methods=["POST"]),
             Route("/_fake/stats", self._admin_stats, methods=["GET"]),
+            # Azure OpenAI's URL forms: deployments (chat) with ?api-version, /openai/files..., /openai/v1/...
+            Mount("/openai/deployments/{deployment}", routes=api[:1]),
+            Mount("/openai/v1", routes=api),
+            Mount("/openai", routes=api[1:]),
+            Mount("/v1", routes=api),
         ])
+        self._app_inner = self.app
+        self.app = self._capture_app
         self.reset(latency_s=latency_s, seed=seed, batch_delay_s=batch_delay_s)
+
+    async def _capture_app(self, scope, receive, send) -> None:
+        """Every HTTP request is recorded in ``seen``; ``fail_http`` answers matching ones with an error."""
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            path, method = scope["path"], scope["method"]
+            self.seen.append({"method": method, "path": path, "query": scope["query_string"].decode(),
+                              "headers": headers})
+            for i, (m, pattern, statuses) in enumerate(self._http_faults):
+                if m == method and re.fullmatch(pattern, path) and statuses:
+                    status = statuses.popleft()
+                    await self._error(status)(scope, receive, send)
+                    return
+        await self._app_inner(scope, receive, send)
+
+    def fail_http(self, method: str, path_regex: str, statuses: list[int]) -> None:
+        """Answer the next requests matching ``method`` and ``path_regex`` with these statuses, in order."""
+        with self._lock:
+            self._http_faults.append((method, path_regex, collections.deque(statuses)))
 
     # -- configuration (call from the test thread) -------------------------------------------------
 
@@ -219,6 +248,9 @@ class FakeOpenAI:
             self.latency_s = latency_s
             self.batch_delay_s = batch_delay_s
             self.reject_json_schema = False
+            self.refuse: dict[str, Spec] = {}     # "max_tokens", "temperature", "response_format:json_schema"...
+            self.seen: list[dict[str, Any]] = []
+            self._http_faults: list[tuple[str, str, collections.deque]] = []
             self._script: collections.deque[Spec] = collections.deque()
             self._rng = random.Random(seed)
             self._faults: dict[str, float] = {}
@@ -283,7 +315,7 @@ class FakeOpenAI:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", interface="asgi3",
                                 timeout_graceful_shutdown=1, backlog=4096)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
@@ -313,6 +345,14 @@ class FakeOpenAI:
 
     def _draw(self, body: dict[str, Any]) -> Spec:
         rf = body.get("response_format") or {}
+        for key, spec in self.refuse.items():     # a server that refuses a parameter (its own error shape)
+            name, _, value = key.partition(":")
+            got = rf.get("type") if name == "response_format" and isinstance(rf, dict) else body.get(name)
+            if name == "response_format.schema":
+                got = "schema" if isinstance(rf, dict) and "schema" in rf else None
+                value = "schema"
+            if got is not None and (not value or got == value):
+                return dict(spec)
         if self.reject_json_schema and isinstance(rf, dict) and rf.get("type") == "json_schema":
             return {"status": 400, "param": "response_format",
                     "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
@@ -381,7 +421,8 @@ class FakeOpenAI:
                             status_code=status, headers=headers)
 
     def _authorized(self, request: Request) -> bool:
-        return self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
+        return (self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
+                or request.headers.get("api-key") == self.api_key)
 
     async def _chat(self, request: Request) -> Response:
         now = time.monotonic()
@@ -465,6 +506,11 @@ class FakeOpenAI:
             return self._error(400, "multipart fields 'file' and 'purpose' are required")
         data = await upload.read()
         return JSONResponse(self._new_file(data, upload.filename or "upload.jsonl", str(purpose)))
+
+    async def _file_list(self, request: Request) -> Response:
+        purpose = request.query_params.get("purpose")
+        data = [f for f in self.files.values() if purpose is None or f["purpose"] == purpose]
+        return JSONResponse({"object": "list", "data": data, "has_more": False})
 
     async def _file_get(self, request: Request) -> Response:
         meta = self.files.get(request.path_params["file_id"])
@@ -631,7 +677,7 @@ def main(argv: list[str] | None = None) -> None:
     fake.set_limits(rpm=args.rpm, tpm=args.tpm, window_s=args.window_s)
     fake.set_faults(rate_429=args.rate_429, rate_500=args.rate_500)
     print(f"fake OpenAI server on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning", access_log=False,
+    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="warning", access_log=False, interface="asgi3",
                 lifespan="off", backlog=4096)
 
 

@@ -71,13 +71,16 @@ def rejected_param(status: int, body: Any, message: str) -> str | None:
                                                                          "unsupported_value"))
     if not refusing:
         return None
-    for name in ("max_completion_tokens", "max_tokens", "temperature"):
-        if param == name or re.search(rf"['\"`]?\b{name}\b", text):
-            if name == "max_tokens" and "max_completion_tokens" in text and param != "max_tokens" \
-                    and not re.search(r"['\"`]max_tokens['\"`]", text):
-                continue
-            return name
-    if param.startswith("response_format") or _FORMAT_WORDS.search(param + " " + text):
+    names = ("max_completion_tokens", "max_tokens", "temperature")
+    if param in names:
+        return param
+    if param.startswith("response_format"):
+        return "response_format"
+    # no param field: the parameter the message names first ("'max_tokens' ... use 'max_completion_tokens'")
+    found = [(m.start(), name) for name in names if (m := re.search(rf"\b{name}\b", text))]
+    if found:
+        return min(found)[1]
+    if _FORMAT_WORDS.search(param + " " + text):
         return "response_format"
     return None
 
