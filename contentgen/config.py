@@ -147,6 +147,21 @@ class Campaign(_Strict):
         return v
 
 
+#: llm keys that change how requests travel, not what is written: a paused run resumes after they change
+OPERATIONAL_LLM_KEYS = frozenset({"timeout_s", "concurrency", "max_retries", "rpm", "tpm", "outage_after",
+                                  "misconfig_after", "transport", "shared_budget", "budget_headroom",
+                                  "batch_queued_tokens", "batch_resubmits", "batch_live_fallback"})
+
+
+def campaign_hash(campaign: Campaign) -> str:
+    """SHA-256 of everything in the campaign that decides the output (not the operational llm keys)."""
+    import hashlib
+    import json
+
+    data = campaign.model_dump(mode="json", exclude={"source": True, "llm": set(OPERATIONAL_LLM_KEYS)})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def require_price(campaign: Campaign, model: str | None) -> Price:
     """The model's price, or a ConfigError (exit 2) that says how to add one (``--max-cost`` needs it)."""
     price = campaign.price_for(model)

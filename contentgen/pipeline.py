@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, failpoints, gates
-from .config import Campaign, load_campaign, require_price
+from .config import Campaign, campaign_hash, load_campaign, require_price
 from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
@@ -80,7 +80,7 @@ def fingerprint(campaign: Campaign) -> dict[str, str]:
     """Hashes of everything that decides the output; a resumed run must match them."""
     inp = campaign.inputs
     fp = {
-        "campaign": sha256_file(campaign.source) if campaign.source else "",
+        "campaign": campaign_hash(campaign) if campaign.source else "",   # operational llm keys excluded
         "members": sha256_file(inp.members),
         "recommendations": sha256_file(inp.recommendations),
         "catalog": sha256_file(inp.catalog),

@@ -96,7 +96,25 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 from .web.migrations import m002_studio  # noqa: E402  (the studio's tables and queue indexes)
 
-MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio)]
+
+
+def m003_batch_ledger(db: sqlite3.Connection) -> None:
+    """The Batch API ledger: request files, their batches, and every request's state and failures."""
+    for stmt in (
+        """CREATE TABLE batch_files (file TEXT PRIMARY KEY, requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
+               round INTEGER NOT NULL DEFAULT 0, file_id TEXT, batch_id TEXT, status TEXT NOT NULL,
+               joined INTEGER NOT NULL DEFAULT 0, answered INTEGER NOT NULL DEFAULT 0,
+               failed INTEGER NOT NULL DEFAULT 0, errors TEXT, updated_at REAL NOT NULL)""",
+        """CREATE TABLE batch_items (key TEXT PRIMARY KEY, file TEXT NOT NULL, tokens INTEGER NOT NULL,
+               state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0, reason TEXT)""",
+        "CREATE INDEX batch_items_file ON batch_items(file)",
+        """CREATE TABLE batch_failures (key TEXT NOT NULL, file TEXT NOT NULL, batch_id TEXT, code TEXT,
+               message TEXT, retryable INTEGER NOT NULL, at REAL NOT NULL)""",
+    ):
+        db.execute(stmt)
+
+
+MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio), ("m003_batch_ledger", m003_batch_ledger)]
 
 
 class RunStore(Protocol):
@@ -270,6 +288,80 @@ class SqliteStore:
         self.db.execute("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)",
                         (key, value.get("text") or "", value.get("finish_reason"), value.get("prompt_tokens", 0),
                          value.get("completion_tokens", 0), time.time()))
+
+    # -- Batch API ledger (contentgen/llm/batch.py); every batch SQL statement is here
+    def batch_has(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM batch_items WHERE key=?", (key,)).fetchone() is not None
+
+    def batch_file_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM batch_files").fetchone()[0]
+
+    def batch_add_file(self, file: str, items: list[tuple[str, int]], round_: int = 0) -> None:
+        """A written request file and its requests (key, estimated input tokens), in one transaction."""
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT OR REPLACE INTO batch_files (file, requests, tokens, round, status, updated_at) "
+                            "VALUES (?,?,?,?, 'written', ?)", (file, len(items), sum(t for _, t in items), round_,
+                                                               now))
+            self.db.executemany("INSERT INTO batch_items (key, file, tokens, state) VALUES (?,?,?, 'queued') "
+                                "ON CONFLICT(key) DO UPDATE SET file=excluded.file, state='queued'",
+                                [(k, file, t) for k, t in items])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def batch_files(self, *statuses: str) -> list[dict[str, Any]]:
+        q = ("SELECT file, requests, tokens, round, file_id, batch_id, status, joined FROM batch_files"
+             + (f" WHERE status IN ({','.join('?' * len(statuses))})" if statuses else "") + " ORDER BY file")
+        cols = ("file", "requests", "tokens", "round", "file_id", "batch_id", "status", "joined")
+        return [dict(zip(cols, row)) for row in self.db.execute(q, statuses)]
+
+    def batch_set_file(self, file: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE batch_files SET {sets}, updated_at=? WHERE file=?",
+                        (*fields.values(), time.time(), file))
+
+    def batch_file_items(self, file: str, state: str | None = None) -> list[tuple[str, int, int]]:
+        """(key, tokens, tries) of a file's requests, optionally in one state."""
+        q = "SELECT key, tokens, tries FROM batch_items WHERE file=?" + (" AND state=?" if state else "")
+        return list(self.db.execute(q, (file, state) if state else (file,)))
+
+    def batch_item_file(self, key: str) -> str:
+        return self.db.execute("SELECT file FROM batch_items WHERE key=?", (key,)).fetchone()[0]
+
+    def batch_mark_answered(self, keys: list[str]) -> None:
+        self.db.executemany("UPDATE batch_items SET state='answered', reason=NULL WHERE key=?", [(k,) for k in keys])
+
+    def batch_record_failures(self, file: str, batch_id: str | None,
+                              failures: list[tuple[str, str, str, bool]]) -> None:
+        """(key, code, message, retryable) per request the batch did not answer; the request is 'failed'."""
+        now = time.time()
+        self.db.executemany("INSERT INTO batch_failures VALUES (?,?,?,?,?,?,?)",
+                            [(k, file, batch_id, c, m, int(r), now) for k, c, m, r in failures])
+        self.db.executemany("UPDATE batch_items SET state='failed', tries=tries+1, reason=? WHERE key=?",
+                            [(f"{c}: {m}"[:500], k) for k, c, m, _ in failures])
+
+    def batch_failed(self) -> list[dict[str, Any]]:
+        """Requests in 'failed' state with their last failure (code, retryable)."""
+        q = ("SELECT i.key, i.tokens, i.tries, i.reason, f.code, f.retryable FROM batch_items i "
+             "LEFT JOIN batch_failures f ON f.rowid = (SELECT MAX(rowid) FROM batch_failures WHERE key=i.key) "
+             "WHERE i.state='failed' ORDER BY i.key")
+        cols = ("key", "tokens", "tries", "reason", "code", "retryable")
+        return [dict(zip(cols, row)) for row in self.db.execute(q)]
+
+    def batch_reset_tries(self) -> None:
+        """A new run of the command gives every failed request a fresh set of resubmissions."""
+        self.db.execute("UPDATE batch_items SET tries=0 WHERE state='failed'")
+
+    def batch_summary(self) -> dict[str, Any]:
+        files = self.db.execute("SELECT COUNT(*) FROM batch_files WHERE status != 'superseded'").fetchone()[0]
+        requests = self.db.execute("SELECT COUNT(*) FROM batch_items").fetchone()[0]
+        states = dict(self.db.execute("SELECT state, COUNT(*) FROM batch_items GROUP BY state"))
+        reasons = dict(self.db.execute("SELECT COALESCE(code, '?'), COUNT(*) FROM batch_failures GROUP BY code"))
+        return {"files": files, "requests": requests, "answered": states.get("answered", 0),
+                "failed": states.get("failed", 0), "errors": sum(reasons.values()), "failure_codes": reasons}
 
     def close(self) -> None:
         try:

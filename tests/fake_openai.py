@@ -119,6 +119,10 @@ def _fmt_duration(seconds: float) -> str:
     return f"{int(m)}m{int(s)}s"
 
 
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
 def _now_s() -> int:
     return int(time.time())
 
@@ -264,6 +268,8 @@ class FakeOpenAI:
             self.files: dict[str, dict[str, Any]] = {}
             self.file_data: dict[str, bytes] = {}
             self.batches: dict[str, dict[str, Any]] = {}
+            self.batch_plan: collections.deque[Spec] = collections.deque()   # per created batch, in order
+            self.batch_queue_limit: int | None = None   # enqueued (input) tokens across in-flight batches
 
     def script(self, specs: list[Spec]) -> None:
         """Queue answers for the next chat requests, consumed in order (before faults and limits)."""
@@ -545,12 +551,46 @@ class FakeOpenAI:
                  "request_counts": {"total": 0, "completed": 0, "failed": 0},
                  "metadata": body.get("metadata")}
         self.batches[batch["id"]] = batch
-        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        batch = dict(batch)
+        task = asyncio.get_running_loop().create_task(self._run_batch(self.batches[batch["id"]]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return JSONResponse(batch)
 
+    def _batch_tokens(self, batch: dict[str, Any]) -> int:
+        total = 0
+        for line in self.file_data[batch["input_file_id"]].decode("utf-8", "replace").splitlines():
+            try:
+                total += _prompt_tokens(json.loads(line)["body"]["messages"])
+            except (ValueError, KeyError, TypeError):
+                pass
+        return total
+
     async def _run_batch(self, batch: dict[str, Any]) -> None:
+        """Run a batch as the Batch API does, or as ``batch_plan`` says this one ends::
+
+            {"outcome": "expired", "answer": 0.5}     the first half answered, the rest batch_expired
+            {"outcome": "cancelled", "answer": 0.2}   likewise, batch_cancelled
+            {"outcome": "failed", "errors": [{"code": ..., "message": ..., "line": None}]}
+        and with ``batch_queue_limit`` a batch that would take the enqueued tokens over it fails
+        validation with ``token_limit_exceeded`` (the API's message, with the limit in it).
+        """
+        plan = self.batch_plan.popleft() if self.batch_plan else {}
+        tokens = self._batch_tokens(batch)
+        batch["_tokens"] = tokens
+        if self.batch_queue_limit is not None:
+            queued = sum(b.get("_tokens", 0) for b in self.batches.values()
+                         if b is not batch and b["status"] in ("validating", "in_progress", "finalizing"))
+            if queued + tokens > self.batch_queue_limit:
+                plan = {"outcome": "failed", "errors": [{
+                    "code": "token_limit_exceeded", "param": None, "line": None,
+                    "message": f"Enqueued token limit reached for {self.model} in organization org-fake. "
+                               f"Limit: {self.batch_queue_limit:,} enqueued tokens. Please try again once some "
+                               "in_progress batches have been completed."}]}
+        if plan.get("outcome") == "failed":
+            await asyncio.sleep(min(0.05, self.batch_delay_s))
+            batch.update(status="failed", failed_at=_now_s(), errors={"object": "list", "data": plan["errors"]})
+            return
         lines = self.file_data[batch["input_file_id"]].decode("utf-8", "replace").splitlines()
         items, errors = [], []
         for n, line in enumerate(lines, 1):
@@ -579,8 +619,17 @@ class FakeOpenAI:
         if batch["status"] != "in_progress":                     # cancelled meanwhile
             return
         out, err = [], []
-        for item in items:
+        ending = plan.get("outcome")
+        n_answer = round(len(items) * float(plan.get("answer", 1.0))) if ending else len(items)
+        for n, item in enumerate(items):
             rid = f"batch_req_{uuid.uuid4().hex[:24]}"
+            if n >= n_answer:
+                code = f"batch_{ending}"
+                msg = ("This request could not be executed before the completion window expired."
+                       if ending == "expired" else "The batch was cancelled before this request executed.")
+                err.append({"id": rid, "custom_id": item["custom_id"], "response": None,
+                            "error": {"code": code, "message": msg}})
+                continue
             if item.get("url") != batch["endpoint"]:
                 err.append({"id": rid, "custom_id": item["custom_id"], "response": None,
                             "error": {"code": "invalid_url", "message": f"url must be {batch['endpoint']}"}})
@@ -607,14 +656,18 @@ class FakeOpenAI:
         if err:
             batch["error_file_id"] = self._new_file(jsonl(err), f"{batch['id']}_error.jsonl", "batch_output")["id"]
         batch["request_counts"].update(completed=len(out), failed=len(err))
-        batch.update(status="completed", completed_at=_now_s())
+        if ending in ("expired", "cancelled"):
+            batch.update({"status": ending, f"{ending}_at": _now_s()})
+        else:
+            batch.update(status="completed", completed_at=_now_s())
 
     async def _batch_get(self, request: Request) -> Response:
         batch = self.batches.get(request.path_params["batch_id"])
-        return JSONResponse(batch) if batch else self._error(404, "No such Batch object")
+        return JSONResponse(_public(batch)) if batch else self._error(404, "No such Batch object")
 
     async def _batch_list(self, request: Request) -> Response:
         data = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)
+        data = [_public(b) for b in data]
         return JSONResponse({"object": "list", "data": data, "has_more": False,
                              "first_id": data[0]["id"] if data else None,
                              "last_id": data[-1]["id"] if data else None})
