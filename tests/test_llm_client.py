@@ -408,6 +408,8 @@ async def _acquire(budget: RateBudget, n: int) -> int:
 def test_budget_token_estimates_are_corrected_from_usage() -> None:
     now = [0.0]
     budget = RateBudget(tpm=6000, clock=lambda: now[0], burst_s=1.0, headroom=1.0)   # 100 tokens/s, cap 100
+    assert budget.tokens.level == 0                             # a new budget has no burst saved up
+    now[0] += 10.0                                              # refilled to capacity
 
     async def go() -> None:
         await budget.acquire(500)
@@ -416,10 +418,12 @@ def test_budget_token_estimates_are_corrected_from_usage() -> None:
     assert budget.tokens.level == -400
     budget.settle(500, 150)                                     # refund what was not used
     assert budget.tokens.level == -50
-    assert budget.ratio == pytest.approx(0.86)                  # and charge less next time
+    assert budget.ratio == pytest.approx(0.3)                   # the first answer's ratio: charge less next time
     now[0] += 10.0                                              # refilled to capacity
     charged = asyncio.run(_acquire(budget, 1000))
-    assert charged == 860
+    assert charged == 300
+    budget.settle(1000, 900, charged)                           # then a moving average of what answers use
+    assert budget.ratio == pytest.approx(0.6)
 
 
 # -- secrets ---------------------------------------------------------------------------------------

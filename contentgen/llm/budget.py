@@ -68,7 +68,7 @@ class _Bucket:
     def __init__(self, per_minute: int, headroom: float, burst_s: float, min_capacity: float) -> None:
         self.rate = per_minute * headroom / 60.0            # units per second
         self.capacity = max(min_capacity, self.rate * burst_s)
-        self.level = self.capacity
+        self.level = 0.0                     # no initial burst: the last window may be spent already
 
     def refill(self, dt: float) -> None:
         if self.level < self.capacity:        # a settled refund may leave it above; never cut that
@@ -93,6 +93,7 @@ class RateBudget:
         self._last = clock()
         self._paused_until = 0.0
         self.ratio = 1.0                      # learned actual/estimated tokens
+        self._samples = 0
         self._lock = asyncio.Lock()           # FIFO: callers start in arrival order
         self.waited_s = 0.0                   # total time callers spent waiting here
 
@@ -141,7 +142,10 @@ class RateBudget:
             return
         charged = est_tokens if charged is None else charged
         if est_tokens > 0:
-            self.ratio = min(1.0, max(0.05, 0.8 * self.ratio + 0.2 * actual_tokens / est_tokens))
+            # the mean of the first answers, then a moving average: a new client stops over-charging quickly
+            self._samples += 1
+            alpha = max(0.2, 1.0 / self._samples)
+            self.ratio = min(1.0, max(0.05, (1 - alpha) * self.ratio + alpha * actual_tokens / est_tokens))
         with self._txn():
             self._refill()
             # the charge was a guess taken in the past: settling it restores exactly what exact charging
@@ -179,7 +183,9 @@ class RateBudget:
         if rem_t is not None:
             if self.tokens is not None:
                 self.tokens.level = min(self.tokens.level, float(rem_t))
-            if rem_t < max(1, est_tokens):
+            # without a configured tpm the headers are all we know: wait until this request would fit; with
+            # one, the bucket paces and the headers only stop us when the provider says nothing is left
+            if rem_t < max(1, est_tokens) and (self.tokens is None or rem_t <= 0):
                 self._pause_one_unit(headers, "tokens", rem_t, max(1, est_tokens) - rem_t)
 
     def _pause_one_unit(self, headers: Mapping[str, str], kind: str, remaining: int, need: int) -> None:
