@@ -141,6 +141,8 @@ def _run(paths, out, server: FakeOpenAI | str, *extra: str):
 
 def test_a_provider_refusing_every_request_stops_the_run_and_nobody_goes_to_fallback(tmp_path, fake_openai):
     paths = _campaign(tmp_path)
+    # one attempt per member: a refusal taken for a content failure would send members to fallback at once
+    paths["campaign"].write_text(paths["campaign"].read_text() + "max_repairs: 0\n")
     out = tmp_path / "out"
     fake_openai.responder = responders.copywriter
     fake_openai.refuse = {"model": {"status": 400, "message": "Invalid model name passed in model=gpt-x. "

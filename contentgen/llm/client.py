@@ -452,7 +452,7 @@ class LLMClient:
                 hint = _HINTS.get(status, "check the campaign's llm settings against the provider's documentation")
                 self._stop = ProviderMisconfigured(
                     f"provider at {self.base_url} (model {self.model}) refused {n} request(s) in a row the same "
-                    f"way: {what[:500]}. The run is stopped; no member went to fallback because of it",
+                    f"way: {what[:500].rstrip('.')}. The run is stopped; no member went to fallback because of it",
                     hint=f"{hint}; then re-run the same command (members not yet decided are still pending)")
                 log.error("%s", self._stop.message)
             raise self._stop
