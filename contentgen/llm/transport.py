@@ -52,6 +52,11 @@ class DirectTransport:
         self.url = chat_url_with_query(ep)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json",
                         **ep.auth_headers(api_key)}
+        # what the SDK would send besides the key (OPENAI_ORG_ID / OPENAI_PROJECT_ID)
+        if getattr(sdk, "organization", None):
+            self.headers["OpenAI-Organization"] = sdk.organization
+        if getattr(sdk, "project", None):
+            self.headers["OpenAI-Project"] = sdk.project
         self.sdk = sdk
         self.limit = max(1, concurrency)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -61,8 +66,9 @@ class DirectTransport:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0, keepalive_timeout=30,
                                              enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
-                                                  json_serialize=json.dumps, skip_auto_headers=("User-Agent",))
+            # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to the SDK
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=True,
+                                                  json_serialize=json.dumps)
         return self._session
 
     async def post(self, body: dict[str, Any]) -> tuple[Any, int, Mapping[str, str], bytes]:
