@@ -214,3 +214,12 @@ def test_a_crash_between_create_and_record_never_creates_a_second_batch(tmp_path
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(fake_openai.batches) == 1 and "found again" in p.stderr
     assert _live_first_attempts(fake_openai) == []
+
+
+def test_a_refused_upload_stops_with_the_providers_message(tmp_path, fake_openai):
+    paths = _batch_campaign(tmp_path, n=8)
+    fake_openai.fail_http("POST", r"/v1/files", [401])
+    r = _batch_run(paths, tmp_path / "out", fake_openai)
+    assert r.exit_code == 6, r.output
+    assert "refused files.create: HTTP 401" in r.output and "Traceback" not in r.output
+    assert fake_openai.batches == {} and fake_openai.requests == []

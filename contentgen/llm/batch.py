@@ -47,7 +47,7 @@ import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .. import failpoints
-from ..errors import ProviderUnavailable
+from ..errors import ProviderMisconfigured, ProviderUnavailable
 from .client import estimate_tokens
 from .retry import ProviderWait, is_transient
 
@@ -62,6 +62,10 @@ _LIMIT = re.compile(r"limit:?\s*([\d,_]+)\s*enqueued tokens", re.I)
 
 class BatchIncomplete(ProviderUnavailable):
     """Requests the Batch API could not answer, and the campaign does not send them live."""
+
+
+class _Unreachable(ProviderUnavailable):
+    """A Files/Batches call still failed (429/5xx/connection) after its retries."""
 
 
 class BatchRunner:
@@ -99,12 +103,27 @@ class BatchRunner:
 
     # -- Files/Batches calls, retried ------------------------------------------------------------
     async def _api(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One Files/Batches call, retried on 429/5xx/connection errors; failures as ContentgenErrors."""
         retrying = AsyncRetrying(stop=stop_after_attempt(self.api_retries + 1),
                                  wait=ProviderWait(initial_s=self.backoff_s, max_s=60 * self.backoff_s),
                                  retry=retry_if_exception(is_transient), reraise=True)
-        async for attempt in retrying:
-            with attempt:
-                return await fn(*args, **kwargs)
+        what = getattr(fn, "__qualname__", "call").replace("AsyncBatches.", "batches.").replace("AsyncFiles.",
+                                                                                                  "files.")
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await fn(*args, **kwargs)
+        except (openai.APIConnectionError, openai.APIStatusError) as e:
+            if is_transient(e):
+                raise _Unreachable(f"the Batch API at {self.client.base_url} failed {self.api_retries + 1} times in "
+                                   f"a row ({what}: {_describe(e)}); what was submitted is recorded",
+                                   hint="re-run the same command to continue (no batch is created twice)") from None
+            body = getattr(e, "body", None)
+            msg = (body.get("message") if isinstance(body, dict) else None) or str(e)
+            raise ProviderMisconfigured(f"the Batch API at {self.client.base_url} refused {what}: "
+                                        f"{_describe(e)} {msg}",
+                                        hint="check the key, the model's Batch API access and --base-url; then "
+                                             "re-run the same command") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- phase 1: request files -----------------------------------------------------------------
@@ -233,11 +252,8 @@ class BatchRunner:
             for f in open_files:
                 try:
                     b = await self._api(self.client.sdk.batches.retrieve, f["batch_id"])
-                except (openai.APIConnectionError, openai.APIStatusError) as e:
-                    if not is_transient(e):
-                        raise
-                    self.log(f"[contentgen] batch {f['batch_id']}: status not readable ({_describe(e)}); "
-                             "polling again")
+                except _Unreachable as e:
+                    self.log(f"[contentgen] batch {f['batch_id']}: status not readable ({e.message}); polling again")
                     continue
                 polled_any = True
                 self.store.batch_set_file(f["file"], status=b.status)
