@@ -141,7 +141,7 @@ async def sdk_httpx(base_url: str, n: int, c: int) -> float:
 
 
 async def client_loop(base_url: str, n: int, c: int, **settings: Any) -> tuple[float, LLMClient]:
-    client = LLMClient(LLMSettings(model="fake-model", concurrency=c, timeout_s=60, max_retries=8, **settings),
+    client = LLMClient(LLMSettings(model="fake-model", concurrency=c, timeout_s=60, **{"max_retries": 8, **settings}),
                        base_url=base_url, api_key="k")
     await client.complete(messages(0), schema=DRAFT_SCHEMA)     # the one-time probe of /models, not timed
     t0 = time.perf_counter()

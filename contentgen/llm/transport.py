@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,16 +67,18 @@ class DirectTransport:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0, keepalive_timeout=30,
                                              enable_cleanup_closed=True)
-            # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do to the SDK
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=True,
-                                                  json_serialize=json.dumps)
+            # HTTP(S)_PROXY / NO_PROXY apply as they do to the SDK; without them aiohttp would still look
+            # them up (and .netrc, in a thread) on every request, so trust_env only when one is set
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
+                                                  trust_env=bool(urllib.request.getproxies()),
+                                                  headers=self.headers, json_serialize=json.dumps)
         return self._session
 
     async def post(self, body: dict[str, Any]) -> tuple[Any, int, Mapping[str, str], bytes]:
         session = self._get_session()
         data = json.dumps(body, ensure_ascii=False).encode()
         try:
-            async with session.post(self.url, data=data, headers=self.headers) as resp:
+            async with session.post(self.url, data=data) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
