@@ -189,8 +189,11 @@ def _parse_shard(ctx, param, value):
 @click.option("--chunk-size", type=click.IntRange(1), help="members committed to the run store together")
 @click.option("--batch", is_flag=True, help="first attempts through the OpenAI Batch API (50% cheaper, up to 24h)")
 @click.option("--batch-poll", type=float, help="seconds between batch status polls (default 10)")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="serve Prometheus metrics on this port while the run lasts (0: a free port, printed)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="interface for --metrics-port")
 def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
-            chunk_size, batch, batch_poll) -> None:
+            chunk_size, batch, batch_poll, metrics_port, metrics_host) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     from .pipeline import run_campaign
 
@@ -205,8 +208,13 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
         return
     if out is None:
         raise click.UsageError("--out is required (except with --dry-run)")
-    result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart,
-                                                 shard, max_cost, chunk_size, batch, batch_poll), _progress_printer())
+    from .metrics import run_metrics
+
+    opts = _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, chunk_size,
+                        batch, batch_poll)
+    with run_metrics(metrics_port, metrics_host, log=lambda s: click.echo(f"[contentgen] {s}", err=True)) as metrics:
+        opts.metrics = metrics
+        result = run_campaign(campaign, opts, _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(result.exit_code or 3)
