@@ -347,3 +347,29 @@ def test_cli_export_with_format(run_dir, tmp_path):
     r = CliRunner().invoke(cli, ["export", str(run_dir), "--format", "braze", "--esp-campaign", "mail:1"])
     assert r.exit_code == 2 and "CHANNEL=ID" in r.output and "Traceback" not in r.output
     assert parse_campaign_ids(["Email=1", "push = 2"]) == {"email": "1", "push": "2"}
+
+
+def test_a_message_a_reviewer_rejected_is_not_exported(run_dir, tmp_path):
+    """`export --format` re-exports with reviewers' decisions first: a rejected message keeps its text in
+    messages.jsonl (send: false) and must not reach any ESP file."""
+    import shutil
+
+    from contentgen.store import SqliteStore
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    victim = next(r for r in records(run) if r["send"] and r["channel"] == "email")
+    store = SqliteStore(run / "run.db")
+    try:
+        store.add_decision(victim.get("member_key") or victim["member_id"], "dana", "reject", "off-brand", "h")
+    finally:
+        store.close()
+    r = CliRunner().invoke(cli, ["export", str(run), "--format", "csv", "--format", "braze",
+                                 "--esp-campaign", "email=e1"])
+    assert r.exit_code == 0, r.output
+    rec = next(x for x in records(run) if x["member_id"] == victim["member_id"])
+    assert rec["outcome"] == "rejected" and rec["send"] is False and rec["message"]
+    assert victim["member_id"] not in {x["member_id"] for x in read_csv(run / "esp" / "csv" / "messages.csv")}
+    braze_ids = {x["external_user_id"] for b in jsonl(run / "esp" / "braze" / "trigger_schedule_email.jsonl")
+                 for x in b["recipients"]}
+    assert victim["member_id"] not in braze_ids and len(braze_ids) > 0
