@@ -12,11 +12,24 @@ shapes, and faults on demand::
         server.responder = lambda body: '{"subject": "..."}'                    # or a spec dict
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, Files
-(``POST /v1/files``, ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``)
+(``POST /v1/files``, ``GET /v1/files[/{id}]``, ``GET /v1/files/{id}/content``)
 and Batches (``POST /v1/batches``, ``GET /v1/batches[/{id}]``,
-``POST /v1/batches/{id}/cancel``); plus ``POST /_fake/config`` and
+``POST /v1/batches/{id}/cancel``), also under Azure OpenAI's paths
+(``/openai/deployments/{dep}/chat/completions``, ``/openai/files``,
+``/openai/v1/...``; the key may come as ``api-key``); plus ``POST /_fake/config`` and
 ``GET /_fake/stats`` to drive a server started as a separate process
 (``python -m tests.fake_openai --port 8099 --latency 0.02``).
+
+More faults, as real providers answer::
+
+    server.refuse = {"max_tokens": spec, "response_format:json_schema": spec}   # a request carrying the
+                                               # parameter (or that response_format type; "response_format.schema":
+                                               # llama.cpp's schema field) gets this answer
+    server.fail_http("GET", r"/v1/batches/[^/]+", [502, 503])   # any route, next matching requests
+    server.batch_plan.append({"outcome": "expired", "answer": 0.5})   # how the next batch ends (also
+                                               # "cancelled"; "failed" with "errors": [...] as errors.data)
+    server.batch_queue_limit = 6000            # enqueued input tokens: over it, token_limit_exceeded
+    server.seen                                # every HTTP request: method, path, query, headers
 
 A *spec* describes one answer. Script items, fault draws and responders all
 return specs (a responder may also return a plain string: the content)::

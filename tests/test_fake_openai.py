@@ -231,3 +231,27 @@ def test_runs_standalone_and_takes_config_over_http() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_batch_endings_follow_the_documented_shapes(fake_openai):
+    """An expired batch: partial output file, the rest in the error file as ``batch_expired`` lines."""
+    lines = "".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}) + "\n"
+                    for i in range(4))
+    fake_openai.batch_delay_s = 0.01
+    fake_openai.batch_plan.append({"outcome": "expired", "answer": 0.5})
+    base = fake_openai.base_url
+    fid = httpx.post(f"{base}/files", files={"file": ("in.jsonl", lines.encode())},
+                     data={"purpose": "batch"}).json()["id"]
+    b = httpx.post(f"{base}/batches", json={"input_file_id": fid, "endpoint": "/v1/chat/completions",
+                                             "completion_window": "24h"}).json()
+    deadline = time.monotonic() + 10
+    while b["status"] not in ("expired", "completed", "failed") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        b = httpx.get(f"{base}/batches/{b['id']}").json()
+    assert b["status"] == "expired" and b["expired_at"] and b["request_counts"] == {"total": 4, "completed": 2,
+                                                                                     "failed": 2}
+    errors = [json.loads(x) for x in httpx.get(f"{base}/files/{b['error_file_id']}/content").text.splitlines()]
+    assert [e["custom_id"] for e in errors] == ["r2", "r3"]
+    assert all(e["response"] is None and e["error"]["code"] == "batch_expired" for e in errors)
+    assert "_tokens" not in b                      # nothing but the API's fields
