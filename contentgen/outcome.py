@@ -26,15 +26,17 @@ from .repair import export_record
 
 PKG = Path(__file__).resolve().parent
 
-# model answers the current member has had (each member runs in its own task, so its own context)
-_answers: contextvars.ContextVar[list[int]] = contextvars.ContextVar("member_answers")
+# the member this task is deciding and the model answers it has had (each member runs in its own task,
+# so in its own context)
+_current: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("current_member")
 
 
 def count_answer() -> None:
     """Called by the generate step for every answer (cached or paid) the current member gets."""
-    box = _answers.get(None)
-    if box is not None:
-        box[0] += 1
+    cur = _current.get(None)
+    if cur is not None:
+        cur["answers"] += 1
+        failpoints.poison("answer", cur["key"])
 
 
 class EngineFailure(ContentgenError):
@@ -115,8 +117,8 @@ class MemberWork:
                                "send": False, "reason": q.reason, "quarantine": q.to_dict(),
                                "message": None, "findings": []}, "quarantine": quarantine}
         plan = None
-        box = [0]
-        _answers.set(box)
+        cur = {"key": r.key, "answers": 0}
+        _current.set(cur)
         try:
             failpoints.poison("plan", r.key)
             plan = self.planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought,
@@ -132,7 +134,7 @@ class MemberWork:
         except Exception as e:
             if is_run_level(e, self.transport_exc):
                 raise
-            return self._isolated(r, plan, e, quarantine, answered=box[0] > 0)
+            return self._isolated(r, plan, e, quarantine, answered=cur["answers"] > 0)
 
     def _isolated(self, r: MemberRow, plan, exc: BaseException, quarantine: list[dict[str, Any]], *,
                   answered: bool) -> dict[str, Any]:
