@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,7 +111,7 @@ def m003_ledger(db: sqlite3.Connection) -> None:
             completion_tokens INTEGER NOT NULL DEFAULT 0,
             cached_tokens INTEGER NOT NULL DEFAULT 0,
             cost_usd REAL NOT NULL DEFAULT 0,
-            pid INTEGER,
+            process TEXT,                 -- which process (pid:random) received the answer
             created_at REAL NOT NULL
         )""")
     # a store written before the ledger kept one running total in meta: carry it over as one row
@@ -119,7 +120,7 @@ def m003_ledger(db: sqlite3.Connection) -> None:
         u = json.loads(row[0])
         cost = db.execute("SELECT value FROM meta WHERE key='cost_usd'").fetchone()
         db.execute("INSERT INTO ledger (key, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd, "
-                   "pid, created_at) VALUES ('(before the ledger)', ?, ?, ?, ?, ?, NULL, ?)",
+                   "process, created_at) VALUES ('(before the ledger)', ?, ?, ?, ?, ?, 'before the ledger', ?)",
                    (u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
                     u.get("cached_tokens", 0), float(cost[0]) if cost else 0.0, time.time()))
 
@@ -162,6 +163,7 @@ _PERMISSION_HINT = ("fix the permission (chmod/chown the file and its folder for
 class SqliteStore:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.process = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this opening of the store, in the ledger
         problem = _permission_problem(self.path)
         if problem:
             raise StoreError(f"permission denied on the run store: {problem}", file=str(self.path),
@@ -273,9 +275,9 @@ class SqliteStore:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT INTO ledger (key, requests, prompt_tokens, completion_tokens, cached_tokens, "
-                            "cost_usd, pid, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                            "cost_usd, process, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
                             (key, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                             usage.get("cached_tokens", 0), cost_usd, os.getpid(), time.time()))
+                             usage.get("cached_tokens", 0), cost_usd, self.process, time.time()))
             if cache:
                 self.cache_put(key, value)
             self.db.execute("COMMIT")
@@ -288,7 +290,7 @@ class SqliteStore:
 
     def ledger_totals(self) -> dict[str, Any]:
         """Requests, tokens and cost of every answer this run was given, over all its processes."""
-        row = self.db.execute("SELECT COUNT(DISTINCT pid), COALESCE(SUM(requests), 0), "
+        row = self.db.execute("SELECT COUNT(DISTINCT process), COALESCE(SUM(requests), 0), "
                               "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                               "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM ledger").fetchone()
         return {"processes": row[0], "requests": row[1], "prompt_tokens": row[2], "completion_tokens": row[3],
