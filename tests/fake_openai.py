@@ -601,7 +601,9 @@ class FakeOpenAI:
     async def _admin_config(self, request: Request) -> Response:
         cfg = await request.json()
         if cfg.get("reset"):
+            responder = self.responder
             self.reset(latency_s=cfg.get("latency_s", 0.0), seed=cfg.get("seed", 0))
+            self.responder = responder  # the one chosen at start (--responder) stays
         if "latency_s" in cfg:
             self.latency_s = float(cfg["latency_s"])
         if "latency_tail" in cfg:
