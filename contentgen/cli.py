@@ -118,6 +118,10 @@ def _summary(result, *, example: bool = False) -> None:
                f"{u.get('completion_tokens', 0)}, dedup ratio: {d.get('dedup_ratio', 0)}")
     click.echo(f"files: {result.out / 'messages.jsonl'}, {result.out / 'manifest.json'}, "
                f"{result.out / 'quarantine.jsonl'}")
+    errors = (m.get("window") or {}).get("isolated_errors")
+    if errors:
+        click.secho(f"warning: contentgen failed on {errors} member(s) and went on without them; each is in "
+                    "quarantine.jsonl with its file, line, field and error (please report them)", fg="yellow", err=True)
     if example:
         _print_example(result.out)
 
@@ -240,6 +244,9 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
     t0 = time.monotonic()
     result = run_campaign(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True),
                           _progress_printer())
+    if result.status == "interrupted":
+        click.secho(f"{result.message}; the demo starts over when run again", fg="yellow", err=True)
+        sys.exit(result.exit_code)
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}", fg="yellow", err=True)
         sys.exit(3)
