@@ -66,7 +66,7 @@ class RunOptions:
     batch: bool = False  # first attempts through the Batch API
     batch_poll_s: float = 10.0
     max_cost: float | None = None
-    window: int | None = None  # members in flight (default: 2 x concurrency + 16)
+    window: int | None = None  # members in flight (default: 4 x concurrency + 64)
 
 
 @dataclass
@@ -347,7 +347,8 @@ class Runner:
                                       "rate_limited": getattr(client.stats, "rate_limited", 0),
                                       "cost_usd": round(spend.spent, 6) if spend.price else None})
 
-        slots = self.opts.window or 2 * settings.concurrency + 16
+        # members waiting on a shared in-flight prompt (dedup) hold a member slot but no request slot: room for them
+        slots = self.opts.window or 4 * settings.concurrency + 64
         window = Window(slots=slots, commit=commit, commit_every=self.opts.chunk_size,
                         commit_interval_s=COMMIT_INTERVAL_S, pending_types=(TransportFailure,),
                         pause_types=(ProviderUnavailable, BudgetExhausted),
