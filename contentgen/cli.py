@@ -97,7 +97,11 @@ def _progress_printer():
         total = f"/{p.total}" if p.total else ""
         click.echo(f"[contentgen] {p.done}{total} members done, {rate:.1f}/s{eta}, {describe(stats)}", err=True)
 
-    return Progress(on_update=update)
+    def close() -> None:
+        if bar:
+            bar["p"].stop()
+
+    return Progress(on_update=update, on_close=close)
 
 
 def _summary(result, *, example: bool = False) -> None:
@@ -114,6 +118,10 @@ def _summary(result, *, example: bool = False) -> None:
                f"{u.get('completion_tokens', 0)}, dedup ratio: {d.get('dedup_ratio', 0)}")
     click.echo(f"files: {result.out / 'messages.jsonl'}, {result.out / 'manifest.json'}, "
                f"{result.out / 'quarantine.jsonl'}")
+    errors = (m.get("window") or {}).get("isolated_errors")
+    if errors:
+        click.secho(f"warning: contentgen failed on {errors} member(s) and went on without them; each is in "
+                    "quarantine.jsonl with its file, line, field and error (please report them)", fg="yellow", err=True)
     if example:
         _print_example(result.out)
 
@@ -186,7 +194,8 @@ def _parse_shard(ctx, param, value):
 @click.option("--shard", callback=_parse_shard, help="run partition i of n (stable member-id hash), e.g. 0/4")
 @click.option("--max-cost", type=float, help="stop sending new requests once this many USD are spent")
 @click.option("--dry-run", is_flag=True, help="render every prompt, call no model, print token and cost estimates")
-@click.option("--chunk-size", type=click.IntRange(1), help="members committed to the run store together")
+@click.option("--chunk-size", type=click.IntRange(1),
+              help="at most this many finished members per run-store transaction (default 256; also every second)")
 @click.option("--batch", is_flag=True, help="first attempts through the OpenAI Batch API (50% cheaper, up to 24h)")
 @click.option("--batch-poll", type=float, help="seconds between batch status polls (default 10)")
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
@@ -215,6 +224,12 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
     with run_metrics(metrics_port, metrics_host, log=lambda s: click.echo(f"[contentgen] {s}", err=True)) as metrics:
         opts.metrics = metrics
         result = run_campaign(campaign, opts, _progress_printer())
+    if result.status == "interrupted":
+        from .stops import resume_command
+
+        click.secho(f"{result.message}; resume with: {resume_command(['contentgen', *sys.argv[1:]])}",
+                    fg="yellow", err=True)
+        sys.exit(result.exit_code)
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(result.exit_code or 3)
@@ -237,6 +252,9 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
     t0 = time.monotonic()
     result = run_campaign(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True),
                           _progress_printer())
+    if result.status == "interrupted":
+        click.secho(f"{result.message}; the demo starts over when run again", fg="yellow", err=True)
+        sys.exit(result.exit_code)
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}", fg="yellow", err=True)
         sys.exit(3)

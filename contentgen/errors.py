@@ -6,11 +6,14 @@ ContentgenError                 base; ``exit_code`` 1, printed without a traceba
  ├── TemplateError               a prompt template is broken (file, line)
  ├── RuleFileError               a rule file is broken (file, rule id)
  ├── StoreError                  the run store is locked, corrupt or changed
- │    └── ResumeRefused          inputs/prompts/rules changed since the run began
+ │    └── ResumeRefused          inputs/prompts/rules changed since the run began (exit 4)
+ │         └── InputsChanged     (freeze.py) an input changed while the run used it (exit 4)
  ├── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
  │    └── ProviderMisconfigured  it refuses every request the same way (key, model, URL,
  │                               parameter): the run stops (exit 6), members stay pending
- └── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
+ ├── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
+ ├── EngineFailure               (outcome.py) most members fail inside the engine: a bug, stop
+ └── Interrupted                 (stops.py) SIGINT/SIGTERM (exit 130/143)
 
 Row-level problems are not exceptions: they are quarantine records.
 A gate finding is a record (``models.Finding``), not an exception.

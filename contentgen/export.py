@@ -165,6 +165,9 @@ def verify(out_dir: Path) -> dict[str, Any]:
         problems.append(f"counts by outcome {counts} differ from the manifest {manifest['counts']}")
     if sum(counts.values()) != manifest.get("total_members"):
         problems.append("records do not sum to total_members")
+    from .freeze import recheck_inputs  # the inputs, where present: same hashes, every row accounted for
+
+    problems += recheck_inputs(manifest)
     if problems:
         raise VerifyError("export does not match its manifest: " + "; ".join(problems), file=str(out_dir))
     return {"members": sum(counts.values()), "counts": counts}

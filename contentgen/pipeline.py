@@ -1,8 +1,14 @@
 """The campaign run: load -> plan -> prompt -> generate -> assemble -> gates -> decide -> export.
 
-Members stream through in chunks; each chunk's decisions are committed to the
-run store in one transaction, so a run killed at any point resumes where it
-stopped and never decides (or exports) a member twice.
+``Runner`` wires one campaign (store, inputs, planner, model client, decider)
+and streams the members through a bounded window (``window.py``): a member
+starts as soon as a slot frees, each member's plan-to-decision is one unit of
+work (``outcome.py``, its own errors isolated), and finished members commit to
+the run store in small transactions (``--chunk-size`` members or one second),
+so a run killed at any point resumes where it stopped and never decides (or
+exports) a member twice. Every model answer's usage and cost is committed as it
+arrives (``spend.py``); inputs are frozen for the run (``freeze.py``); SIGINT
+and SIGTERM stop it cleanly (``stops.py``).
 """
 
 from __future__ import annotations
@@ -10,30 +16,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
 import fcntl
+import gc
 import hashlib
 import json
 import os
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, failpoints, gates
-from .config import Campaign, campaign_hash, load_campaign, require_price
-from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
-from .export import hash_tree, sha256_file, write_export
+from . import __version__, failpoints, gates, stops
+from .config import Campaign, load_campaign, require_price
+from .errors import BudgetExhausted, ProviderUnavailable, StoreError
+from .export import write_export
+from .freeze import InputsChanged, InputWatch, changed_error, check_unchanged, fingerprint, input_paths
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
+from .outcome import EngineFailure, MemberWork, count_answer
 from .plan import Planner, stratified_holdout
 from .prompts import Prompts
-from .repair import Decider, export_record
+from .repair import Decider
+from .spend import Spend, cost_of
 from .store import SqliteStore
+from .window import Window
 
-CHUNK = 256
+__all__ = ["CHUNK", "Progress", "RunOptions", "RunResult", "Runner", "cost_of", "count_rows", "fingerprint",
+           "reexport", "run_campaign", "shard_of"]
+
+CHUNK = 256            # members committed together at most (--chunk-size)
+COMMIT_INTERVAL_S = 1.0  # ... or whatever finished within this long
 
 
 @dataclass
@@ -47,21 +62,22 @@ class RunOptions:
     restart: bool = False
     gguf: Path | None = None
     shard: tuple[int, int] | None = None  # (i, n): this process runs partition i of n
-    chunk_size: int = CHUNK  # members decided and committed together
+    chunk_size: int = CHUNK  # at most this many finished members per store transaction
     batch: bool = False  # first attempts through the Batch API
     batch_poll_s: float = 10.0
     max_cost: float | None = None
     metrics: Any = None  # contentgen.metrics.RunMetrics (run --metrics-port, OTel); None: no metrics
+    window: int | None = None  # members in flight (default: 4 x concurrency + 64)
 
 
 @dataclass
 class RunResult:
     out: Path
     manifest: dict[str, Any]
-    status: str  # complete | already-complete | paused
+    status: str  # complete | already-complete | paused | interrupted
     message: str = ""
     pending: int = 0
-    exit_code: int = 0  # for a paused run: 3 provider down, 5 spending limit
+    exit_code: int = 0  # paused: 3 provider down, 5 spending limit; interrupted: 130 SIGINT, 143 SIGTERM
 
 
 @dataclass
@@ -70,27 +86,16 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     on_update: Callable[[Progress, dict[str, Any]], None] | None = None
+    on_close: Callable[[], None] | None = None
 
     def advance(self, n: int, stats: dict[str, Any]) -> None:
         self.done += n
         if self.on_update:
             self.on_update(self, stats)
 
-
-def fingerprint(campaign: Campaign) -> dict[str, str]:
-    """Hashes of everything that decides the output; a resumed run must match them."""
-    inp = campaign.inputs
-    fp = {
-        "campaign": campaign_hash(campaign) if campaign.source else "",   # operational llm keys excluded
-        "members": sha256_file(inp.members),
-        "recommendations": sha256_file(inp.recommendations),
-        "catalog": sha256_file(inp.catalog),
-        "offers": sha256_file(inp.offers),
-        "suppression": hash_tree(inp.suppression),
-        "prompts": hash_tree([campaign.prompts_dir]),
-        "rules": hash_tree(list(campaign.rules_dirs)),
-    }
-    return fp
+    def close(self) -> None:
+        if self.on_close:
+            self.on_close()
 
 
 @contextlib.contextmanager
@@ -129,6 +134,21 @@ def _backend(campaign: Campaign, opts: RunOptions) -> Iterator[tuple[str, str | 
         yield url, None, MODEL_NAME if gguf is None else gguf.stem, True
 
 
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _AnswerCache:
+    """The generation cache's view of the store: answers are written with their ledger row (``Spend.record``),
+    so the cache's own write after an answer is already done."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.cache_get = store.cache_get
+
+    def cache_put(self, key: str, value: dict[str, Any]) -> None:
+        pass
+
+
 class Runner:
     def __init__(self, campaign_path: Path, opts: RunOptions, progress: Progress | None = None):
         self.campaign = load_campaign(campaign_path)
@@ -142,37 +162,48 @@ class Runner:
         self.rules = gates.load_rules(self.campaign.rules_dirs)
         self.prompts = Prompts(self.campaign.prompts_dir, self.campaign)
         self.prompts.system()
+        self.pause_code = 3
+        self.window_stats: dict[str, Any] = {}
 
     def run(self) -> RunResult:
+        guard = stops.raising_on_signals() if _main_thread() else contextlib.nullcontext()
         try:
-            with _run_lock(self.out):
-                return self._run()
-        except sqlite3.OperationalError as e:
-            full = "full" in str(e) or "disk" in str(e)
-            raise StoreError(f"the run store failed: {e}", file=str(self.out / "run.db"),
-                             hint=("free disk space" if full else "check the output folder") +
-                                  ", then re-run the same command to resume; decided members are kept") from None
-        except OSError as e:
-            raise StoreError(f"cannot use the output folder ({e.strerror})", file=str(e.filename or self.out),
-                             hint="choose a writable --out folder (free disk space if it is full), then re-run "
-                                  "to resume") from None
+            with guard:
+                try:
+                    with _run_lock(self.out):
+                        return self._run()
+                except sqlite3.OperationalError as e:
+                    full = "full" in str(e) or "disk" in str(e)
+                    raise StoreError(f"the run store failed: {e}", file=str(self.out / "run.db"),
+                                     hint=("free disk space" if full else "check the output folder") +
+                                          ", then re-run the same command to resume; decided members are kept"
+                                     ) from None
+                except OSError as e:
+                    raise StoreError(f"cannot use the output folder ({e.strerror})",
+                                     file=str(e.filename or self.out),
+                                     hint="choose a writable --out folder (free disk space if it is full), then "
+                                          "re-run to resume") from None
+        except stops.Interrupted as e:
+            return RunResult(self.out, {}, "interrupted", f"stopped by {e.signame}; members decided so far are "
+                             "kept in the run store", exit_code=e.exit_code)
+        finally:
+            self.progress.close()
 
     def _run(self) -> RunResult:
         c = self.campaign
-        fp = fingerprint(c)
         if self.opts.restart:  # start over: the old store (even a damaged one) and its export go
             for name in ("run.db", "run.db-wal", "run.db-shm", "messages.jsonl", "manifest.json", "quarantine.jsonl"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.out / name).unlink()
+        watch = InputWatch(c)  # before hashing: a change from here on is caught by the watch or the re-hash
+        fp = fingerprint(c)
         store = SqliteStore(self.out / "run.db")
         try:
             old = store.get_meta("fingerprint")
             if old:
                 changed = [k for k, v in json.loads(old).items() if fp.get(k) != v]
                 if changed:
-                    raise ResumeRefused(f"inputs changed since this run started: {', '.join(changed)}",
-                                        file=str(self.out),
-                                        hint="re-run with --restart to start over, or use a new --out folder")
+                    raise changed_error(c, changed, during=False)
                 if store.get_meta("state") == "complete" and (self.out / "manifest.json").exists():
                     manifest = json.loads((self.out / "manifest.json").read_text())
                     return RunResult(self.out, manifest, "already-complete",
@@ -184,11 +215,11 @@ class Runner:
             if c.source:
                 store.set_meta("campaign_path", str(c.source))
             store.set_meta("state", "running")
-            return self._process(store, fp)
+            return self._process(store, fp, watch)
         finally:
             store.close()
 
-    def _process(self, store: SqliteStore, fp: dict[str, str]) -> RunResult:
+    def _process(self, store: SqliteStore, fp: dict[str, str], watch: InputWatch) -> RunResult:
         c = self.campaign
         catalog, bad_products = load_catalog(c.inputs.catalog)
         offers, bad_offers = load_offers(c.inputs.offers)
@@ -200,22 +231,19 @@ class Runner:
         # out of the collector's way, so that a full collection (one every few thousand members)
         # does not walk them again each time (~50-100 ms each; benchmarks/RESULTS.md, Gates)
         gc.freeze()
-        usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
         started = time.monotonic()
-        pending = 0
         if self.progress.total is None:
             self.progress.total = count_rows(c.inputs.members, self.opts.limit)
         with _backend(c, self.opts) as (base_url, api_key, model, is_local):
-            result = asyncio.run(self._generate_all(store, planner, catalog, offers, base_url, api_key, model,
-                                                    is_local, usage))
-            pending, cache_stats, client_stats, paused_msg = result
-        # tokens and cost add up over every (paused and resumed) process of this run
-        prior = json.loads(store.get_meta("usage") or "{}")
-        usage = {k: usage.get(k, 0) + prior.get(k, 0) for k in set(usage) | set(prior)}
+            pending, cache_stats, client_stats, paused_msg, stopped = asyncio.run(
+                self._generate_all(store, planner, catalog, offers, base_url, api_key, model, is_local, watch))
+        usage = store.ledger_totals()  # every answer of every process of this run, committed as it arrived
+        cost = usage.pop("cost_usd")
+        processes = usage.pop("processes")
         store.set_meta("usage", json.dumps(usage))
         batch_usage = json.loads(store.get_meta("batch_usage") or "{}")
-        store.set_meta("cost_usd", str((cost_of(c, model, usage) or 0.0)
-                                       + (cost_of(c, model, batch_usage, batch=True) or 0.0)))
+        total_cost = cost + (cost_of(c, model, batch_usage, batch=True) or 0.0)
+        store.set_meta("cost_usd", str(total_cost))
         manifest = {
             "campaign_id": c.campaign_id,
             "send_date": c.send_date.isoformat(),
@@ -223,30 +251,40 @@ class Runner:
             "model": model,
             "backend": "embedded llama.cpp" if is_local else base_url,
             "hashes": fp,
+            "inputs": {name: ", ".join(str(p) for p in paths) for name, paths in input_paths(c).items()},
             "rule_count": len(self.rules),
             "usage": usage,
-            "cost_usd": round((cost_of(c, model, usage) or 0.0) + (cost_of(c, model, batch_usage, batch=True) or 0.0),
-                              6) if c.price_for(model) else None,
+            "processes": processes,
+            "cost_usd": round(total_cost, 6) if c.price_for(model) else None,
             "batch": {"usage": batch_usage, **json.loads(store.get_meta("batch_summary") or "{}")}
             if self.opts.batch or batch_usage else None,
             "shard": list(self.opts.shard) if self.opts.shard else None,
             "llm": client_stats,
             "dedup": cache_stats,
+            "window": self.window_stats,
             "started_at": store.get_meta("started_at"),
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "wall_s": round(time.monotonic() - started, 2),
             "limit": self.opts.limit,
             "max_repairs": getattr(self, "max_repairs", c.max_repairs),
         }
+        if stopped:
+            store.set_meta("state", "paused")
+            return RunResult(self.out, manifest, "interrupted",
+                             f"stopped by {stopped}; {store.member_count():,} members decided are kept"
+                             + (f", {pending:,} pending" if pending else ""), pending,
+                             128 + int(getattr(__import__("signal"), stopped, 2)))
         if paused_msg or pending:
             store.set_meta("state", "paused")
             return RunResult(self.out, manifest, "paused", paused_msg or f"{pending} member(s) still pending",
-                             pending, getattr(self, "pause_code", 3))
+                             pending, self.pause_code)
+        # the inputs this export describes must be the ones the run started from
+        check_unchanged(c, fp, during=True)
         manifest = write_export(self.out, store, manifest)
         store.set_meta("state", "complete")
         return RunResult(self.out, manifest, "complete")
 
-    async def _generate_all(self, store, planner, catalog, offers, base_url, api_key, model, is_local, usage):
+    async def _generate_all(self, store, planner, catalog, offers, base_url, api_key, model, is_local, watch):
         from .llm.cache import GenerationCache, cache_key
         from .llm.client import LLMClient, TransportFailure, complete_counted, estimate_tokens
 
@@ -262,31 +300,34 @@ class Runner:
         if is_local:
             client_kwargs["local_schema_hint"] = True
         client = LLMClient(settings, **client_kwargs)
-        cache = GenerationCache(store)
+        cache = GenerationCache(_AnswerCache(store))
         params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
-
-        price = c.price_for(model)
+        spend = Spend(c, model, store, cap=self.opts.max_cost, max_tokens=settings.max_tokens)
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
         if self.opts.max_cost is not None:
             require_price(c, model)              # exit 2 before any request: --max-cost needs a price
-        self.metrics.attach(client=client, cache=cache, price=price, model=model,  # metrics: the run's LLM client
+        self.metrics.attach(client=client, cache=cache, price=spend.price, model=model,  # metrics: the run's LLM client
                             campaign_id=c.campaign_id, expected=self.progress.total)
-        spent_before = float(store.get_meta("cost_usd") or 0.0)  # what earlier (paused) runs of this store spent
 
         async def generate(messages, schema):
             key = cache_key(model, params, messages, schema)
 
             async def produce():
-                if self.opts.max_cost is not None and price is not None:
-                    est_in = estimate_tokens(messages)
-                    nxt = (est_in * price.input + settings.max_tokens * price.output) / 1e6
-                    spent = spent_before + (cost_of(c, model, usage) or 0.0)
-                    if spent + nxt > self.opts.max_cost:
-                        raise BudgetExhausted(f"spending limit reached: ${spent:.4f} spent, the next request could "
-                                              f"pass --max-cost ${self.opts.max_cost:.4f}",
-                                              hint="raise --max-cost and re-run the same command to continue")
-                return await self.metrics.llm_call(complete_counted(client, messages, schema, usage))  # metrics:
+                held = await spend.reserve(estimate_tokens(messages))
+                got = {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "requests": 0}
+                try:
+                    res = await self.metrics.llm_call(complete_counted(client, messages, schema, got))  # metrics:
+                except BaseException:
+                    spend.settle(held, 0.0)
+                    raise
+                for k, v in got.items():
+                    usage[k] = usage.get(k, 0) + v
+                reusable = bool(res.get("text")) and res.get("finish_reason") != "length"
+                spend.settle(held, spend.record(key, res, got, cache=reusable))  # durable before it is used
+                return res
 
             res, cached = await cache.get_or_create(key, produce)
+            count_answer()
             self.metrics.completion(cached)  # metrics:
             failpoints.hit("generate")
             return {**res, "cached": cached}
@@ -297,31 +338,49 @@ class Runner:
         self.metrics.instrument(decider)  # metrics: the gates as a timed stage
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)
-        pending = 0
+        work = MemberWork(planner, decider, c.inputs.members, TransportFailure, metrics=self.metrics)
+
+        def commit(rows: list[dict[str, Any]]) -> None:
+            watch.check()  # an input rewritten since the last commit: commit nothing more
+            with self.metrics.stage("commit"):  # metrics:
+                store.save_members(rows, quarantine=[q for r in rows for q in r.pop("quarantine", ())])
+            self.metrics.committed(rows)  # metrics: outcomes and findings of committed members
+
+        last = [0.0, 0]
+
+        def progress(n: int, res) -> None:
+            last[1] += n
+            now = time.monotonic()
+            if now - last[0] < 0.25 and self.progress.done + last[1] != self.progress.total:
+                return
+            last[0] = now
+            n, last[1] = last[1], 0
+            self.progress.advance(n, {"pending": res.pending, **usage,
+                                      "rate_limited": getattr(client.stats, "rate_limited", 0),
+                                      "cost_usd": round(spend.spent, 6) if spend.price else None})
+
+        # members waiting on a shared in-flight prompt (dedup) hold a member slot but no request slot: room for them
+        slots = self.opts.window or 4 * settings.concurrency + 64
+        window = Window(slots=slots, commit=commit, commit_every=self.opts.chunk_size,
+                        commit_interval_s=COMMIT_INTERVAL_S, pending_types=(TransportFailure,),
+                        pause_types=(ProviderUnavailable, BudgetExhausted),
+                        no_flush_types=(StoreError, sqlite3.Error, OSError, EngineFailure, InputsChanged),
+                        on_progress=progress)
         paused_msg = ""
         try:
             rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
-            for chunk in _chunks(rows, self.opts.chunk_size, self.opts.limit, self.opts.shard):
-                done = store.done_keys(r.key for r in chunk)
-                todo = [r for r in chunk if r.key not in done]
-                if not todo:
-                    self.progress.advance(len(chunk), {})
-                    continue
-                saved, failed, outage = await self._decide_chunk(todo, planner, decider, TransportFailure)
-                store.add_quarantine(q.to_dict() for r in todo for q in r.quarantined)
-                with self.metrics.stage("commit"):  # metrics:
-                    store.save_members(saved)
-                self.metrics.committed(saved)  # metrics: outcomes and findings of committed members
-                pending += failed
-                self.progress.advance(len(chunk), {"pending": pending, **usage,
-                                                   "rate_limited": getattr(client.stats, "rate_limited", 0),
-                                                   "cost_usd": cost_of(c, model, usage)})
-                if outage is not None:
-                    paused_msg = outage.render()
-                    self.pause_code = outage.exit_code
-                    break
+            signals = stops.on_loop_signals(window.stop) if _main_thread() else contextlib.nullcontext()
+            with signals:
+                res = await window.run(self._todo(store, rows), work)
         finally:
             await client.aclose()
+        if last[1]:
+            self.progress.advance(last[1], {"pending": res.pending, **usage})
+        if res.pause is not None:
+            paused_msg = res.pause.render() if hasattr(res.pause, "render") else str(res.pause)
+            self.pause_code = getattr(res.pause, "exit_code", 3)
+        self.window_stats = {"slots": slots, "peak_members_in_flight": res.peak_in_flight,
+                             "commit_every": self.opts.chunk_size, "isolated_errors": work.errors}
         s = cache.stats
         cache_stats = {"lookups": s.lookups, "store_hits": s.hits_store, "inflight_hits": s.hits_inflight,
                        "model_calls": s.misses, "dedup_ratio": round(s.dedup_ratio, 4)}
@@ -329,7 +388,17 @@ class Runner:
         client_stats = {k: getattr(stats, k) for k in ("requests", "retries", "rate_limited", "server_errors",
                                                         "timeouts") if hasattr(stats, k)}
         client_stats["capabilities"] = client.capabilities()   # negotiated request shape, downgrades
-        return pending, cache_stats, client_stats, paused_msg
+        return res.pending, cache_stats, client_stats, paused_msg, res.stopped
+
+    def _todo(self, store, rows: Iterator[MemberRow]) -> Iterator[MemberRow | int]:
+        """Members of this run (limit, shard) not yet decided in the store; an int for each block's decided ones."""
+        for block in _chunks(rows, 256, self.opts.limit, self.opts.shard):
+            done = store.done_keys(r.key for r in block)
+            if done:
+                yield sum(1 for r in block if r.key in done)
+            for r in block:
+                if r.key not in done:
+                    yield r
 
     async def _batch_prefill(self, store, planner, catalog, client, model, params) -> None:
         """Batch mode: every pending member's first prompt through the Batch API, joined into the cache."""
@@ -362,56 +431,6 @@ class Runner:
         total = {k: prior.get(k, 0) + v for k, v in runner.usage.items()}
         store.set_meta("batch_usage", json.dumps(total))
         store.set_meta("batch_summary", json.dumps(runner.summary()))
-
-    async def _decide_chunk(self, rows: list[MemberRow], planner: Planner, decider: Decider, transport_exc):
-        saved: list[dict[str, Any]] = []
-        tasks = []
-        for r in rows:
-            if r.member is None:
-                q = r.quarantined[0]
-                saved.append({"member_key": r.key, "seq": r.seq, "member_id": q.member_id, "outcome": "invalid",
-                              "record": {"member_id": q.member_id, "member_key": r.key, "outcome": "invalid",
-                                         "send": False, "reason": q.reason, "quarantine": q.to_dict(),
-                                         "message": None, "findings": []}})
-                continue
-            m = self.metrics.member(r.key)  # metrics: the member's span and timer
-            with m.stage("plan"):  # metrics:
-                plan = planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought,
-                                    returned=r.returned)
-            failpoints.hit("plan")
-            if plan.action == "suppress":
-                m.end("suppressed")  # metrics:
-                rec = export_record(plan, None, outcome="suppressed", reason=plan.reason)
-                saved.append(self._row(r, "suppressed", rec, []))
-                continue
-            tasks.append((r, plan, asyncio.ensure_future(m.run(decider.decide(plan)))))  # metrics: m.run
-        failed = 0
-        outage = None
-        if tasks:
-            await asyncio.wait([t for _, _, t in tasks])
-        for r, plan, t in tasks:
-            exc = t.exception()
-            if exc is None:
-                d = t.result()
-                rec = export_record(plan, d, reason=plan.reason, variant=plan.variant)
-                saved.append(self._row(r, d.outcome, rec, d.attempts))
-            elif isinstance(exc, (ProviderUnavailable, BudgetExhausted)):
-                failed += 1
-                outage = exc
-            elif isinstance(exc, transport_exc):
-                failed += 1  # stays pending: the provider failed, not the content
-            elif isinstance(exc, ContentgenError):
-                raise exc
-            else:
-                raise exc
-        return saved, failed, outage
-
-    @staticmethod
-    def _row(r: MemberRow, outcome: str, rec: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
-        m = r.member
-        return {"member_key": r.key, "seq": r.seq, "member_id": m.member_id if m else None, "outcome": outcome,
-                "segment": m.segment if m else None, "tier": m.opt_in_tier if m else None, "record": rec,
-                "attempts": attempts}
 
 
 def count_rows(path: Path, limit: int | None = None) -> int | None:
@@ -451,16 +470,6 @@ def _chunks(rows: Iterator[MemberRow], size: int, limit: int | None,
             buf = []
     if buf:
         yield buf
-
-
-def cost_of(campaign: Campaign, model: str | None, usage: dict[str, int], batch: bool = False) -> float | None:
-    price = campaign.price_for(model)
-    if price is None:
-        return None
-    cached = usage.get("cached_tokens", 0)
-    fresh = max(0, usage.get("prompt_tokens", 0) - cached)
-    cost = (fresh * price.input + cached * price.cached_input + usage.get("completion_tokens", 0) * price.output) / 1e6
-    return round(cost * (campaign.batch_discount if batch else 1.0), 6)
 
 
 def run_campaign(campaign_path: Path, opts: RunOptions, progress: Progress | None = None) -> RunResult:

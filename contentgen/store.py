@@ -12,8 +12,10 @@ A PostgreSQL store would implement the same methods (not built yet).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,25 +116,75 @@ def m003_batch_ledger(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio), ("m003_batch_ledger", m003_batch_ledger)]
+def m004_ledger(db: sqlite3.Connection) -> None:
+    """One row per answer the provider returned (paid), written as it arrives; totals sum every process."""
+    db.execute("""
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT,
+            requests INTEGER NOT NULL DEFAULT 1,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            process TEXT,                 -- which process (pid:random) received the answer
+            created_at REAL NOT NULL
+        )""")
+    # a store written before the ledger kept one running total in meta: carry it over as one row
+    row = db.execute("SELECT value FROM meta WHERE key='usage'").fetchone()
+    if row:
+        u = json.loads(row[0])
+        cost = db.execute("SELECT value FROM meta WHERE key='cost_usd'").fetchone()
+        db.execute("INSERT INTO ledger (key, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd, "
+                   "process, created_at) VALUES ('(before the ledger)', ?, ?, ?, ?, ?, 'before the ledger', ?)",
+                   (u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
+                    u.get("cached_tokens", 0), float(cost[0]) if cost else 0.0, time.time()))
+
+
+MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio), ("m003_batch_ledger", m003_batch_ledger),
+              ("m004_ledger", m004_ledger)]
 
 
 class RunStore(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def done_keys(self, keys: Iterable[str]) -> set[str]: ...
-    def save_members(self, rows: list[dict[str, Any]]) -> None: ...
+    def save_members(self, rows: list[dict[str, Any]], quarantine: Iterable[dict[str, Any]] = ()) -> None: ...
     def add_quarantine(self, items: Iterable[dict[str, Any]]) -> None: ...
     def iter_records(self) -> Iterator[dict[str, Any]]: ...
     def counts(self) -> dict[str, int]: ...
     def cache_get(self, key: str) -> dict[str, Any] | None: ...
+    def record_answer(self, key: str, value: dict[str, Any], usage: dict[str, int], cost_usd: float,
+                      *, cache: bool) -> None: ...
+    def ledger_totals(self) -> dict[str, Any]: ...
     def cache_put(self, key: str, value: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
+
+
+def _permission_problem(path: Path) -> str | None:
+    """What this process may not do to the store or its folder, in words; None when access is fine."""
+    folder = path.parent
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"this user may not write to the folder {folder}"
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and not os.access(p, os.R_OK | os.W_OK):
+            return f"this user may not read and write {p}"
+    return None
+
+
+_PERMISSION_HINT = ("fix the permission (chmod/chown the file and its folder for the user that runs contentgen), "
+                    "then re-run the same command to resume; do not --restart: the store holds answers already "
+                    "paid for")
 
 
 class SqliteStore:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.process = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this opening of the store, in the ledger
+        problem = _permission_problem(self.path)
+        if problem:
+            raise StoreError(f"permission denied on the run store: {problem}", file=str(self.path),
+                             hint=_PERMISSION_HINT)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None)
@@ -140,11 +192,17 @@ class SqliteStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+        except PermissionError as e:
+            raise StoreError(f"permission denied on the run store ({e.strerror})", file=str(self.path),
+                             hint=_PERMISSION_HINT) from None
         except OSError as e:
             raise StoreError(f"cannot create the run store ({e.strerror})", file=str(self.path),
                              hint="free disk space or choose a writable --out, then re-run to resume") from None
         except sqlite3.DatabaseError as e:
             msg = str(e)
+            if "readonly" in msg or "unable to open" in msg or "permission" in msg.lower():
+                raise StoreError(f"cannot open the run store ({msg})", file=str(self.path),
+                                 hint=_PERMISSION_HINT) from None
             if "full" in msg or "disk I/O" in msg:
                 raise StoreError(f"cannot write the run store ({msg})", file=str(self.path),
                                  hint="free disk space, then re-run the same command to resume") from None
@@ -190,11 +248,13 @@ class SqliteStore:
             out.update(r[0] for r in self.db.execute(q, part))
         return out
 
-    def save_members(self, rows: list[dict[str, Any]]) -> None:
-        """One transaction per batch: a member's record, attempts and findings land together or not at all."""
+    def save_members(self, rows: list[dict[str, Any]], quarantine: Iterable[dict[str, Any]] = ()) -> None:
+        """One transaction per batch: a member's record, attempts and findings (and the quarantine records of
+        its rows) land together or not at all."""
         now = time.time()
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            self.add_quarantine(quarantine)
             for r in rows:
                 key = r["member_key"]
                 self.db.execute(
@@ -223,6 +283,35 @@ class SqliteStore:
                                  hint="free disk space, then re-run the same command to resume") from None
             raise StoreError(f"cannot write the run store: {e}", file=str(self.path),
                              hint="check the output folder is writable, then re-run to resume") from None
+
+    # -- the ledger: every paid answer, committed as it arrives
+    def record_answer(self, key: str, value: dict[str, Any], usage: dict[str, int], cost_usd: float,
+                      *, cache: bool) -> None:
+        """One transaction: the answer's usage and cost in the ledger and (when reusable) the answer in the cache,
+        so a kill after the answer arrived neither loses what it cost nor pays for it again."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO ledger (key, requests, prompt_tokens, completion_tokens, cached_tokens, "
+                            "cost_usd, process, created_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                            (key, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                             usage.get("cached_tokens", 0), cost_usd, self.process, time.time()))
+            if cache:
+                self.cache_put(key, value)
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            self.db.execute("ROLLBACK") if self.db.in_transaction else None
+            raise StoreError(f"cannot write the run store: {e}", file=str(self.path),
+                             hint=("free disk space" if "full" in str(e) or "disk" in str(e)
+                                   else "check the output folder is writable") + ", then re-run the same command "
+                                  "to resume") from None
+
+    def ledger_totals(self) -> dict[str, Any]:
+        """Requests, tokens and cost of every answer this run was given, over all its processes."""
+        row = self.db.execute("SELECT COUNT(DISTINCT process), COALESCE(SUM(requests), 0), "
+                              "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+                              "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM ledger").fetchone()
+        return {"processes": row[0], "requests": row[1], "prompt_tokens": row[2], "completion_tokens": row[3],
+                "cached_tokens": row[4], "cost_usd": round(row[5], 6)}
 
     def add_quarantine(self, items: Iterable[dict[str, Any]]) -> None:
         self.db.executemany(

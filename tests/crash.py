@@ -72,6 +72,21 @@ def run_with_kills(campaign: Path, out: Path, base_url: str, *, named: list[str]
     return {"kills": kills, "final_output": final.stdout}
 
 
+def check_paid_once(fake, out: Path, *, kills: int, concurrency: int = 4) -> dict:
+    """No paid request is asked twice unless its answer died with a killed process, and the manifest counts
+    every answer the process received (so: every one the provider gave, less those lost in flight)."""
+    from collections import Counter
+
+    ok = [json.dumps(q.body, sort_keys=True) for q in fake.requests if q.status == 200]
+    repeats = sum(n - 1 for n in Counter(ok).values())
+    m = json.loads((out / "manifest.json").read_text())
+    recorded = m["usage"]["requests"]
+    lost = len(ok) - recorded  # answered by the provider while the process that asked was being killed
+    assert 0 <= lost <= kills * concurrency, (len(ok), recorded, kills)
+    assert repeats <= lost, f"{repeats} paid prompts were asked again, only {lost} answers were lost in kills"
+    return {"answered": len(ok), "recorded": recorded, "lost_in_kills": lost, "repeats": repeats}
+
+
 def check_exactly_once(members_csv: Path, out: Path) -> dict:
     res = verify(out)  # checksums, counts == manifest, no member twice
     rows = sum(1 for _ in open(members_csv, encoding="utf-8")) - 1
@@ -103,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         res = run_with_kills(paths["campaign"], out, server.base_url, named=NAMED_POINTS,
                              random_kills=a.random_kills, seed=a.seed)
         check = check_exactly_once(paths["members"], out)
+        paid = check_paid_once(server, out, kills=res["kills"])
     print(f"{res['kills']} SIGKILLs, then a clean finish in {time.monotonic() - t0:.0f}s: "
-          f"{check['members']} members exported exactly once, manifest verified: {check['counts']}")
+          f"{check['members']} members exported exactly once, manifest verified: {check['counts']}; "
+          f"requests answered {paid['answered']}, recorded {paid['recorded']}, lost with a killed process "
+          f"{paid['lost_in_kills']}, asked again {paid['repeats']}")
     return 0
 
 

@@ -263,6 +263,7 @@ class FakeOpenAI:
         with self._lock:
             self.responder: Responder | None = None
             self.latency_s = latency_s
+            self.latency_tail: tuple[float, float] = (0.0, 0.0)  # (share, seconds): that share of answers waits this long
             self.batch_delay_s = batch_delay_s
             self.reject_json_schema = False
             self.refuse: dict[str, Spec] = {}     # "max_tokens", "temperature", "response_format:json_schema"...
@@ -312,6 +313,19 @@ class FakeOpenAI:
     def status_times(self, status: int = 200) -> list[float]:
         """Arrival times of the chat requests answered with ``status``."""
         return [r.t for r in self.requests if r.status == status]
+
+    def in_flight_average(self, *, trim: float = 0.0) -> float:
+        """Time-averaged chat requests in flight between the first and the last arrival (``trim``: leave out
+        that share of the arrivals at each end, i.e. the ramp-up and the drain)."""
+        done = sorted((r.t, r.t_done) for r in self.requests if r.t_done)
+        if len(done) < 2:
+            return 0.0
+        k = int(len(done) * trim)
+        t0, t1 = done[k][0], done[len(done) - 1 - k][0]
+        if t1 <= t0:
+            return 0.0
+        busy = sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in done)
+        return busy / (t1 - t0)
 
     def max_in_flight(self) -> int:
         """The most chat requests this server was answering at the same time."""
@@ -484,6 +498,9 @@ class FakeOpenAI:
             with self._lock:
                 headers.update(window.headers(now))
         wait = self.latency_s + float(spec.get("delay", 0)) + float(spec.get("hang", 0))
+        share, tail_s = self.latency_tail
+        if share and self._rng.random() < share:
+            wait = max(wait, tail_s)
         if wait > 0:
             await asyncio.sleep(wait)
         if status >= 400:
@@ -700,9 +717,13 @@ class FakeOpenAI:
     async def _admin_config(self, request: Request) -> Response:
         cfg = await request.json()
         if cfg.get("reset"):
+            responder = self.responder
             self.reset(latency_s=cfg.get("latency_s", 0.0), seed=cfg.get("seed", 0))
+            self.responder = responder  # the one chosen at start (--responder) stays
         if "latency_s" in cfg:
             self.latency_s = float(cfg["latency_s"])
+        if "latency_tail" in cfg:
+            self.latency_tail = tuple(cfg["latency_tail"])
         if "limits" in cfg:
             self.set_limits(**(cfg["limits"] or {}))
         if "faults" in cfg:
@@ -718,7 +739,10 @@ class FakeOpenAI:
         return JSONResponse({"requests": len(self.requests), "counts": {str(k): v for k, v in self.counts.items()},
                              "tokens": dict(self.tokens),
                              "first_200_t": min(ok_times) if ok_times else None,
-                             "last_200_t": max(ok_times) if ok_times else None})
+                             "last_200_t": max(ok_times) if ok_times else None,
+                             "in_flight_avg": self.in_flight_average(),
+                             "in_flight_avg_steady": self.in_flight_average(trim=0.05),
+                             "max_in_flight": self.max_in_flight()})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -726,6 +750,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8099)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat answer")
+    ap.add_argument("--latency-tail", nargs=2, type=float, metavar=("SHARE", "SECONDS"), default=(0.0, 0.0),
+                    help="that share of answers waits SECONDS instead (e.g. 0.05 4)")
     ap.add_argument("--rpm", type=int, default=None, help="requests allowed per window")
     ap.add_argument("--tpm", type=int, default=None, help="tokens allowed per window")
     ap.add_argument("--window-s", type=float, default=60.0, help="rate-limit window (default 60 s)")
@@ -736,6 +762,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="how answers are written (tests/responders.py); echo: the built-in responder")
     args = ap.parse_args(argv)
     fake = FakeOpenAI(host=args.host, port=args.port, latency_s=args.latency, seed=args.seed)
+    fake.latency_tail = tuple(args.latency_tail)
     if args.responder != "echo":
         from tests import responders
 

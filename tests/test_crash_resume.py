@@ -1,14 +1,16 @@
 """SIGKILL at 20 named points across plan, generate, gate, store and export, plus random moments.
 
 After every kill the same command resumes; at the end the export holds every
-input member exactly once and matches its manifest.
+input member exactly once and matches its manifest, no paid request was asked
+again (beyond the answers that died in flight with a killed process), and the
+manifest's usage counts every answer the processes received.
 """
 
 from __future__ import annotations
 
 from contentgen.sample_data import write_sample_data
 from tests import responders
-from tests.crash import NAMED_POINTS, check_exactly_once, run_with_kills
+from tests.crash import NAMED_POINTS, check_exactly_once, check_paid_once, run_with_kills
 
 
 def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_openai):
@@ -27,3 +29,7 @@ def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_ope
         assert any(f" {stage}:" in x for x in killed), (stage, lines)
     assert res["kills"] >= 20, lines
     check_exactly_once(paths["members"], out)
+    # no paid request asked twice after a resume (counted at the server), and every answer received is in the
+    # manifest's usage, over all the processes of the run
+    paid = check_paid_once(fake_openai, out, kills=res["kills"])
+    assert paid["recorded"] > 0

@@ -61,3 +61,60 @@ def test_max_cost_pauses_and_resumes_with_a_higher_limit(tmp_path, fake_openai):
     assert r.exit_code == 0, r.output
     m = json.loads((out / "manifest.json").read_text())
     assert m["cost_usd"] > 0.0006 and m["usage"]["requests"] == len(fake_openai.requests)
+
+
+def test_intermittent_failures_never_push_members_to_fallback_nor_pay_twice(tmp_path, fake_openai):
+    """75% of answers are 500s: each run either finishes or pauses (exit 3); re-runs finish the job, every
+    member once, nobody in fallback because of the provider, no paid prompt asked twice, every answer counted."""
+    paths = _campaign(tmp_path, 60)
+    out = tmp_path / "out"
+    fake_openai.responder = responders.copywriter
+    fake_openai.set_faults(rate_500=0.75, seed=3)
+    codes = []
+    for _ in range(40):
+        r = invoke(paths, out, fake_openai)
+        codes.append(r.exit_code)
+        assert r.exit_code in (0, 3), r.output
+        assert "Traceback" not in r.output
+        if r.exit_code == 0:
+            break
+        assert not (out / "messages.jsonl").exists()
+    assert codes[-1] == 0, codes
+    assert 3 in codes, codes  # the failures did pause it at least once
+    recs = [json.loads(x) for x in (out / "messages.jsonl").read_text().splitlines()]
+    got = Counter(x["outcome"] for x in recs)
+    assert got["fallback"] == 0 and got["rejected"] == 0, got
+    assert verify(out)["members"] == len(recs) == 60
+    ok = [json.dumps(q.body, sort_keys=True) for q in fake_openai.requests if q.status == 200]
+    assert len(ok) == len(set(ok)), "a paid prompt was asked twice"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["usage"]["requests"] == len(ok) and 1 < m["processes"] <= len(codes)
+
+
+def test_max_cost_is_never_passed_by_more_than_one_request(tmp_path, fake_openai):
+    """--max-cost reserves each request's worst case before sending: the ledger (every answer the provider gave)
+    stays under the cap, the pause comes when the next request could not fit, and the cost is exact."""
+    import sqlite3
+
+    paths = _campaign(tmp_path, 60)
+    out = tmp_path / "out"
+    fake_openai.responder = responders.copywriter
+    cap = 0.0009
+    r = invoke(paths, out, fake_openai, "--model", "gpt-4o-mini", "--max-cost", str(cap), "--concurrency", "16")
+    assert r.exit_code == 5, r.output
+    db = sqlite3.connect(out / "run.db")
+    n, cost = db.execute("SELECT COUNT(*), SUM(cost_usd) FROM ledger").fetchone()
+    db.close()
+    ok = [q for q in fake_openai.requests if q.status == 200]
+    assert n == len(ok) > 0  # every answer the provider gave is in the store, before any export
+    # price gpt-4o-mini (the campaign's table): what the provider's answers cost by its own token counts
+    billed = sum(q.prompt_tokens * 0.15 + q.completion_tokens * 0.60 for q in ok) / 1e6
+    assert billed <= cap * 1.02, (billed, cap)  # cached tokens only make it cheaper
+    assert abs(cost - billed) <= billed * 0.5
+    # the limit held back only what could not fit: one more worst-case request would have passed it
+    one = max(q.prompt_tokens for q in ok) * 0.15e-6 + 400 * 0.60e-6
+    assert billed + one > cap * 0.5
+    r = invoke(paths, out, fake_openai, "--model", "gpt-4o-mini", "--max-cost", "5")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["usage"]["requests"] == len([q for q in fake_openai.requests if q.status == 200])

@@ -195,3 +195,18 @@ def test_push_sms_inapp_members_end_to_end(sample, tmp_path, fake_openai):
             assert msg["title"] and len(msg["body"]) <= 250
         else:
             assert msg["subject"] and "Unsubscribe" in msg["footer"]
+
+
+def test_the_window_keeps_members_flowing_while_one_member_waits(sample, tmp_path, fake_openai):
+    """One answer takes 4 s: the other slots keep working meanwhile (a chunked engine waits for its chunk: the
+    one it replaced sent 7 requests in that time, the rest of its chunk of 8)."""
+    fake_openai.responder = responders.copywriter
+    fake_openai.script([{"delay": 4.0}])  # the first request of the run is slow
+    res = run(sample, tmp_path / "out", fake_openai, concurrency=4, chunk_size=8)
+    assert res.status == "complete"
+    slow = fake_openai.requests[0]
+    during = [q for q in fake_openai.requests[1:] if slow.t < q.t < slow.t_done]
+    assert len(during) >= 24, f"only {len(during)} requests were sent while one member waited"
+    assert fake_openai.max_in_flight() == 4  # never more than --concurrency
+    w = res.manifest["window"]
+    assert w["slots"] == 4 * 4 + 64 and w["commit_every"] == 8 and w["peak_members_in_flight"] <= w["slots"]

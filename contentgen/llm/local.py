@@ -43,6 +43,23 @@ def default_gguf() -> Path:
     return found[0]
 
 
+def _bound_to_parent() -> None:
+    """In the server child before exec: die with the run (PR_SET_PDEATHSIG), leave Ctrl-C to the run.
+
+    The server stays in the run's process group; a terminal's Ctrl-C reaches both, and the run stops the
+    server itself after its members in flight finish. If the run dies without cleanup (kill -9), the kernel
+    kills the server too.
+    """
+    import ctypes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the run already died between fork and prctl
+            os._exit(1)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +84,8 @@ def local_server(gguf: Path | None = None, *, n_ctx: int = 2048, threads: int | 
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
            "--n_threads_batch", str(threads), "--verbose", "False"]
     log = tempfile.NamedTemporaryFile(prefix="contentgen-llama-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            preexec_fn=_bound_to_parent if sys.platform == "linux" else None)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + startup_timeout
