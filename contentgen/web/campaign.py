@@ -5,27 +5,28 @@ the store's meta, or ``serve --campaign``). Member rows are found by streaming
 the members file (the store keeps the plan, not the whole member row); found
 rows are cached.
 
-``recheck`` is the reviewer's "edit and re-check": it builds a
-``RenderedMessage`` and the member's ``GateContext`` and calls the same gates
-as the pipeline and ``contentgen check`` (structure checks + ``run_gates``).
+A reviewer's edit is words only: ``reassemble`` puts them in the engine's
+frame with the run's own assembler (prices, offer terms, links, sign-off and
+footer come from the plan), and ``check`` calls the same gates as the pipeline
+and ``contentgen check``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from .. import gates
-from ..assemble import assemble, render_html, text_version
+from ..assemble import assemble, text_version
 from ..config import load_campaign
 from ..load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
-from ..models import Explanation, Plan, RenderedMessage
+from ..models import Draft, Plan, RenderedMessage
 from ..plan import Planner
 from ..prompts import Prompts
 from ..repair import finding_dicts, gate_context
 
+_PROBE = "\u2063words\u2063"  # invisible separators: never in a real message
 CHURN_BANDS = {"low": (0.0, 0.33), "medium": (0.33, 0.66), "high": (0.66, 1.01)}
 
 
@@ -105,46 +106,45 @@ class CampaignContext:
         return out
 
     def plan(self, member_id: str, *, basic: bool = False) -> Plan | None:
+        """The member's plan as the run made it (same planner inputs), or the tier-1 basic plan."""
         row = self.member_row(member_id)
         if row is None:
             return None
         if basic:
             return self.planner.basic_plan(row.member)
-        plan = self.planner.plan(row.member, row.recommendations)
+        plan = self.planner.plan(row.member, row.recommendations, recently_bought=row.recently_bought,
+                                 returned=row.returned)
         if plan.action == "holdout":
             return self.planner.basic_plan(row.member)
         return plan
 
     # -- messages
-    def assemble_draft(self, plan: Plan, response: str | None) -> RenderedMessage | None:
+    def draft_of(self, response: str | None) -> Draft | None:
+        """A model attempt's (or the fallback's) words, if its answer parses as a draft."""
         from ..gates.schema import validate_draft
 
         draft, _ = validate_draft(response)
-        if draft is None:
-            return None
+        return draft
+
+    def assemble_draft(self, plan: Plan, response: str | None) -> RenderedMessage | None:
+        draft = self.draft_of(response)
+        return None if draft is None else assemble(plan, draft, self.campaign)
+
+    def reassemble(self, plan: Plan, draft: Draft) -> RenderedMessage:
+        """The reviewer's words in the engine's frame: greeting, prices, offer terms, links, sign-off and
+        footer are rebuilt from the plan, exactly as the run's assembler builds them."""
         return assemble(plan, draft, self.campaign)
 
-    def rebuild(self, plan: Plan, base: dict[str, Any], edits: dict[str, Any]) -> RenderedMessage:
-        """The reviewer's edited words in the engine's frame: CTA, links and footer stay the engine's."""
-        expl = []
-        for i, x in enumerate(base.get("explanations") or []):
-            text = edits.get(f"explanation_{i}", x.get("text", ""))
-            expl.append(Explanation(product_id=x["product_id"], text=str(text).strip()))
-        msg = RenderedMessage(subject=str(edits.get("subject", base.get("subject", ""))).strip(),
-                              preheader=str(edits.get("preheader", base.get("preheader", ""))).strip(),
-                              body=str(edits.get("body", base.get("body", ""))).replace("\r\n", "\n").strip(),
-                              cta_text=base.get("cta_text", ""), cta_url=base.get("cta_url", ""),
-                              explanations=tuple(expl), footer=base.get("footer", ""))
-        return msg.model_copy(update={"html": render_html(msg, plan, self.campaign)})
+    def frame(self, plan: Plan) -> tuple[str, str]:
+        """The engine's lines before and after the words of the body (greeting; products, offers, sign-off)."""
+        probe = assemble(plan, Draft(subject="", preheader="", body=_PROBE), self.campaign)
+        head, _, tail = probe.body.partition(_PROBE)
+        return head, tail
 
     def check(self, plan: Plan, msg: RenderedMessage) -> list[dict[str, Any]]:
+        """The gates, as the run and ``contentgen check`` call them."""
         ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
         return finding_dicts(gates.run_gates(msg, ctx, self.rules))
-
-    def recheck(self, plan: Plan, base: dict[str, Any], edits: dict[str, Any]):
-        msg = self.rebuild(plan, base, edits)
-        findings = self.check(plan, msg)
-        return message_dict(msg), findings, _verdict(findings)
 
     # -- the model (preview)
     def backend(self) -> tuple[str, str | None, str, bool]:
@@ -163,14 +163,17 @@ class CampaignContext:
         return {pid: p.name for pid, p in self.catalog.items()}
 
 
-def _verdict(findings: list[dict[str, Any]]) -> str:
+def verdict(findings: list[dict[str, Any]]) -> str:
     from ..models import Finding
 
     return gates.verdict([Finding.model_validate(f) for f in findings])
 
 
-def names_plan(names: dict[str, str]) -> SimpleNamespace:
-    """A stand-in plan for render_html when only product names are known."""
-    return SimpleNamespace(products=[SimpleNamespace(product=SimpleNamespace(product_id=k, name=v))
-                                     for k, v in names.items()])
-
+def export_message(m: RenderedMessage, channel: str) -> dict[str, Any]:
+    """The export record's ``message`` for ``channel`` (the shape ``repair.export_record`` writes)."""
+    if channel in ("push", "inapp"):
+        return {"title": m.subject, "body": m.body, "url": m.cta_url,
+                "explanations": [e.model_dump() for e in m.explanations]}
+    if channel == "sms":
+        return {"text": m.body}
+    return message_dict(m)
