@@ -168,9 +168,12 @@ def run(request: Request, form) -> Response:
 def cell_view(cell: dict[str, Any] | None) -> dict[str, Any] | None:
     if cell is None:
         return None
+    from .editor import view_dict
+
     r = cell["result"]
     rec = r.get("record") or {}
-    msg = rec.get("message")
+    channel = rec.get("channel") or "email"
+    msg = view_dict(rec.get("message"), channel)
     attempts = r.get("attempts") or []
     fb = next((a for a in attempts if a.get("kind") == "fallback"), None)
     findings = (fb or {}).get("findings") if fb and r.get("outcome") in ("fallback", "rejected", "holdout") \
@@ -181,7 +184,7 @@ def cell_view(cell: dict[str, Any] | None) -> dict[str, Any] | None:
         # the variant's own text, with why it failed; the fallback the member would get goes below it
         failed = message_view(model_msg, r.get("model_findings"), r.get("names"))
     return {"outcome": r.get("outcome"), "error": r.get("error"), "view": message_view(msg, findings, r.get("names")),
-            "failed": failed,
+            "failed": failed, "channel": channel,
             "findings_all": [(a.get("n"), a.get("kind"), a.get("findings") or []) for a in attempts],
             "prompt": r.get("prompt"), "usage": r.get("usage") or {}, "cost": cell.get("cost_usd"),
             "attempts": len([a for a in attempts if a.get("kind") != "fallback"]), "send": rec.get("send")}
