@@ -226,8 +226,6 @@ def state(studio, m: dict[str, Any], basis: str | None = None, words: Words | No
     ctx = studio.campaign()
     if ctx is None or basis == "record":
         _stored(m, st)
-        if ctx is None:
-            st.problem = st.problem or None
         return st
     src = st.source
     st.words = words or src.words
@@ -240,8 +238,10 @@ def state(studio, m: dict[str, Any], basis: str | None = None, words: Words | No
         plan = ctx.plan(m["member_id"], basic=src.basic)
     except Exception as e:  # noqa: BLE001  (a broken input row must not take the page down)
         plan, st.problem = None, f"The member's plan could not be rebuilt: {e}"
-    if plan is None:
-        st.problem = st.problem or "This member is not in the campaign's members file any more."
+    if plan is None:  # show what is stored; nothing can be rebuilt or approved
+        problem = st.problem or "This member is not in the campaign's members file any more."
+        _stored(m, st)
+        st.basis, st.problem = basis, problem
         return st
     if plan.action == "suppress":
         st.problem = f"The member is suppressed now ({plan.reason}): nothing may be sent."
