@@ -627,3 +627,28 @@ def test_a_runaway_preview_template_is_stopped_and_the_studio_keeps_serving(real
     # and a good variant still saves: the worker was replaced
     r = c.post("/preview/variants", data={"csrf": token, "name": "fine", "file:message.j2": tpl + "\nThanks."})
     assert r.status_code == 200 and len(re.findall(r'name="variant" value="([^"]+)" checked', r.text)) == 2
+
+
+def test_the_member_index_serves_input_rows_without_reading_the_files(real, monkeypatch):
+    import time
+
+    d, c, _ = real
+    sign_in(c, "rita")
+    ctx = c.app.state.studio.campaign()
+    deadline = time.monotonic() + 60
+    while not ctx.index.ready():
+        assert time.monotonic() < deadline, "the member index was not built"
+        time.sleep(0.05)
+    key = member_where(d, f"m.outcome = 'fallback' AND {EMAIL}")
+    want = next(r for r in ctx.iter_rows() if r.member.member_id == key)
+    ctx._rows.clear()
+
+    def no_scan():
+        raise AssertionError("read the members file although the index is ready")
+
+    monkeypatch.setattr(ctx, "iter_rows", no_scan)
+    got = ctx.member_row(key)
+    assert (got.member, got.recommendations, got.recently_bought, got.returned, got.seq) == \
+        (want.member, want.recommendations, want.recently_bought, want.returned, want.seq)
+    page = c.get(f"/review/{key}").text
+    assert verdict_of(page) == "fail" and 'name="body"' in page

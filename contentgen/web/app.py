@@ -115,6 +115,7 @@ class Studio:
                 else:
                     try:
                         self._campaign = CampaignContext(path, self)
+                        self._campaign.index.start()
                     except Exception as e:  # a missing/broken campaign must not take the queue down
                         render_err = getattr(e, "render", None)
                         self._campaign_error = render_err() if render_err else f"{type(e).__name__}: {e}"

@@ -13,6 +13,9 @@ and ``contentgen check``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from .. import gates
 from ..assemble import assemble, text_version
 from ..config import load_campaign
 from ..load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
-from ..models import Draft, Plan, RenderedMessage
+from ..models import Draft, Member, Plan, Recommendation, RenderedMessage
 from ..plan import Planner
 from ..prompts import Prompts
 from ..repair import finding_dicts, gate_context
@@ -57,14 +60,17 @@ class CampaignContext:
         self.rules = gates.load_rules(c.rules_dirs)
         self.prompts = Prompts(c.prompts_dir, c)
         self._rows: OrderedDict[str, MemberRow] = OrderedDict()
+        self._rows_lock = threading.Lock()
         self._backend: tuple[str, str | None, str, bool] | None = None
+        self.index = MemberIndex(self, studio)
 
     # -- members
     def _remember(self, row: MemberRow) -> None:
-        self._rows[row.member.member_id] = row
-        self._rows.move_to_end(row.member.member_id)
-        while len(self._rows) > 2048:
-            self._rows.popitem(last=False)
+        with self._rows_lock:
+            self._rows[row.member.member_id] = row
+            self._rows.move_to_end(row.member.member_id)
+            while len(self._rows) > 2048:
+                self._rows.popitem(last=False)
 
     def iter_rows(self):
         c = self.campaign
@@ -73,8 +79,17 @@ class CampaignContext:
                 yield row
 
     def member_row(self, member_id: str) -> MemberRow | None:
-        if member_id in self._rows:
-            return self._rows[member_id]
+        """The member's input row: from memory, from the studio's member index (one indexed read), or,
+        until the index is built, by reading the members file."""
+        with self._rows_lock:
+            hit = self._rows.get(member_id)
+        if hit is not None:
+            return hit
+        if self.index.ready():
+            row = self.index.get(member_id)
+            if row is not None:
+                self._remember(row)
+                return row
         for row in self.iter_rows():
             if row.member.member_id == member_id:
                 self._remember(row)
@@ -177,3 +192,85 @@ def export_message(m: RenderedMessage, channel: str) -> dict[str, Any]:
     if channel == "sms":
         return {"text": m.body}
     return message_dict(m)
+
+
+class MemberIndex:
+    """The input rows of the members in the review queue, saved in the run store once, read by key.
+
+    Reading a member's row from a members file of 500,000 rows takes seconds; the detail page needs it
+    for every message it opens (the plan is rebuilt from it). A background thread reads the files once
+    and stores each queued member's validated row (``studio_member_rows``); ``ready`` says when the
+    index matches the campaign's input files (their names, sizes and times), until then lookups read
+    the file as before."""
+
+    def __init__(self, ctx: CampaignContext, studio):
+        self.ctx, self.studio = ctx, studio
+        inputs = ctx.campaign.inputs
+        stamp = []
+        for p in (inputs.members, inputs.recommendations, inputs.catalog):
+            try:
+                st = Path(p).stat()
+                stamp.append(f"{Path(p).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                stamp.append(str(p))
+        self.fingerprint = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:32]
+        self._ready = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ready(self) -> bool:
+        if not self._ready:
+            self._ready = self.studio.sdb.member_index_state() == self.fingerprint
+        return self._ready
+
+    def start(self) -> None:
+        """Build the index in the background unless it is there already."""
+        if self.ready() or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._build, name="contentgen-member-index", daemon=True)
+        self._thread.start()
+        self.studio.stack.callback(self.stop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _build(self) -> None:
+        sdb = self.studio.sdb
+        try:
+            wanted = sdb.queued_member_ids()
+            sdb.member_index_reset()
+            batch: list[tuple[str, str]] = []
+            for row in self.ctx.iter_rows():
+                if self._stop.is_set():
+                    return
+                if row.member.member_id not in wanted:
+                    continue
+                batch.append((row.member.member_id, _dump_row(row)))
+                if len(batch) >= 2000:
+                    sdb.member_index_add(batch)
+                    batch = []
+            sdb.member_index_add(batch)
+            sdb.member_index_done(self.fingerprint)
+        except Exception:  # noqa: BLE001  (the index is an optimisation: without it, lookups read the file)
+            import logging
+
+            logging.getLogger("contentgen.studio").exception("studio: building the member index failed")
+
+    def get(self, member_id: str) -> MemberRow | None:
+        raw = self.studio.sdb.member_index_get(member_id)
+        return _load_row(raw) if raw else None
+
+
+def _dump_row(row: MemberRow) -> str:
+    return json.dumps({"seq": row.seq, "line": row.line, "member": row.member.model_dump(mode="json"),
+                       "recs": [r.model_dump(mode="json") for r in row.recommendations],
+                       "bought": sorted(row.recently_bought), "returned": sorted(row.returned)}, ensure_ascii=False)
+
+
+def _load_row(raw: str) -> MemberRow:
+    d = json.loads(raw)
+    return MemberRow(d["seq"], Member.model_validate(d["member"]),
+                     tuple(Recommendation.model_validate(r) for r in d["recs"]), [], d["line"],
+                     frozenset(d["bought"]), frozenset(d["returned"]))

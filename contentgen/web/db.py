@@ -228,6 +228,34 @@ class StudioDB:
         self.db.execute("DELETE FROM studio_login_failures WHERE last_at < ? AND (locked_until IS NULL OR "
                         "locked_until < ?)", (before, before))
 
+    # -- the member index (input rows of queued members, for rebuilding plans)
+    def queued_member_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute(
+            "SELECT member_id FROM studio_queue WHERE outcome IN ('review', 'rejected', 'fallback', 'repaired') "
+            "OR decided = 1")}
+
+    def member_index_state(self) -> str | None:
+        return self.meta("studio_member_index")
+
+    def member_index_reset(self) -> None:
+        with transaction(self.db):
+            self.db.execute("DELETE FROM meta WHERE key = 'studio_member_index'")
+            self.db.execute("DELETE FROM studio_member_rows")
+
+    def member_index_add(self, rows: list[tuple[str, str]]) -> None:
+        if rows:
+            with transaction(self.db):
+                self.db.executemany("INSERT INTO studio_member_rows (member_id, row) VALUES (?, ?) "
+                                    "ON CONFLICT (member_id) DO UPDATE SET row = excluded.row", rows)
+
+    def member_index_done(self, fingerprint: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('studio_member_index', ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (fingerprint,))
+
+    def member_index_get(self, member_id: str) -> str | None:
+        row = self.db.execute("SELECT row FROM studio_member_rows WHERE member_id = ?", (member_id,)).fetchone()
+        return row[0] if row else None
+
     # -- previews (copywriters)
     def preview_totals(self) -> tuple[int, int, int, float | None]:
         return tuple(self.db.execute(

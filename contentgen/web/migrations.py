@@ -145,6 +145,11 @@ _M003 = """
             gate TEXT NOT NULL
         );
 
+        CREATE TABLE studio_member_rows (
+            member_id TEXT PRIMARY KEY,   -- a queued member's validated input row (JSON), for rebuilding its plan
+            row TEXT NOT NULL
+        );
+
         CREATE TABLE studio_counts (
             dim TEXT NOT NULL,            -- all | err | rule | rule_err | gate | gate_err | decision
             value TEXT NOT NULL,          -- '' | rule id | gate | action
