@@ -277,6 +277,18 @@ def test_queue_status_filter_follows_decisions(crafted):
 
 
 def test_dashboard_figures_open_the_filters_that_reproduce_them(crafted):
+    from tests.browser.studio_data import crafted_row
+
+    extra = []  # members whose only findings are warnings: "with error findings" must leave them out
+    for i, (outcome, seg, tier) in enumerate([("repaired", "Enthusiasts", 1), ("fallback", "Browsers", 2),
+                                               ("approved", "Lapsed VIPs", 3), ("review", "Enthusiasts", 2)]):
+        row = crafted_row(500 + i, outcome, segment=seg, tier=tier)
+        for a in row["attempts"]:
+            a["findings"] = [dict(f, severity="warning") for f in a["findings"]]
+        extra.append(row)
+    store = store_of(crafted)
+    store.save_members(extra)
+    store.close()
     c = make_client(crafted)
     token = sign_in(c, "olga")
     c.post("/review/M000001/decide", data={"csrf": token, "action": "reject", "basis": "record",

@@ -434,3 +434,36 @@ def test_sessions_survive_a_restart_and_end_everywhere_at_once(crafted):
     a.post("/logout", data={"csrf": token})
     assert b.get("/queue", follow_redirects=False).status_code == 303
     assert time.time()  # (no sleeps: everything above is the store's state)
+
+
+def test_no_store_query_runs_on_the_event_loop(crafted, monkeypatch):
+    """Every page's store work happens in worker threads: a connection opened on the loop's thread fails this."""
+    import asyncio
+
+    from contentgen.web import app as app_mod
+
+    on_loop: list[str] = []
+
+    class Watched(app_mod.SqliteStore):
+        def __init__(self, *a, **k):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(threading.current_thread().name)
+            except RuntimeError:
+                pass
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(app_mod, "SqliteStore", Watched)
+    app = create_app(crafted / "run", accounts=Accounts.load(crafted / "users.yaml"))
+    with serve(app) as base, httpx.Client(base_url=base, timeout=20, follow_redirects=True) as hc:
+        tok = csrf_of(hc.get("/login").text)
+        hc.post("/login", data={"csrf": tok, "username": "olga", "password": PASSWORD})
+        csrf = csrf_of(hc.get("/queue").text)
+        for path in ("/dashboard", "/queue?sort=errors", "/review/M000000", "/audit", "/audit.csv",
+                     "/queue?rule=brand.hype&status=open"):
+            assert hc.get(path).status_code == 200, path
+        r = hc.post("/review/M000001/decide", data={"csrf": csrf, "action": "reject", "basis": "record",
+                                                     "reason": "tone is off brand"})
+        assert r.status_code == 200
+        assert hc.post("/logout", data={"csrf": csrf}).status_code == 200
+    assert on_loop == []
