@@ -310,14 +310,61 @@ def reviewers(base: str, names: list[str], rules: list[str], rounds: int) -> dic
     return lat
 
 
+def save_cost(members: int = 6000, chunk: int = 250, repeat: int = 3) -> None:
+    """What keeping the aggregates costs the run: save_members with and without queue_index.on_save,
+    fresh stores, interleaved."""
+    from contentgen import store as store_mod
+
+    rng = random.Random(3)
+    recs = [json.loads(_record(o, v)) for o in OUTCOMES for v in range(2)]
+
+    def rows(lo: int, hi: int) -> list[dict]:
+        out = []
+        for i in range(lo, hi):
+            rec = dict(recs[i % len(recs)], member_id=f"M{i:07d}")
+            atts = [{"n": n, "kind": "generate" if n == 0 else "repair", "prompt": "p" * 1200, "response": "r" * 500,
+                     "findings": [{"rule_id": RULES[rng.randrange(12)][0], "gate": "brand", "severity": "error",
+                                   "field": "body", "span": [0, 5], "excerpt": "x", "message": "m"}
+                                  for _ in range(rng.randint(1, 3))], "prompt_tokens": 900, "completion_tokens": 120}
+                    for n in range(2)]
+            out.append({"member_key": f"M{i:07d}", "seq": i, "member_id": f"M{i:07d}", "outcome": rec["outcome"],
+                        "segment": SEGMENTS[i % 7], "tier": 1 + i % 3, "record": rec, "attempts": atts})
+        return out
+
+    batches = [rows(lo, min(lo + chunk, members)) for lo in range(0, members, chunk)]
+    real = store_mod.queue_index.on_save
+    times: dict[str, list[float]] = {"with aggregates": [], "without": []}
+    for _ in range(repeat):
+        for label in ("with aggregates", "without"):
+            with tempfile.TemporaryDirectory() as tmp:
+                st = SqliteStore(Path(tmp) / "run.db")
+                store_mod.queue_index.on_save = real if label == "with aggregates" else (lambda db, rows: None)
+                try:
+                    t = time.perf_counter()
+                    for b in batches:
+                        st.save_members(b)
+                    times[label].append((time.perf_counter() - t) * 1000 * 1000 / members)
+                finally:
+                    store_mod.queue_index.on_save = real
+                    st.close()
+    w, wo = statistics.median(times["with aggregates"]), statistics.median(times["without"])
+    print(f"\nsave_members, {members:,} members in chunks of {chunk} (ms per 1,000 members, median of {repeat}): "
+          f"with aggregates {w:.0f} ms [{min(times['with aggregates']):.0f}-{max(times['with aggregates']):.0f}], "
+          f"without {wo:.0f} ms [{min(times['without']):.0f}-{max(times['without']):.0f}]: x{w / wo:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=25, help="decisions per reviewer in the concurrency test")
     ap.add_argument("--keep", type=Path, help="build the store here (and keep it) instead of a temp folder")
+    ap.add_argument("--save-cost-only", action="store_true", help="only what the aggregates cost the run's saves")
     args = ap.parse_args()
     print("command: " + " ".join([Path(sys.executable).name, *sys.argv]))
+    save_cost()
+    if args.save_cost_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         run = args.keep or Path(tmp) / "run"
         build_s, backfill_s = build(run, args.members)

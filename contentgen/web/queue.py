@@ -199,15 +199,13 @@ def neighbours(db, f: QueueFilter, member_key: str) -> tuple[str | None, str | N
     return (prev[0] if prev else None), (nxt[0] if nxt else None)
 
 
-_FACETS: dict[str, tuple[Any, dict[str, Any]]] = {}
-
-
-def cached_facets(db, path: str) -> dict[str, Any]:
+def cached_facets(studio, db) -> dict[str, Any]:
+    """The filter menus, recomputed only when the run has written members since."""
     ver = QI.store_version(db)
-    hit = _FACETS.get(path)
+    hit = getattr(studio, "_facets", None)
     if hit is None or hit[0] != ver:
         hit = (ver, QI.facets(db))
-        _FACETS[path] = hit
+        studio._facets = hit
     return hit[1]
 
 
@@ -219,7 +217,7 @@ def page(request: Request, form) -> Response:
     db = studio.db
     res = query(db, f)
     return render(request, "queue.html", {
-        "f": f, "res": res, "facets": cached_facets(db, str(studio.run_dir)), "outcomes": OUTCOMES,
+        "f": f, "res": res, "facets": cached_facets(studio, db), "outcomes": OUTCOMES,
         "queue_outcomes": QUEUE_OUTCOMES, "sorts": SORTS, "sort_labels": SORT_LABELS, "page_sizes": PAGE_SIZES,
         "sends": QI.SENDS, "gates": list(QI.GATE_BITS), "detail_qs": f.params()})
 
