@@ -191,11 +191,13 @@ class StudioDB:
                         (json.dumps(payload, ensure_ascii=False), token_hash))
 
     def flash_pop(self, token_hash: str) -> dict[str, Any] | None:
-        with transaction(self.db):
-            row = self.db.execute("SELECT flash FROM studio_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
-            if row and row[0]:
-                self.db.execute("UPDATE studio_sessions SET flash = NULL WHERE token_hash = ?", (token_hash,))
-        return json.loads(row[0]) if row and row[0] else None
+        """The session's flash, cleared; a plain read when there is none (no write lock per page view)."""
+        row = self.db.execute("SELECT flash FROM studio_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+        if not row or not row[0]:
+            return None
+        self.db.execute("UPDATE studio_sessions SET flash = NULL WHERE token_hash = ? AND flash = ?",
+                        (token_hash, row[0]))
+        return json.loads(row[0])
 
     # -- sign-in failures
     def login_locked_until(self, subjects: Sequence[str], now: float) -> float | None:
