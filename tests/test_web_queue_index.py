@@ -121,7 +121,7 @@ def test_rebuild_backfills_an_old_store(tmp_path):
     before = QI.snapshot(store.db)
     store.db.execute("DELETE FROM migrations WHERE name = 'm003_studio_review'")
     for t in ("studio_queue", "studio_queue_rules", "studio_rules", "studio_counts", "studio_sessions",
-              "studio_login_failures"):
+              "studio_login_failures", "studio_member_rows"):
         store.db.execute(f"DROP TABLE {t}")
     for c in ("basis", "draft", "verdict", "findings", "overrides"):
         store.db.execute(f"ALTER TABLE decisions DROP COLUMN {c}")

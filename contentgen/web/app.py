@@ -75,6 +75,9 @@ class Studio:
         self._campaign_error: str | None = None
         self.stack = contextlib.ExitStack()
         self.campaign_id = self.sdb.meta("campaign_id") or self.run_dir.name  # migrates once, now
+        from ..metrics import studio_metrics
+
+        self.metrics = studio_metrics(lambda: self.store, self.run_dir)  # GET /metrics (Prometheus)
 
     @property
     def store(self) -> SqliteStore:
@@ -265,8 +268,14 @@ def create_app(run_dir: Path, *, accounts: auth.Accounts, campaign_path: Path | 
     def home(request: Request, form) -> Response:
         return RedirectResponse("/queue", 303)
 
+    def metrics(request: Request) -> Response:  # Prometheus scrapes without a session: counts only, no member data
+        from ..metrics import CONTENT_TYPE
+
+        return Response(studio.metrics.exposition(), media_type=CONTENT_TYPE)
+
     routes = [
         Route("/", P(home)),
+        Route("/metrics", metrics),
         Route("/login", P(auth.login_page, login=False), methods=["GET", "POST"]),
         Route("/logout", P(auth.logout, login=False), methods=["POST"]),
         Route("/dashboard", P(dashboard.page)),

@@ -216,6 +216,7 @@ async def run_comparison(studio, ctx, variant_ids: list[str], member_ids: list[s
     if is_local:
         kwargs["local_schema_hint"] = True
     client = LLMClient(settings, **kwargs)
+    studio.metrics.attach(client=client, price=ctx.campaign.price_for(model))  # the preview's requests in /metrics
     worker = studio.render_worker()
     by_id = {v["id"]: v for v in variants}
     try:
