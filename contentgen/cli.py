@@ -389,42 +389,10 @@ def allocate_cmd(outcomes: Path, run_dir: Path, metric: str, floor: float, seed:
                nl=False)
 
 
-@cli.command("serve")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (loopback by default)")
-@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
-@click.option("--users", "users_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="YAML accounts with hashed passwords (python -m contentgen.web.auth NAME); "
-                   "default: one 'admin' account with a token printed here")
-@click.option("--campaign", "campaign_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="the campaign file (default: the one the run recorded in its store)")
-@click.option("--variants", "variants_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="a folder of prompt-variant folders to offer in the preview")
-@click.option("--base-url", help="model endpoint for previews (default: $OPENAI_BASE_URL, else the embedded model)")
-@click.option("--model", help="model name for previews")
-def serve_cmd(run_dir, host, port, users_file, campaign_file, variants_dir, base_url, model) -> None:
-    """The studio: preview prompt variants, review the audit queue, record decisions (web app)."""
-    import os
-    import secrets
+from .web.commands import serve_cmd, sessions_cmd  # noqa: E402  (the studio's commands live with it)
 
-    import uvicorn
-
-    from .web.app import create_app
-    from .web.auth import Accounts
-
-    if users_file:
-        accounts = Accounts.load(users_file)
-    else:
-        token = secrets.token_urlsafe(12)
-        accounts = Accounts.single("admin", token)
-        click.echo(f"no --users file: sign in as 'admin' with password {token}", err=True)
-    app = create_app(run_dir, accounts=accounts, campaign_path=campaign_file, base_url=base_url,
-                     api_key=os.environ.get("OPENAI_API_KEY"), model=model, variants_dir=variants_dir)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.secho(f"warning: serving on {host}; put it behind TLS (cookies are signed, not encrypted)",
-                    fg="yellow", err=True)
-    click.echo(f"contentgen studio for {run_dir} on http://{host}:{port}/", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+cli.add_command(serve_cmd)
+cli.add_command(sessions_cmd)
 
 
 def main() -> None:

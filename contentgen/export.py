@@ -90,6 +90,9 @@ def apply_decision(rec: dict[str, Any], decision: dict[str, Any] | None) -> dict
             rec["message"] = decision["message"]
         rec["outcome"] = "approved"
         rec["send"] = rec.get("message") is not None
+        if decision.get("overrides"):  # approved although these error rules failed: named, with the reasons
+            rec["review"]["override"] = decision["overrides"]
+            rec["override"] = [o["rule_id"] for o in decision["overrides"]]
     elif decision["action"] == "reject":
         rec["outcome"] = "rejected"
         rec["send"] = False
@@ -121,6 +124,7 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
     manifest["counts"] = counts
     failpoints.hit("manifest")
     manifest["review_overrides"] = len(decisions)
+    manifest["gate_overrides"] = sum(1 for d in decisions.values() if d["action"] == "approve" and d.get("overrides"))
     manifest["files"] = {name: {"sha256": sha256_file(out_dir / name),
                                 "records": sum(1 for _ in open(out_dir / name, encoding="utf-8"))}
                          for name in ("messages.jsonl", "quarantine.jsonl")}

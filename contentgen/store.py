@@ -96,7 +96,8 @@ def m001_initial(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-from .web.migrations import m002_studio  # noqa: E402  (the studio's tables and queue indexes)
+from .web import queue_index  # noqa: E402  (the studio's queue aggregates, kept as members are saved)
+from .web.migrations import m002_studio, m005_studio_review  # noqa: E402  (the studio's tables)
 
 
 
@@ -142,7 +143,7 @@ def m004_ledger(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio), ("m003_batch_ledger", m003_batch_ledger),
-              ("m004_ledger", m004_ledger)]
+              ("m004_ledger", m004_ledger), ("m005_studio_review", m005_studio_review)]
 
 
 class RunStore(Protocol):
@@ -275,6 +276,7 @@ class SqliteStore:
                         self.db.execute("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)",
                                         (key, a["n"], f["rule_id"], f["gate"], f["severity"], f.get("field"),
                                          span[0], span[1], f.get("excerpt"), f.get("message")))
+            queue_index.on_save(self.db, rows)  # the review queue's counts and rows, in the same transaction
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as e:
             self.db.execute("ROLLBACK") if self.db.in_transaction else None
@@ -341,22 +343,21 @@ class SqliteStore:
 
     # -- review decisions (append-only audit log)
     def add_decision(self, member_key: str, reviewer: str, action: str, reason: str, message_hash: str,
-                     message: dict[str, Any] | None = None) -> int:
-        cur = self.db.execute(
-            "INSERT INTO decisions (member_key, reviewer, action, reason, message_hash, message, created_at) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (member_key, reviewer, action, reason, message_hash,
-             json.dumps(message, ensure_ascii=False) if message is not None else None, time.time()))
-        return int(cur.lastrowid)
+                     message: dict[str, Any] | None = None, **bound: Any) -> int:
+        """Append a decision (``bound``: basis, draft, verdict, findings, overrides; see web.db)."""
+        from .web.db import insert_decision
+
+        return insert_decision(self.db, member_key, reviewer, action, reason, message_hash, message, **bound)
 
     def latest_decisions(self) -> dict[str, dict[str, Any]]:
         """The last approve/reject per member (edits without a verdict don't change the export)."""
         out: dict[str, dict[str, Any]] = {}
-        q = ("SELECT member_key, reviewer, action, reason, message_hash, message, created_at FROM decisions "
-             "WHERE action IN ('approve', 'reject') ORDER BY id")
-        for key, reviewer, action, reason, mhash, message, at in self.db.execute(q):
+        q = ("SELECT member_key, reviewer, action, reason, message_hash, message, created_at, verdict, overrides "
+             "FROM decisions WHERE action IN ('approve', 'reject') ORDER BY id")
+        for key, reviewer, action, reason, mhash, message, at, verdict, overrides in self.db.execute(q):
             out[key] = {"reviewer": reviewer, "action": action, "reason": reason, "message_hash": mhash,
-                        "message": json.loads(message) if message else None, "at": at}
+                        "message": json.loads(message) if message else None, "at": at, "verdict": verdict,
+                        "overrides": json.loads(overrides) if overrides else []}
         return out
 
     def iter_decisions(self) -> Iterator[dict[str, Any]]:

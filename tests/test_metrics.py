@@ -229,7 +229,7 @@ def test_studio_metrics_endpoint(data, tmp_path, fake_openai):
     res = run_campaign(data["campaign"], RunOptions(out=tmp_path / "out", base_url=fake_openai.base_url,
                                                     api_key="k"))
     app = create_app(tmp_path / "out", accounts=Accounts.single("admin", "pw-123456"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:  # the studio serves loopback Host names only
         r = client.get("/metrics")  # no session: Prometheus scrapes it
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         m = samples(r.text)

@@ -5,8 +5,12 @@ trail and the reviewer's decision), ``audit`` (decision log, CSV, re-export),
 ``preview`` (copywriters' side-by-side variants). Templates are Jinja with
 autoescape on: model and member text is always data, never markup.
 
-The app reads and writes the run store the batch job uses (``RUN_DIR/run.db``);
-each thread gets its own SQLite connection.
+Every endpoint reads its form on the event loop and then does its work (the
+session check, store queries, gates, rendering) in a worker thread
+(``auth.protect``); each thread has its own SQLite connection to the run
+store the batch job uses (``RUN_DIR/run.db``) and a ``StudioDB`` over it. Every
+form POST answers with a redirect (post/redirect/get); what the next page must
+say travels in the server-side session (``auth.flash``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import secrets
+import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,19 +28,23 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import StoreError
 from ..store import SqliteStore
 from . import auth
+from .db import StudioDB
 from .highlight import highlight, message_view
 
 HERE = Path(__file__).resolve().parent
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+log = logging.getLogger("contentgen.studio")
 
 
 @dataclass
@@ -47,7 +55,6 @@ class StudioConfig:
     api_key: str | None = None
     model: str | None = None
     variants_dir: Path | None = None
-    secure_cookies: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,10 +70,11 @@ class Studio:
                              hint="point `contentgen serve` at a run's --out folder (it holds run.db)")
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._stores: list[SqliteStore] = []
         self._campaign = None
         self._campaign_error: str | None = None
         self.stack = contextlib.ExitStack()
-        self.store  # migrate once, now (m002_studio)
+        self.campaign_id = self.sdb.meta("campaign_id") or self.run_dir.name  # migrates once, now
         from ..metrics import studio_metrics
 
         self.metrics = studio_metrics(lambda: self.store, self.run_dir)  # GET /metrics (Prometheus)
@@ -77,16 +85,24 @@ class Studio:
         if s is None:
             s = SqliteStore(self.run_dir / "run.db")
             self._local.store = s
+            self._local.sdb = StudioDB(s.db)
+            with self._lock:
+                self._stores.append(s)
         return s
 
     @property
     def db(self):
         return self.store.db
 
+    @property
+    def sdb(self) -> StudioDB:
+        self.store
+        return self._local.sdb
+
     def campaign_path(self) -> Path | None:
         if self.cfg.campaign_path:
             return Path(self.cfg.campaign_path)
-        p = self.store.get_meta("campaign_path")
+        p = self.sdb.meta("campaign_path")
         return Path(p) if p else None
 
     def campaign(self):
@@ -102,6 +118,7 @@ class Studio:
                 else:
                     try:
                         self._campaign = CampaignContext(path, self)
+                        self._campaign.index.start()
                     except Exception as e:  # a missing/broken campaign must not take the queue down
                         render_err = getattr(e, "render", None)
                         self._campaign_error = render_err() if render_err else f"{type(e).__name__}: {e}"
@@ -111,8 +128,22 @@ class Studio:
     def campaign_error(self) -> str | None:
         return self._campaign_error
 
+    def render_worker(self):
+        """The child process that renders copywriters' templates (time- and size-bounded), started once."""
+        from .sandbox import RenderWorker
+
+        with self._lock:
+            if getattr(self, "_worker", None) is None:
+                self._worker = RenderWorker()
+                self.stack.callback(self._worker.close)
+            return self._worker
+
     def close(self) -> None:
         self.stack.close()
+        with self._lock:
+            stores, self._stores = self._stores, []
+        for s in stores:
+            s.close()
 
 
 # ------------------------------------------------------------------------------------------ templates
@@ -145,7 +176,8 @@ def make_env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=_fmt_time, money=_money, pretty_json=_pretty_json, highlight=highlight,
-                       tojson_compact=lambda v: json.dumps(v, ensure_ascii=False))
+                       tojson_compact=lambda v: json.dumps(v, ensure_ascii=False),
+                       num=lambda v: f"{v:,}" if isinstance(v, int) else v)
     env.globals.update(message_view=message_view, Markup=Markup)
     return env
 
@@ -153,12 +185,15 @@ def make_env() -> jinja2.Environment:
 def render(request: Request, template: str, ctx: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     env: jinja2.Environment = request.app.state.env
     studio: Studio = request.app.state.studio
-    user = getattr(request.state, "user", None) or auth.current_user(request)
-    base = {"request": request, "user": user, "csrf": auth.csrf_token(request),
-            "campaign_id": studio.store.get_meta("campaign_id") or studio.run_dir.name,
+    user = auth.current_user(request)
+    base = {"request": request, "user": user, "csrf": auth.csrf_token(request), "campaign_id": studio.campaign_id,
             "run_dir": str(studio.run_dir), "path": request.url.path}
     base.update(ctx or {})
     return HTMLResponse(env.get_template(template).render(**base), status_code=status_code)
+
+
+def bad_request(message: str, status: int = 400) -> HTTPException:
+    return HTTPException(status, message)
 
 
 # ------------------------------------------------------------------------------------------ app
@@ -168,10 +203,16 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 class SecurityHeaders:
-    """CSP (no inline script anywhere; srcdoc frames inherit it), no sniffing, no framing, no referrer."""
+    """CSP (no inline script anywhere; srcdoc frames inherit it), no sniffing, no framing, no referrer;
+    HSTS when the cookies are https-only."""
 
-    def __init__(self, app):
+    def __init__(self, app, hsts: bool = False):
         self.app = app
+        self.headers = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                        (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+                        (b"cache-control", b"no-store")]
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -179,30 +220,53 @@ class SecurityHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
-                            (b"cache-control", b"no-store")]
-                message = {**message, "headers": headers}
+                message = {**message, "headers": list(message.get("headers", [])) + self.headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    env: jinja2.Environment = request.app.state.env
+    titles = {400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
+              409: "Not possible now", 413: "Too large", 429: "Too many requests"}
+    html = env.get_template("error.html").render(
+        title=titles.get(exc.status_code, f"Error {exc.status_code}"), message=exc.detail, user=None, csrf="",
+        campaign_id=request.app.state.studio.campaign_id, path=request.url.path, request=request)
+    return HTMLResponse(html, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("studio: %s %s failed", request.method, request.url.path)
+    return PlainTextResponse("Something went wrong on the server; the error is in the studio's log.", 500)
+
+
+def default_allowed_hosts(host: str) -> list[str]:
+    """Loopback names, plus the bound host when it is a name or a specific address."""
+    hosts = list(LOOPBACK_HOSTS)
+    if host not in ("0.0.0.0", "::", "") and host not in hosts:
+        hosts.append(host)
+    return hosts
+
 
 def create_app(run_dir: Path, *, accounts: auth.Accounts, campaign_path: Path | None = None,
                base_url: str | None = None, api_key: str | None = None, model: str | None = None,
-               variants_dir: Path | None = None, secret: str | None = None,
-               secure_cookies: bool = False) -> Starlette:
+               variants_dir: Path | None = None, secure_cookies: bool = False,
+               allowed_hosts: Sequence[str] | None = None, policy: auth.SessionPolicy | None = None) -> Starlette:
+    """The studio over ``run_dir``. ``allowed_hosts``: Host header values served (default: loopback names;
+    ``*`` serves any); ``secure_cookies``: https-only, ``__Host-`` cookies and HSTS."""
     from . import audit, dashboard, detail, preview, queue
 
     cfg = StudioConfig(Path(run_dir), campaign_path=campaign_path, base_url=base_url, api_key=api_key, model=model,
-                       variants_dir=variants_dir, secure_cookies=secure_cookies)
+                       variants_dir=variants_dir)
     studio = Studio(cfg)
+    policy = policy or auth.SessionPolicy()
+    if secure_cookies != policy.secure:
+        policy = auth.SessionPolicy(**{**policy.__dict__, "secure": secure_cookies})
     P = auth.protect
 
-    async def home(request: Request) -> Response:
-        return RedirectResponse("/dashboard", 303)
+    def home(request: Request, form) -> Response:
+        return RedirectResponse("/queue", 303)
 
     def metrics(request: Request) -> Response:  # Prometheus scrapes without a session: counts only, no member data
         from ..metrics import CONTENT_TYPE
@@ -228,12 +292,12 @@ def create_app(run_dir: Path, *, accounts: auth.Accounts, campaign_path: Path | 
         Route("/preview/variants/{vid}", P(preview.variant_view, role="copywriter")),
         Route("/preview/run", P(preview.run, role="copywriter"), methods=["POST"]),
         Route("/preview/history", P(preview.history, role="copywriter")),
-        Route("/preview/c/{cid:int}", P(preview.comparison, role="copywriter")),
+        Route("/preview/c/{cid}", P(preview.comparison, role="copywriter")),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    secret = secret or os.environ.get("CONTENTGEN_STUDIO_SECRET") or secrets.token_urlsafe(32)
-    middleware = [Middleware(SecurityHeaders), Middleware(SessionMiddleware, secret_key=secret, session_cookie="contentgen_studio",
-                             same_site="strict", https_only=secure_cookies, max_age=12 * 3600)]
+    hosts = list(allowed_hosts) if allowed_hosts else list(LOOPBACK_HOSTS)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False),
+                  Middleware(SecurityHeaders, hsts=secure_cookies)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -242,9 +306,11 @@ def create_app(run_dir: Path, *, accounts: auth.Accounts, campaign_path: Path | 
         finally:
             studio.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
     app.state.studio = studio
     app.state.accounts = accounts
+    app.state.policy = policy
     app.state.env = make_env()
     if variants_dir:
         preview.import_variants_dir(studio, Path(variants_dir))

@@ -1,7 +1,11 @@
-"""The audit log: every decision (append-only), as a page and as CSV; and the re-export.
+"""The audit log: every decision (append-only), as pages and as a streamed CSV; and the re-export.
 
-The CSV neutralises spreadsheet formulas (a cell starting with = + - @ is
-prefixed with a quote), so a reason typed by a reviewer can't run in Excel.
+Each row says what the decision was bound to: the verdict the gates gave the
+decided message, and for an approval over failing rules, each overridden rule
+with its reason. The CSV is streamed in keyset chunks (memory flat whatever
+the log's length) and neutralises spreadsheet formulas (a cell starting with
+= + - @ is prefixed with a quote), so a reason typed by a reviewer can't run in
+Excel.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ import io
 import json
 from collections.abc import Iterator
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ..errors import ContentgenError
+from . import auth
 
 CSV_COLUMNS = ("id", "created_at", "reviewer", "action", "member_key", "member_id", "outcome", "reason",
-               "message_hash", "subject")
+               "message_hash", "subject", "verdict", "override_rules", "override_reasons", "basis")
+PAGE = 200
+CHUNK = 2000
 
 
 def _cell(v) -> str:
@@ -26,75 +34,77 @@ def _cell(v) -> str:
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
-def iter_log(db, limit: int | None = None, member: str = "") -> Iterator[dict]:
-    q = ("SELECT d.id, d.created_at, d.reviewer, d.action, d.member_key, m.member_id, m.outcome, d.reason, "
-         "d.message_hash, d.message FROM decisions d LEFT JOIN members m ON m.member_key = d.member_key")
-    args: list = []
-    if member:
-        q += " WHERE d.member_key = ?"
-        args.append(member)
-    q += " ORDER BY d.id DESC" if limit else " ORDER BY d.id"
-    if limit:
-        q += " LIMIT ?"
-        args.append(limit)
-    for row in db.execute(q, args):
-        msg = json.loads(row[9]) if row[9] else None
-        yield {"id": row[0], "created_at": row[1], "reviewer": row[2], "action": row[3], "member_key": row[4],
-               "member_id": row[5] or row[4], "outcome": row[6], "reason": row[7] or "", "message_hash": row[8] or "",
-               "subject": (msg or {}).get("subject", "")}
+def _int_param(request: Request, name: str) -> int | None:
+    v = request.query_params.get(name)
+    if v in (None, ""):
+        return None
+    if not (v.isascii() and v.isdigit() and len(v) <= 18):
+        raise HTTPException(400, f"The query parameter {name}={v[:40]!r} is not valid: use the page's links.")
+    return int(v)
 
 
-async def page(request: Request) -> Response:
+def page(request: Request, form) -> Response:
     from .app import render
 
     studio = request.app.state.studio
-    rows = list(iter_log(studio.db, limit=500))
-    total = studio.db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    before = _int_param(request, "before")
+    rows = studio.sdb.audit_page(PAGE + 1, before_id=before)
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
     manifest = studio.run_dir / "manifest.json"
     exported = None
     if manifest.exists():
         try:
             m = json.loads(manifest.read_text(encoding="utf-8"))
             exported = {"at": m.get("reexported_at") or m.get("finished_at"),
-                        "overrides": m.get("review_overrides", 0)}
+                        "overrides": m.get("review_overrides", 0), "gate_overrides": m.get("gate_overrides", 0)}
         except ValueError:
             exported = None
-    return render(request, "audit.html", {"rows": rows, "total": total, "exported": exported,
-                                          "flash": request.query_params.get("done"),
-                                          "error": request.query_params.get("error")})
+    flash = auth.pop_flash(request) or {}
+    return render(request, "audit.html", {"rows": rows, "total": studio.sdb.decision_total(), "exported": exported,
+                                          "older": rows[-1]["id"] if more and rows else None,
+                                          "newest": before is None, "flash": flash.get("exported"),
+                                          "error": flash.get("error")})
 
 
-async def csv_download(request: Request) -> Response:
-    studio = request.app.state.studio
-
-    def lines() -> Iterator[str]:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(CSV_COLUMNS)
-        for r in iter_log(studio.db):
-            r = dict(r, created_at=dt.datetime.fromtimestamp(r["created_at"], dt.timezone.utc).isoformat())
+def csv_lines(studio) -> Iterator[str]:
+    """The whole log as CSV text, a chunk of decisions at a time (each chunk in whichever thread asks)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    after = 0
+    while True:
+        chunk = studio.sdb.audit_chunk(after, CHUNK)
+        for r in chunk:
+            ov = r["overrides"] or []
+            r = dict(r, created_at=dt.datetime.fromtimestamp(r["created_at"], dt.timezone.utc).isoformat(),
+                     override_rules=" ".join(o.get("rule_id", "") for o in ov),
+                     override_reasons=" | ".join(f"{o.get('rule_id', '')}: {o.get('reason', '')}" for o in ov))
             w.writerow([_cell(r[c]) for c in CSV_COLUMNS])
-            if buf.tell() > 1 << 16:
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
         yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        if len(chunk) < CHUNK:
+            return
+        after = chunk[-1]["id"]
 
-    name = (studio.store.get_meta("campaign_id") or "run").replace('"', "")
-    # materialised in this thread: the store connection belongs to it
-    body = "".join(lines())
-    return StreamingResponse(iter([body]), media_type="text/csv; charset=utf-8",
+
+def csv_download(request: Request, form) -> Response:
+    studio = request.app.state.studio
+    name = studio.campaign_id.replace('"', "").replace("\n", " ")
+    return StreamingResponse(csv_lines(studio), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}-audit.csv"'})
 
 
-async def reexport(request: Request) -> Response:
-    from urllib.parse import quote
-
+def reexport(request: Request, form) -> Response:
     from ..pipeline import reexport as do_reexport
 
     studio = request.app.state.studio
     try:
         m = do_reexport(studio.run_dir)
     except ContentgenError as e:
-        return RedirectResponse(f"/audit?error={quote(e.render())}", 303)
-    return RedirectResponse(f"/audit?done={m.get('review_overrides', 0)}", 303)
+        auth.flash(request, {"error": e.render()})
+        return RedirectResponse("/audit", 303)
+    auth.flash(request, {"exported": {"decisions": m.get("review_overrides", 0),
+                                      "gate_overrides": m.get("gate_overrides", 0)}})
+    return RedirectResponse("/audit", 303)

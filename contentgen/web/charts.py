@@ -69,8 +69,9 @@ def stacked(items: list[tuple[str, float, str]], *, width: int = 560, bar_h: int
 
 
 def heat(rows: list[str], cols: list[str], cell: dict[tuple[str, str], tuple[int, int]], *, width: int = 560,
-         label_w: int = 130, cell_h: int = 30, title: str = "") -> Markup:
-    """A grid: cell[(row, col)] = (hits, total); shade by hits/total, label "hits/total"."""
+         label_w: int = 130, cell_h: int = 30, title: str = "",
+         href: dict[tuple[str, str], str] | None = None) -> Markup:
+    """A grid: cell[(row, col)] = (hits, total); shade by hits/total, label "hits/total"; href links a cell."""
     if not rows or not cols:
         return Markup('<p class="muted">Nothing to chart yet.</p>')
     cw = (width - label_w) / len(cols)
@@ -94,7 +95,13 @@ def heat(rows: list[str], cols: list[str], cell: dict[tuple[str, str], tuple[int
                          f'members with error findings</title></rect>')
             txt = f"{hits}/{total}" if total else "–"
             cls = "inbar" if op > 0.5 else "lbl"
-            parts.append(f'<text x="{x + cw / 2:.1f}" y="{y + cell_h * 0.65:.1f}" text-anchor="middle" '
-                         f'class="{cls}" {FONT}>{txt}</text>')
+            label = (f'<text x="{x + cw / 2:.1f}" y="{y + cell_h * 0.65:.1f}" text-anchor="middle" '
+                     f'class="{cls}" {FONT}>{txt}</text>')
+            link = (href or {}).get((r, c))
+            if link and hits:
+                rect = parts.pop()
+                parts.append(f'<a href="{escape(link)}">{rect}{label}</a>')
+            else:
+                parts.append(label)
     parts.append("</svg>")
     return Markup("".join(parts))

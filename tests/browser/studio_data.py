@@ -119,7 +119,8 @@ def users_file(path: Path) -> Path:
         "users:\n"
         f"  rita:\n    password: \"{hash_password(PASSWORD)}\"\n    roles: [reviewer]\n"
         f"  cole:\n    password: \"{hash_password(PASSWORD)}\"\n    roles: [copywriter]\n"
-        f"  ada:\n    password: \"{hash_password(PASSWORD)}\"\n", encoding="utf-8")
+        f"  ada:\n    password: \"{hash_password(PASSWORD)}\"\n"
+        f"  olga:\n    password: \"{hash_password(PASSWORD)}\"\n    roles: [reviewer, override]\n", encoding="utf-8")
     return path
 
 
@@ -134,19 +135,61 @@ def mixed_responder(body: dict[str, Any]) -> str:
     return (copywriter, copywriter, bad_then_good, always_bad, always_bad)[k](body)
 
 
-def pipeline_run(work: Path, fake, members: int = 60) -> tuple[Path, Path]:
-    """The real pipeline on sample data against the fake OpenAI server: (run_dir, campaign path)."""
+def pipeline_run(work: Path, fake, members: int = 60, *, channels: tuple[str, ...] | None = ("email",),
+                 variants: bool = False) -> tuple[Path, Path]:
+    """The real pipeline on sample data against the fake OpenAI server: (run_dir, campaign path).
+
+    ``channels``: the campaign's channels (default: e-mail only, the reviewer scenarios edit e-mail bodies;
+    None: every channel the members consented to); ``variants``: the campaign runs two prompt variants."""
     from contentgen.pipeline import RunOptions, run_campaign
     from contentgen.sample_data import write_sample_data
 
     fake.responder = mixed_responder
     paths = write_sample_data(work / "data", members)
-    # the reviewer scenarios edit e-mail bodies: keep this store's members on e-mail
-    paths["campaign"].write_text(paths["campaign"].read_text() + "channels: [email]\n")
+    if channels is None:  # every channel: a share of members prefer push, SMS and in-app
+        mix_channels(paths["members"])
+    extra = ""
+    if channels:
+        extra += f"channels: [{', '.join(channels)}]\n"
+    if variants:
+        extra += ("variants:\n  - {name: control, weight: 0.5}\n"
+                  "  - {name: warm, weight: 0.5, template: message_warm.j2}\n")
+    paths["campaign"].write_text(paths["campaign"].read_text() + extra)
     out = work / "run"
     res = run_campaign(paths["campaign"], RunOptions(out=out, base_url=fake.base_url, api_key="test"))
     assert res.status == "complete", res.message
     return out, paths["campaign"]
+
+
+def mix_channels(members_csv: Path) -> None:
+    """Members 1, 2, 3 (mod 4) consent to every channel and prefer push, SMS and in-app."""
+    import csv
+
+    with open(members_csv, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    for i, row in enumerate(rows):
+        if i % 4 and row.get("status") == "active":
+            row["channels"] = "email;push;sms;inapp"
+            row["preferred_channel"] = ("", "push", "sms", "inapp")[i % 4]
+    with open(members_csv, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, user: str = "ada", password: str = PASSWORD, next_: str = "/queue"):
+    """Sign ``client`` (a TestClient) in; returns the session's CSRF token."""
+    r = client.get("/login")
+    r = client.post("/login", data={"csrf": csrf_of(r.text), "username": user, "password": password, "next": next_})
+    assert r.status_code == 200 and r.url.path == next_, (r.status_code, r.text[:500])
+    return csrf_of(r.text)
 
 
 def free_port() -> int:
