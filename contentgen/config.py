@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -41,6 +41,34 @@ class Brand(_Strict):
     unsubscribe_url: str = "https://athenaplus.example/unsubscribe?t={token}"
     preferences_url: str = "https://athenaplus.example/preferences"
     privacy_dashboard_url: str = "https://athenaplus.example/privacy"
+
+
+class Tracking(_Strict):
+    """Query parameters added to every product link and the call to action (e-mail, push, in-app; SMS links
+    stay short). Values may use {campaign_id}, {variant}, {channel} and {product_id} ('' on the CTA); a
+    parameter whose value is empty is left out."""
+
+    enabled: bool = True
+    utm_source: str = "athenaplus"
+    utm_medium: str = "{channel}"
+    utm_campaign: str = "{campaign_id}"
+    utm_content: str = "{variant}"
+    utm_term: str = ""
+    member_param: str = Field(default="mh", pattern=r"^[A-Za-z0-9_.-]*$",
+                              description="name of the member-hash parameter ('' to leave it out)")
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Tracking:
+        vals = {"campaign_id": "", "variant": "", "channel": "", "product_id": ""}
+        for key in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", *self.extra):
+            value = getattr(self, key) if key.startswith("utm_") else self.extra[key]
+            try:
+                value.format_map(vals)
+            except (KeyError, ValueError, IndexError) as e:
+                raise ValueError(f"{key}: {value!r} uses an unknown placeholder ({e}); use {{campaign_id}}, "
+                                 "{variant}, {channel} or {product_id}") from None
+        return self
 
 
 class LLMSettings(_Strict):
@@ -109,6 +137,7 @@ class Campaign(_Strict):
     selection: Selection = Selection()
     min_age: int = 16
     brand: Brand = Brand()
+    tracking: Tracking = Tracking()
     llm: LLMSettings = LLMSettings()
     prompts_dir: Path = Path("prompts")
     rules_dirs: tuple[Path, ...] = (Path("brand_rules"), Path("compliance"))

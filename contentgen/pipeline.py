@@ -124,7 +124,7 @@ def _backend(campaign: Campaign, opts: RunOptions) -> Iterator[tuple[str, str | 
         return
     from .llm.local import MODEL_NAME, local_server
 
-    with local_server(gguf) as url:
+    with local_server(gguf, deadline_s=campaign.llm.timeout_s) as url:
         yield url, None, MODEL_NAME if gguf is None else gguf.stem, True
 
 
@@ -251,9 +251,9 @@ class Runner:
         if self.opts.concurrency:
             settings = settings.model_copy(update={"concurrency": self.opts.concurrency})
         if is_local:
-            # llama.cpp serves one request at a time; one in flight keeps its prompt-prefix cache warm
-            settings = settings.model_copy(update={"structured_output": "json_object", "concurrency": 1,
-                                                   "max_tokens": min(settings.max_tokens, 300)})
+            from .llm.local import client_settings
+
+            settings = client_settings(settings)
         client_kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "model": model}
         if is_local:
             client_kwargs["local_schema_hint"] = True
@@ -284,7 +284,8 @@ class Runner:
 
         # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
         self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
-        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs)
+        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs,
+                          grammar=is_local)
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)
         pending = 0
