@@ -1,14 +1,18 @@
 """One exception tree for contentgen.
 
-ContentgenError                 base; ``exit_code`` 1, printed without a traceback
- ├── ConfigError                 a campaign file is wrong (file, key, fix)
- ├── InputFileError              an input file cannot be read at all (file, line)
- ├── TemplateError               a prompt template is broken (file, line)
- ├── RuleFileError               a rule file is broken (file, rule id)
+ContentgenError                 base; ``exit_code`` 1 (a run failure), printed without a traceback
+ ├── ConfigError                 exit 2: a campaign file is wrong (file, key, fix)
+ ├── InputFileError              exit 2: an input file cannot be read at all (file, line)
+ ├── TemplateError               exit 2: a prompt template is broken (file, line)
+ ├── RuleFileError               exit 2: a rule file is broken (file, rule id)
+ ├── UsageError                  exit 2: a command pointed at something it cannot use
+ │    └── NotARunError           not a (finished) run's output folder (verify, export, report)
  ├── StoreError                  the run store is locked, corrupt or changed
- │    └── ResumeRefused          inputs/prompts/rules changed since the run began
- ├── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
- └── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
+ │    └── ResumeRefused          exit 4: inputs/prompts/rules changed since the run began
+ ├── ProviderUnavailable         exit 3: the LLM provider kept failing: the run pauses
+ └── BudgetExhausted             exit 5: --max-cost reached: the run pauses
+
+The README's "Exit codes" line is this tree; tests/test_exit_codes.py walks every code.
 
 Row-level problems are not exceptions: they are quarantine records.
 A gate finding is a record (``models.Finding``), not an exception.
@@ -49,10 +53,18 @@ class ConfigError(ContentgenError):
 
 
 class InputFileError(ContentgenError):
-    pass
+    exit_code = 2
 
 
 class TemplateError(ContentgenError):
+    exit_code = 2
+
+
+class UsageError(ContentgenError):
+    exit_code = 2
+
+
+class NotARunError(UsageError):
     pass
 
 

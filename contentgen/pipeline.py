@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, failpoints, gates
 from .config import Campaign, load_campaign
-from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
+from .errors import BudgetExhausted, ContentgenError, NotARunError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
 from .plan import Planner, stratified_holdout
@@ -304,6 +304,7 @@ class Runner:
                 pending += failed
                 self.progress.advance(len(chunk), {"pending": pending, **usage,
                                                    "rate_limited": getattr(client.stats, "rate_limited", 0),
+                                                   "timeouts": getattr(client.stats, "timeouts", 0),
                                                    "cost_usd": cost_of(c, model, usage)})
                 if outage is not None:
                     paused_msg = outage.render()
@@ -455,12 +456,13 @@ def reexport(out: Path) -> dict[str, Any]:
     """Rebuild the export of a finished run from its store, applying reviewers' decisions."""
     out = Path(out)
     if not (out / "run.db").exists():
-        raise StoreError("no run store here", file=str(out), hint="point it at a run's --out folder")
+        raise NotARunError("no run store here: not a run's output folder", file=str(out),
+                           hint="point it at a run's --out folder")
     with _run_lock(out):
         store = SqliteStore(out / "run.db")
         try:
             if store.get_meta("state") != "complete":
-                raise StoreError("this run is not complete", file=str(out),
+                raise NotARunError("this run is not complete", file=str(out),
                                  hint="finish it first: re-run the same `contentgen run` command")
             old = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
             old["reexported_at"] = dt.datetime.now(dt.timezone.utc).isoformat()

