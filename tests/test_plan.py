@@ -415,3 +415,33 @@ def test_withheld_is_recorded_per_evidence_item_not_on_product_one(planner):
         ("P3", "browsing", False), ("P3", "predicted", False), ("P1", "browsing", True)]
     t3 = planner.plan(member(opt_in_tier=3), rs)
     assert t3.withheld == ()
+
+
+def test_dry_run_counts_how_delivery_days_meet_offers(tmp_path):
+    """The dry run says how many members are delivered after the send date, how many lost an offer that had
+    ended by their delivery day, and how many land on an offer's last day; it agrees with the plans."""
+    from contentgen.config import load_campaign
+    from contentgen.dryrun import dry_run
+    from contentgen.load import iter_members, load_catalog, load_offers
+    from contentgen.plan import delivery_date, stratified_holdout
+    from contentgen.sample_data import write_sample_data
+
+    paths = write_sample_data(tmp_path, 600, seed=9)
+    rep = dry_run(paths["campaign"])
+    c = load_campaign(paths["campaign"])
+    catalog, _ = load_catalog(c.inputs.catalog)
+    offers, _ = load_offers(c.inputs.offers)
+    p = Planner(c, catalog, offers, holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
+    later = last = 0
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+        if row.member is None:
+            continue
+        plan = p.plan(row.member, row.recommendations, recently_bought=row.recently_bought, returned=row.returned)
+        if plan.action != "send":
+            continue
+        day = delivery_date(plan)
+        later += day > c.send_date
+        last += any(o.valid_until == day for o in list(plan.offers) + [x.offer for x in plan.products if x.offer])
+    d = rep["delivery"]
+    assert d["after_send_date"] == later > 0 and d["offer_on_its_last_day"] == last > 0
+    assert 0 < d["offer_ended_before_delivery"] <= later
