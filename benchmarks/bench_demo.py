@@ -109,8 +109,8 @@ def bench_demo(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------------ threads
 
-def demo_prompts(n: int) -> list[list[dict[str, str]]]:
-    """The first n prompts the demo would send (sample data, seed 7)."""
+def demo_prompts(n: int, with_plans: bool = False) -> list:
+    """The first n prompts the demo would send (sample data, seed 7); with their plans if asked."""
     from contentgen.config import load_campaign
     from contentgen.load import iter_members, load_catalog, load_offers
     from contentgen.plan import Planner
@@ -129,7 +129,8 @@ def demo_prompts(n: int) -> list[list[dict[str, str]]]:
             continue
         plan = planner.plan(row.member, row.recommendations)
         if plan.action == "send":
-            out.append(prompts.build(plan).messages())
+            msgs = prompts.build(plan).messages()
+            out.append((msgs, plan) if with_plans else msgs)
         if len(out) >= n:
             break
     return out

@@ -62,10 +62,10 @@ def grammar_schema(plan: Plan) -> dict[str, Any]:
                     "items": {**item, "properties": {**item["properties"],
                                                      "product_id": {"type": "string", "enum": ids or ["-"]},
                                                      "text": {"type": "string", "minLength": 20,
-                                                              "maxLength": 300}}}}
+                                                              "maxLength": 200}}}}
     return {**DRAFT_SCHEMA, "properties": {**props, "subject": {"type": "string", "minLength": 8, "maxLength": 60},
                                            "preheader": {"type": "string", "minLength": 8, "maxLength": 100},
-                                           "body": {"type": "string", "minLength": 20, "maxLength": 400},
+                                           "body": {"type": "string", "minLength": 20, "maxLength": 300},
                                            "explanations": explanations}}
 
 

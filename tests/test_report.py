@@ -459,3 +459,26 @@ def test_end_to_end_sample_data_run_and_report(tmp_path, fake_openai):
     # treated open rate is a real rate from the sample outcomes
     o = rep["lift"]["overall"]["metrics"]["open_rate"]["treated"]
     assert 0.1 < o["rate"] < 0.8
+
+
+def test_the_terminal_summary_is_rounded_and_says_why_a_figure_is_missing(hand, tmp_path):
+    import re
+
+    run, outcomes, rep = hand
+    res = CliRunner().invoke(cli, ["report", str(run), "--outcomes", str(outcomes)])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "None" not in out and not re.search(r"\d\.\d{3,}", out), out  # no raw floats
+    m = rep["lift"]["overall"]["metrics"]["open_rate"]
+    assert f"{m['treated']['rate'] * 100:.1f}%" in out and f"{m['diff'] * 100:+.1f} pts" in out
+    # no holdout members: each figure says n/a and the summary says why
+    import shutil
+
+    solo = tmp_path / "solo"
+    shutil.copytree(run, solo)
+    lines = [json.loads(x) for x in (solo / "messages.jsonl").read_text().splitlines()]
+    (solo / "messages.jsonl").write_text("".join(json.dumps({**r, "outcome": "suppressed", "send": False}
+                                                            if r["outcome"] == "holdout" else r) + "\n"
+                                                 for r in lines))
+    out = CliRunner().invoke(cli, ["report", str(solo), "--outcomes", str(outcomes)]).stdout
+    assert "no holdout members with outcomes" in out and "None" not in out and "n/a" in out
