@@ -55,7 +55,8 @@ def _fallback_sent(m: dict[str, Any]) -> bool:
 def plan_for(ctx, m: dict[str, Any], basis: str):
     if ctx is None:
         return None
-    basic = basis == "record" and _fallback_sent(m)
+    # the segment's basic message is judged on the basic plan; a personal fallback on the member's own
+    basic = basis == "record" and _fallback_sent(m) and m["record"].get("fallback") != "personal"
     try:
         return ctx.plan(m["member_id"], basic=basic)
     except Exception:
@@ -111,7 +112,7 @@ def context(request: Request, m: dict[str, Any], **extra: Any) -> dict[str, Any]
         plan = plan_for(ctx, m, "record") if a["kind"] == "fallback" else personal_plan
         msg = attempt_message(ctx, m, a, plan)
         attempts.append({**a, "view": message_view(msg, a["findings"], names) if msg else None})
-    fb = next((a for a in m["attempts"] if a["kind"] == "fallback"), None)
+    fb = next((a for a in reversed(m["attempts"]) if a["kind"] == "fallback"), None)  # the one sent
     failed_last = next((a for a in reversed(attempts) if a["kind"] != "fallback"), None) if fb else None
     final_findings = fb["findings"] if fb and _fallback_sent(m) else rec.get("findings", [])
     basis = extra.pop("basis", None) or request.query_params.get("from", "record")
@@ -129,6 +130,7 @@ def context(request: Request, m: dict[str, Any], **extra: Any) -> dict[str, Any]
     latest = next((d for d in reversed(m["decisions"]) if d["action"] in ("approve", "reject")), None)
     return {"m": m, "rec": rec, "plan": plan_rec, "names": names, "attempts": attempts,
             "failed_last": failed_last, "final": message_view(rec.get("message"), final_findings, names), "fallback_sent": _fallback_sent(m),
+            "fallback_kind": rec.get("fallback") or "segment",
             "editor": editor, "basis": basis, "editable_attempts": editable_attempts, "system_prompt": system_prompt,
             "campaign_error": studio.campaign_error if ctx is None else None, "latest": latest,
             "flash": request.query_params.get("done"), "error": None, "reason": "", **extra}
