@@ -87,7 +87,7 @@ def _summary(result, *, demo: bool = False) -> None:
     if demo:
         left, right = examples(result.out, records)
         click.echo("\nwhat members received:")
-        print_side_by_side(left, right, file=click.get_text_stream("stdout"))
+        print_side_by_side(left, right, file=sys.stdout)
 
 
 @cli.command("sample-data")
