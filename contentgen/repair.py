@@ -55,7 +55,8 @@ def grammar_schema(plan: Plan) -> dict[str, Any]:
     (llama.cpp): explanations only for the plan's products, one each from tier 2, none in tier 1, and the
     subject and preheader limits of the brand rules. (OpenAI's strict mode does not take all of these.)"""
     ids = [pp.product.product_id for pp in plan.products]
-    n = 0 if plan.basic or plan.member.opt_in_tier < 2 or not ids else len(ids)
+    explained = plan.channel in ("email", "inapp") and not plan.basic and plan.member.opt_in_tier >= 2
+    n = len(ids) if explained else 0  # push and SMS show no explanations: the model need not write them
     props = DRAFT_SCHEMA["properties"]
     item = props["explanations"]["items"]
     explanations = {**props["explanations"], "minItems": n, "maxItems": n,
@@ -109,7 +110,8 @@ class Decider:
         if gates.verdict(fb_findings) == "fail":
             # even the human-written message fails for this member: nothing is sent, a human decides
             return Decision("rejected", msg, failed + fb_findings, attempts, send=False)
-        return Decision(outcome, msg, failed, attempts, send=True, fallback="segment")
+        return Decision(outcome, msg, failed, attempts, send=True,
+                        fallback="segment" if outcome == "fallback" else None)
 
     async def decide(self, plan: Plan) -> Decision:
         if plan.action == "holdout":

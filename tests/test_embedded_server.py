@@ -113,3 +113,47 @@ def test_bad_requests_are_openai_shaped_errors(server):
     r = httpx.post(f"{server}/chat/completions", json={"messages": []}, timeout=10)
     assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
     assert httpx.get(f"{server}/models", timeout=10).json()["data"][0]["id"] == "smollm2-135m-instruct"
+
+
+def test_the_grammar_is_narrowed_to_the_members_plan():
+    """For llama.cpp the draft schema becomes a grammar: one explanation per pick, by its id, from tier 2 on
+    e-mail and in-app; none for tier 1, push or SMS; subject and preheader within the brand limits."""
+    import datetime as dt
+
+    from jsonschema import Draft202012Validator
+
+    from contentgen.config import Campaign, Inputs
+    from contentgen.models import Evidence, Member, Product, Recommendation
+    from contentgen.plan import Planner
+    from contentgen.repair import grammar_schema
+    from tests.util import REPO
+
+    c = Campaign(campaign_id="g", send_date=dt.date(2026, 11, 24), holdout_share=0.0,
+                 inputs=Inputs(members="m", recommendations="r", catalog="c", offers="o"),
+                 prompts_dir=REPO / "prompts", rules_dirs=(REPO / "brand_rules", REPO / "compliance"))
+    cat = {p: Product(product_id=p, name=n, category=k, price=10.0)
+           for p, n, k in (("A", "Cedar Wool Scarf", "apparel"), ("B", "Aurora Rain Jacket", "outdoor"))}
+    recs = tuple(Recommendation(product_id=p, score=1 - i / 10, evidence=(Evidence(source="purchase", detail="x"),))
+                 for i, p in enumerate(cat))
+    p = Planner(c, cat, [])
+
+    def schema(**kw):
+        m = Member(**{"member_id": "M", "segment": "Enthusiasts", "churn_risk": 0.1, "opt_in_tier": 2,
+                      "channels": ("email", "sms", "push", "inapp"), **kw})
+        return grammar_schema(p.plan(m, recs))
+
+    s = schema(preferred_channel="email")
+    ex = s["properties"]["explanations"]
+    assert ex["minItems"] == ex["maxItems"] == 2 and ex["items"]["properties"]["product_id"]["enum"] == ["A", "B"]
+    assert s["properties"]["subject"]["maxLength"] == 60 and s["properties"]["preheader"]["maxLength"] == 100
+    good = {"subject": "Warm picks", "preheader": "For the weeks ahead", "body": "A few picks for the cold days.",
+            "explanations": [{"product_id": "A", "text": "We recommended this because: (1) You bought one."},
+                             {"product_id": "B", "text": "We recommended this because: (1) You bought one."}]}
+    assert not list(Draft202012Validator(s).iter_errors(good))
+    assert list(Draft202012Validator(s).iter_errors({**good, "explanations": good["explanations"][:1]}))
+    assert list(Draft202012Validator(s).iter_errors({**good, "explanations": [
+        {"product_id": "X1", "text": "We recommended this because: (1) Copied from the example."}] * 2}))
+    assert schema(preferred_channel="sms")["properties"]["explanations"]["maxItems"] == 0
+    assert schema(preferred_channel="inapp")["properties"]["explanations"]["maxItems"] == 2
+    assert schema(preferred_channel="email", opt_in_tier=1)["properties"]["explanations"]["maxItems"] == 0
+
