@@ -10,13 +10,13 @@ is tracked too (``tracking``: UTM parameters and a per-campaign member hash).
 The message keeps its structure for other renderers: ``products`` (id, name,
 price, offer, line, url) and ``explanations`` keyed by product id. In the
 plain-text part each product is followed by its link and its "Why was this
-recommended? (product name) ..." (``text_layout``); the HTML does the same.
+recommended? (product name) ..." (``text_layout``); the HTML (``email_html``)
+puts each product in a card: its name linking to ``url``, its explanation under it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -79,8 +79,8 @@ def member_hash(campaign_id: str, member_id: str) -> str:
 
 def tracked(url: str, campaign: Campaign, plan: Plan, product_id: str = "") -> str:
     """``url`` with the campaign's tracking parameters (ours replace any of the same name already there)."""
-    t = campaign.tracking
-    if not t.enabled or not url:
+    t = getattr(campaign, "tracking", None)  # None: a campaign-like object without tracking settings
+    if t is None or not t.enabled or not url:
         return url
     vals = {"campaign_id": campaign.campaign_id, "variant": plan.variant, "channel": plan.channel,
             "product_id": product_id}
@@ -252,79 +252,10 @@ def text_version(msg: RenderedMessage) -> str:
     return text_layout(msg)[0]
 
 
-def _product_block(p: dict[str, Any], expl: str | None) -> str:
-    e = html.escape
-    rest = p["line"][len(p["name"]):] if p["line"].startswith(p["name"]) else ": " + p["line"]
-    name = (f'<a href="{e(p["url"], quote=True)}" style="color:#0f5c4d;font-weight:600">{e(p["name"])}</a>'
-            if p.get("url") else e(p["name"]))
-    why = ""
-    if expl is not None:
-        why = ('<details style="margin:4px 0 0"><summary style="cursor:pointer;color:#6a6f76;font-size:14px">'
-               f'Why was this recommended?</summary><p style="margin:4px 0 0;font-size:14px">{e(expl)}</p></details>')
-    return f'<div class="product" style="margin:0 0 16px"><p style="margin:0">{name}{e(rest)}</p>{why}</div>'
-
-
 def render_html(msg: RenderedMessage, plan: Plan, campaign: Campaign) -> str:
-    """HTML built by us; every piece of model or member text is escaped. Each product links to its page,
-    with its "Why was this recommended?" right under it."""
-    e = html.escape
-    products = [p for p in (_field(msg, "products") or product_items(plan, campaign))]
-    by_line = {p["line"]: p for p in products}
-    expl_by_id: dict[str, str] = {}
-    for x in msg.explanations:
-        expl_by_id.setdefault(x.product_id, x.text)
-    placed: set[str] = set()
-    blocks = []
-    for para in msg.body.split("\n\n"):
-        if not para.strip():
-            continue
-        lines = para.split("\n")
-        if any(line in by_line for line in lines):
-            for line in lines:
-                p = by_line.get(line)
-                if p is None:
-                    blocks.append(f"<p>{e(line)}</p>")
-                    continue
-                text = expl_by_id.get(p["product_id"]) if p["product_id"] not in placed else None
-                if text is not None:
-                    placed.add(p["product_id"])
-                blocks.append(_product_block(p, text))
-        else:
-            blocks.append(f"<p>{e(para).replace(chr(10), '<br>')}</p>")
-    paras = "".join(blocks)
-    names = {pp.product.product_id: pp.product.name for pp in plan.products}
-    why = ""
-    rest = [x for x in msg.explanations if x.product_id not in placed]
-    if rest:
-        items = "".join(
-            f"<details><summary>Why was this recommended? ({e(names.get(x.product_id, x.product_id))})</summary>"
-            f"<p>{e(x.text)}</p></details>" for x in rest)
-        why = f'<div class="why">{items}</div>'
+    """HTML built by us from the message's parts (table layout via MJML; every text escaped): email_html."""
+    from .email_html import render_html as render
 
-    def foot_part(part: str) -> str:
-        label, sep, url = part.partition(": ")
-        if sep and url.startswith("https://"):
-            return f'<a href="{e(url, quote=True)}" style="color:#6a6f76">{e(label)}</a>'
-        return e(part)
-
-    foot = "<br>".join(foot_part(p) for p in msg.footer.split(" | "))
-    # inline styles only: e-mail clients drop <style> blocks
-    return (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(msg.subject)}</title></head>"
-        '<body style="margin:0;padding:24px;background:#f6f5f2;font-family:Helvetica,Arial,sans-serif;'
-        'font-size:16px;line-height:1.5;color:#1f2328">'
-        f'<div style="display:none;max-height:0;overflow:hidden">{e(msg.preheader)}</div>'
-        '<div style="max-width:600px;margin:0 auto;background:#ffffff;border-radius:8px;padding:28px 32px">'
-        '<div style="font-weight:700;letter-spacing:.04em;color:#0f5c4d;margin-bottom:16px">'
-        f"{e(campaign.brand.program)}</div>"
-        f"{paras}"
-        f'<p style="margin:24px 0"><a href="{e(msg.cta_url, quote=True)}" style="background:#0f5c4d;color:#ffffff;'
-        f'text-decoration:none;padding:12px 20px;border-radius:6px;display:inline-block">{e(msg.cta_text)}</a></p>'
-        f"{why}"
-        '<hr style="border:none;border-top:1px solid #e3e1dc;margin:24px 0">'
-        f'<p style="font-size:12px;color:#6a6f76">{foot}</p></div></body></html>'
-    )
+    return render(msg, plan, campaign)
 
 
