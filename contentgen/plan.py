@@ -163,7 +163,14 @@ def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> fr
     """
     if share <= 0:
         return frozenset()
-    df = member_segments(members_path)
+    return holdout_of(member_segments(members_path), campaign_id, share)
+
+
+def holdout_of(segments: pd.DataFrame, campaign_id: str, share: float) -> frozenset[str]:
+    """``stratified_holdout`` of an already read ``member_segments`` frame."""
+    if share <= 0:
+        return frozenset()
+    df = segments.copy()
     df["h"] = [holdout_fraction(campaign_id, str(m)) for m in df["member_id"]]
     chosen: set[str] = set()
     for _, group in df.groupby("segment", sort=True):

@@ -187,31 +187,30 @@ def pair_sample_outcomes(outcomes_path: Path, members_path: Path, campaign_id: s
 
     Sample data only (``contentgen sample-data`` calls it): a real outcomes file is reported as it is, and
     a ``treated`` column that disagrees with the run is counted in the report."""
-    from .plan import member_segments, stratified_holdout
+    from .plan import holdout_of, member_segments
 
     df = pd.read_csv(outcomes_path, dtype=str, keep_default_na=False)
     if df.empty or "treated" not in df.columns:
         return 0
-    holdout = stratified_holdout(members_path, campaign_id, share)
-    seg = member_segments(members_path).set_index("member_id")["segment"]
+    members = member_segments(members_path)
+    holdout = holdout_of(members, campaign_id, share)
+    seg = members.set_index("member_id")["segment"]
     want = np.where(df["member_id"].isin(holdout), "0", "1")
-    flip = np.flatnonzero(df["treated"].to_numpy() != want)
+    drawn = df["treated"].to_numpy()
+    flip = np.flatnonzero(drawn != want)
     if not len(flip):
         return 0
     metrics = [c for c in df.columns if c not in ("member_id", "treated")]
     segments = df["member_id"].map(seg).fillna("").to_numpy()
     old = df[metrics].to_numpy(copy=True)
-    drawn = df["treated"].to_numpy()
-    rng = np.random.default_rng(seed)
-    pools: dict[tuple[str, str], np.ndarray] = {}
     new = old.copy()
-    for i in flip:
-        key = (segments[i], want[i])
-        if key not in pools:
-            pools[key] = np.flatnonzero((segments == key[0]) & (drawn == key[1]))
-        pool = pools[key] if len(pools[key]) else np.flatnonzero(drawn == want[i])
+    rng = np.random.default_rng(seed)
+    for (segment, flag), rows in pd.Series(flip).groupby([segments[flip], want[flip]]):
+        pool = np.flatnonzero((segments == segment) & (drawn == flag))
+        if not len(pool):
+            pool = np.flatnonzero(drawn == flag)
         if len(pool):
-            new[i] = old[rng.choice(pool)]
+            new[rows.to_numpy()] = old[rng.choice(pool, size=len(rows))]
     df[metrics] = new
     df["treated"] = want
     tmp = Path(outcomes_path).with_suffix(".csv.tmp")
