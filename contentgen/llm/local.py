@@ -68,8 +68,8 @@ def choose_threads(cpus: int | None = None) -> int:
     store, HTTP), and at most 8 (a 135M model gains nothing past that).
 
     llama.cpp's threads spin-wait for each other at every layer: one descheduled thread stalls all of
-    them. On a 2-core machine with one other busy process, 2 threads took 143 s for 120 tokens where
-    1 thread took 5 s (issue 19); benchmarks/bench_demo.py measures it on the machine at hand.
+    them. On the 2-core dev box next to one busy process, 2 threads took 2.2x as long per demo request
+    as 1, and gained only 1.3x when quiet (``benchmarks/bench_demo.py threads``; RESULTS.md, Demo).
     ``CONTENTGEN_LOCAL_THREADS`` overrides the choice.
     """
     env = os.environ.get("CONTENTGEN_LOCAL_THREADS", "").strip()
