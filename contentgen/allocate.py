@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ContentgenError, InputFileError
+from .errors import InputFileError, UsageError
 
 __all__ = ["VariantStats", "thompson_weights", "apply_floor", "variant_stats", "allocate", "format_yaml",
            "METRICS"]
@@ -43,7 +43,7 @@ def apply_floor(weights: Mapping[str, float], floor: float) -> dict[str, float]:
     if k == 0:
         return {}
     if floor < 0 or floor * k > 1 + 1e-12:
-        raise ContentgenError(f"floor {floor} is impossible for {k} variants (needs 0 <= floor <= 1/{k})")
+        raise UsageError(f"floor {floor} is impossible for {k} variants (needs 0 <= floor <= 1/{k})")
     w = {n: float(weights[n]) for n in names}
     pinned: set[str] = set()
     while True:
@@ -65,7 +65,7 @@ def thompson_weights(stats: Sequence[VariantStats], *, floor: float = 0.05, seed
     from scipy.stats import beta as beta_dist
 
     if not stats:
-        raise ContentgenError("no variants to allocate")
+        raise UsageError("no variants to allocate", hint="run a campaign with `variants:` first")
     rng = np.random.default_rng(seed)
     a = np.array([1 + s.successes for s in stats], dtype=float)
     b = np.array([1 + s.trials - s.successes for s in stats], dtype=float)
@@ -112,7 +112,7 @@ def variant_stats(run_dir: Path, outcomes_path: Path, metric: str) -> tuple[list
     from .report import load_outcomes, load_run
 
     if metric not in METRICS:
-        raise ContentgenError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        raise UsageError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     run, _ = load_run(run_dir)
     outc = load_outcomes(outcomes_path, required=("member_id", metric))
     treated = run[run["arm"] == "treated"].drop_duplicates("member_id")

@@ -1,6 +1,8 @@
 """``contentgen check``: run the gates on labelled cases (shared/contracts/check-cases.md).
 
-Never reads a case's ``expect`` and never calls a model.
+Never decides with a case's ``expect`` and never calls a model: the label is set aside
+before the gates run, and the human report only says, after each verdict, whether it
+agrees with the label (with a count at the end); ``--json`` output has no label in it.
 
 A case may carry an optional top-level ``channel``: ``"email"`` (the default), ``"push"``,
 ``"sms"`` or ``"inapp"``. The message keeps every field; per channel:
@@ -97,6 +99,43 @@ def _unknown_sources(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]
     return ({**raw, "recommendations": clean} if found else raw), found
 
 
+class Agreement:
+    """How the verdicts compare with the cases' ``expect`` labels, for the human report only.
+
+    A label is read after its case's verdict is decided, and only to print whether they agree: the
+    verdicts (and ``--json``) are the same with or without labels."""
+
+    def __init__(self) -> None:
+        self.labelled = 0
+        self.agree = 0
+        self.disagree: list[str] = []
+        self.review: list[str] = []
+
+    def note(self, case_id: Any, verdict_: str, label: Any) -> str:
+        want = label.get("verdict") if isinstance(label, dict) else None
+        if want not in ("pass", "fail"):
+            return ""
+        self.labelled += 1
+        if verdict_ == "review":
+            self.review.append(str(case_id))
+            return f"  (label: {want}; a reviewer decides)"
+        if verdict_ == want:
+            self.agree += 1
+            return f"  (label: {want}, agrees)"
+        self.disagree.append(str(case_id))
+        return f"  (label: {want}, DISAGREES)"
+
+    def summary(self) -> str:
+        text = (f"labels: {self.labelled} case(s) labelled; the verdict agrees with {self.agree}, "
+                f"disagrees with {len(self.disagree)}")
+        if self.review:
+            text += f", {len(self.review)} left to review"
+        if self.disagree:
+            more = f" and {len(self.disagree) - 10} more" if len(self.disagree) > 10 else ""
+            text += f" ({', '.join(self.disagree[:10])}{more})"
+        return text
+
+
 def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]:
     """The verdict and findings for one case dict (its ``expect`` is ignored)."""
     raw, source_findings = _unknown_sources(raw)
@@ -163,11 +202,13 @@ def check_cases(path: Path | str, *, as_json: bool = False, rules_dirs: Sequence
     counts: Counter[str] = Counter()
     gates: Counter[str] = Counter()
     bad = 0
+    labels = Agreement()
     for n, line in iter_lines(Path(path)):
         try:
             raw = json.loads(line)
             if not isinstance(raw, dict):
                 raise ValueError("a case is a JSON object")
+            label = raw.pop("expect", None)  # set aside unread: the verdict never sees it
             v, findings = check_case(raw, rules)
         except (json.JSONDecodeError, ValidationError, ValueError, KeyError, TypeError) as e:
             bad += 1
@@ -193,7 +234,7 @@ def check_cases(path: Path | str, *, as_json: bool = False, rules_dirs: Sequence
             out.write(json.dumps({"case_id": raw.get("case_id"), "verdict": v,
                                   "findings": [finding_json(f) for f in findings]}, ensure_ascii=False) + "\n")
             continue
-        out.write(f"{raw.get('case_id')}: {v.upper()}\n")
+        out.write(f"{raw.get('case_id')}: {v.upper()}{labels.note(raw.get('case_id'), v, label)}\n")
         for f in sort_findings(findings):
             if f.severity == "info":
                 continue
@@ -209,9 +250,11 @@ def check_cases(path: Path | str, *, as_json: bool = False, rules_dirs: Sequence
         out.write(f"{total} case(s): {parts or 'none'}\n")
         if gates:
             out.write("error findings by gate: " + ", ".join(f"{g} {c}" for g, c in sorted(gates.items())) + "\n")
+        if labels.labelled:
+            out.write(labels.summary() + "\n")
         if bad:
-            out.write(f"{bad} malformed line(s); exit status 1\n")
-    return 1 if bad else 0
+            out.write(f"{bad} malformed line(s); exit status 2\n")
+    return 2 if bad else 0
 
 
 def print_rules(*, as_json: bool = False, out: IO[str] | None = None) -> None:

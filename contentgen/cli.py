@@ -53,96 +53,45 @@ def rules_cmd(as_json: bool) -> None:
 
 
 def _progress_printer():
-    """A rich progress bar on a terminal (done, rate, ETA, 429s, cost); plain log lines every 10 s otherwise."""
+    """A progress bar on a terminal (done, rate, ETA, 429s, timeouts, cost); a log line every 10 s otherwise
+    (``progress.py``), from the start of the run, not only when members finish."""
     from .pipeline import Progress
+    from .progress import ProgressPrinter
 
-    tty = sys.stderr.isatty()
-    last = [0.0]
-    bar: dict = {}
-
-    def describe(stats: dict) -> str:
-        cost = stats.get("cost_usd")
-        parts = [f"{stats.get('requests', 0)} calls", f"{stats.get('rate_limited', 0)} x 429"]
-        if cost is not None:
-            parts.append(f"${cost:,.4f}")
-        if stats.get("pending"):
-            parts.append(f"{stats['pending']} pending")
-        return ", ".join(parts)
-
-    def update(p: Progress, stats: dict) -> None:
-        now = time.monotonic()
-        if tty:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            if not bar:
-                bar["p"] = Bar(TextColumn("[bold]members"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("{task.fields[rate]}/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                               TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True,
-                               console=__import__("rich.console").console.Console(stderr=True))
-                bar["p"].start()
-                bar["t"] = bar["p"].add_task("run", total=p.total, rate="0", info="")
-            el = now - p.started
-            bar["p"].update(bar["t"], completed=p.done, rate=f"{p.done / el:.1f}" if el > 0 else "0",
-                            info=describe(stats))
-            if p.total is not None and p.done >= p.total:
-                bar["p"].stop()
-            return
-        if now - last[0] < 10 and p.done != p.total:
-            return
-        last[0] = now
-        el = now - p.started
-        rate = p.done / el if el > 0 else 0.0
-        eta = f", ETA {(p.total - p.done) / rate:.0f}s" if p.total and rate > 0 else ""
-        total = f"/{p.total}" if p.total else ""
-        click.echo(f"[contentgen] {p.done}{total} members done, {rate:.1f}/s{eta}, {describe(stats)}", err=True)
-
-    def close() -> None:
-        if bar:
-            bar["p"].stop()
-
-    return Progress(on_update=update, on_close=close)
+    return ProgressPrinter().watch(Progress())
 
 
-def _summary(result, *, example: bool = False) -> None:
+def _run_with_progress(campaign: Path, opts):
+    from .pipeline import run_campaign
+
+    progress = _progress_printer()
+    try:
+        return run_campaign(campaign, opts, progress)
+    finally:
+        progress.on_update.close()
+
+
+def _summary(result, *, demo: bool = False) -> None:
+    from .summary import examples, model_line, outcome_line, print_side_by_side, read_records
+
     m = result.manifest
     click.echo("")
     if result.status == "already-complete":
         click.secho(result.message, fg="yellow")
     click.echo(f"run: {m.get('campaign_id')}  model: {m.get('model')}  members: {m.get('total_members')}")
-    counts = m.get("counts", {})
-    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    u = m.get("usage", {})
-    d = m.get("dedup", {})
-    click.echo(f"model calls: {u.get('requests', 0)}, tokens in/out: {u.get('prompt_tokens', 0)}/"
-               f"{u.get('completion_tokens', 0)}, dedup ratio: {d.get('dedup_ratio', 0)}")
+    records = read_records(result.out)
+    click.echo(outcome_line(m, records))
+    click.echo(model_line(m))
     click.echo(f"files: {result.out / 'messages.jsonl'}, {result.out / 'manifest.json'}, "
                f"{result.out / 'quarantine.jsonl'}")
     errors = (m.get("window") or {}).get("isolated_errors")
     if errors:
         click.secho(f"warning: contentgen failed on {errors} member(s) and went on without them; each is in "
                     "quarantine.jsonl with its file, line, field and error (please report them)", fg="yellow", err=True)
-    if example:
-        _print_example(result.out)
-
-
-def _print_example(out: Path) -> None:
-    import json
-
-    best = {}
-    with open(out / "messages.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if rec.get("message") and rec["outcome"] not in best:
-                best[rec["outcome"]] = rec
-    for outcome in ("approved", "repaired", "fallback"):
-        rec = best.get(outcome)
-        if rec:
-            msg = rec["message"]
-            click.echo(f"\n--- example ({outcome}, {rec['segment']}, tier {rec['tier']}) ---")
-            click.echo(f"Subject: {msg['subject']}\nPreheader: {msg['preheader']}\n")
-            click.echo(msg["text"])
-            break
+    if demo:
+        left, right = examples(result.out, records)
+        click.echo("\nwhat members received:")
+        print_side_by_side(left, right, file=sys.stdout)
 
 
 @cli.command("sample-data")
@@ -204,8 +153,6 @@ def _parse_shard(ctx, param, value):
 def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
             chunk_size, batch, batch_poll, metrics_port, metrics_host) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
-    from .pipeline import run_campaign
-
     if dry_run:
         import json
 
@@ -223,7 +170,7 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
                         batch, batch_poll)
     with run_metrics(metrics_port, metrics_host, log=lambda s: click.echo(f"[contentgen] {s}", err=True)) as metrics:
         opts.metrics = metrics
-        result = run_campaign(campaign, opts, _progress_printer())
+        result = _run_with_progress(campaign, opts)
     if result.status == "interrupted":
         from .stops import resume_command
 
@@ -241,24 +188,25 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo_cmd(n: int, out: Path, seed: int) -> None:
-    """Sample data + a run on the embedded model, then a short summary with one example email."""
-    from .pipeline import run_campaign
+    """Sample data + a run on the embedded model, then what members received, side by side."""
     from .sample_data import write_sample_data
 
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     paths = write_sample_data(data, n, seed=seed)
-    click.echo(f"sample data for {n} members in {data}")
+    click.echo(f"sample data for {n} members in {data}; starting the embedded model "
+               "(progress every 10 s)", err=False)
     t0 = time.monotonic()
-    result = run_campaign(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True),
-                          _progress_printer())
+    # one member per commit: the progress moves member by member on the one-at-a-time embedded model
+    result = _run_with_progress(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True,
+                                                                chunk_size=1))
     if result.status == "interrupted":
         click.secho(f"{result.message}; the demo starts over when run again", fg="yellow", err=True)
         sys.exit(result.exit_code)
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}", fg="yellow", err=True)
         sys.exit(3)
-    _summary(result, example=True)
+    _summary(result, demo=True)
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
 
 
@@ -351,7 +299,7 @@ def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool) -
     """Lift of treated over holdout (per segment and tier) and program health: report.json + report.html."""
     import json
 
-    from .report import build_report, write_report
+    from .report import build_report, summary_lines, write_report
 
     rep = build_report(run_dir, outcomes)
     paths = write_report(rep, out or run_dir / "report")
@@ -359,12 +307,8 @@ def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool) -
         click.echo(json.dumps(rep, indent=2, ensure_ascii=False))
         return
     of = rep["outcomes_file"]
-    o = rep["lift"]["overall"]
-    click.echo(f"treated {o['n_treated']}, holdout {o['n_control']}"
-               + (" (n too small)" if o["small_n"] else "")
-               + f"; unknown member ids {of['unknown_member_ids']}")
-    for key, m in o["metrics"].items():
-        click.echo(f"  {key}: diff {m['diff']}, 95% CI {m['diff_ci']}, relative lift {m['rel_lift']}")
+    for line in summary_lines(rep):
+        click.echo(line)
     mm = of.get("treated_mismatch")
     if mm and mm["count"]:
         click.secho(f"warning: 'treated' column disagrees with the run for {mm['count']} member(s); "

@@ -7,12 +7,13 @@ and the fix.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -41,6 +42,34 @@ class Brand(_Strict):
     unsubscribe_url: str = "https://athenaplus.example/unsubscribe?t={token}"
     preferences_url: str = "https://athenaplus.example/preferences"
     privacy_dashboard_url: str = "https://athenaplus.example/privacy"
+
+
+class Tracking(_Strict):
+    """Query parameters added to every product link and the call to action (e-mail, push, in-app; SMS links
+    stay short). Values may use {campaign_id}, {variant}, {channel} and {product_id} ('' on the CTA); a
+    parameter whose value is empty is left out."""
+
+    enabled: bool = True
+    utm_source: str = "athenaplus"
+    utm_medium: str = "{channel}"
+    utm_campaign: str = "{campaign_id}"
+    utm_content: str = "{variant}"
+    utm_term: str = ""
+    member_param: str = Field(default="mh", pattern=r"^[A-Za-z0-9_.-]*$",
+                              description="name of the member-hash parameter ('' to leave it out)")
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Tracking:
+        vals = {"campaign_id": "", "variant": "", "channel": "", "product_id": ""}
+        for key in ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", *self.extra):
+            value = getattr(self, key) if key.startswith("utm_") else self.extra[key]
+            try:
+                value.format_map(vals)
+            except (KeyError, ValueError, IndexError) as e:
+                raise ValueError(f"{key}: {value!r} uses an unknown placeholder ({e}); use {{campaign_id}}, "
+                                 "{variant}, {channel} or {product_id}") from None
+        return self
 
 
 class LLMSettings(_Strict):
@@ -121,6 +150,7 @@ class Campaign(_Strict):
     selection: Selection = Selection()
     min_age: int = 16
     brand: Brand = Brand()
+    tracking: Tracking = Tracking()
     llm: LLMSettings = LLMSettings()
     prompts_dir: Path = Path("prompts")
     rules_dirs: tuple[Path, ...] = (Path("brand_rules"), Path("compliance"))
@@ -185,6 +215,89 @@ _FIX = {
 }
 
 
+def _unwrap(annotation: Any) -> Any:
+    """tuple[Variant, ...] -> Variant, dict[str, Price] -> Price, X | None -> X: the model inside, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        got = _unwrap(arg)
+        if got is not None:
+            return got
+    return None
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a campaign file may have at ``loc`` (list indexes and dict keys skipped)."""
+    model: type[BaseModel] = Campaign
+    for part in loc:
+        field = model.model_fields.get(str(part)) if not isinstance(part, int) else None
+        nxt = _unwrap(field.annotation) if field is not None else None
+        if nxt is not None:
+            model = nxt
+    return [k for k in model.model_fields if k != "source"]
+
+
+def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line of the key at ``loc`` in a YAML file (1-based), or of its nearest parent found."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            hit = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if hit is None:
+                break
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _config_error(e: ValidationError, path: Path, text: str) -> ConfigError:
+    """Every problem of a campaign file, typos first: a misspelled key ('catalogue:') also shows up as the
+    missing key it meant ('catalog'); that is one problem, told as 'did you mean', with its line."""
+    errors = e.errors()
+    missing = {tuple(x["loc"]) for x in errors if x["type"] == "missing"}
+    problems: list[tuple[int, str, int | None, str, str]] = []  # (rank, key, line, message, fix)
+    explained: set[tuple[Any, ...]] = set()
+    is_yaml = path.suffix != ".toml"
+    for x in errors:
+        loc = tuple(x["loc"])
+        if x["type"] != "extra_forbidden":
+            continue
+        name, parent = str(loc[-1]), loc[:-1]
+        known = _known_keys(parent)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        line = _yaml_line(text, loc) if is_yaml else None
+        if close:
+            explained.add(parent + (close[0],))
+            problems.append((0, ".".join(map(str, loc)), line, f"unknown key {name!r}; did you mean {close[0]!r}?",
+                             f"rename {name!r} to {close[0]!r}"))
+        else:
+            problems.append((1, ".".join(map(str, loc)), line, f"unknown key {name!r}",
+                             "remove it or check its spelling; keys here: " + ", ".join(known)))
+    for x in errors:
+        loc = tuple(x["loc"])
+        if x["type"] == "extra_forbidden" or loc in explained:
+            continue
+        line = _yaml_line(text, loc if x["type"] != "missing" else loc[:-1]) if is_yaml else None
+        msg = x["msg"] if x["type"] != "missing" else "required key is missing"
+        if x["type"] not in ("missing",) and "input" in x and not isinstance(x["input"], (dict, list)):
+            msg += f" (got {x['input']!r})"
+        problems.append((2, ".".join(map(str, loc)), line, msg, _FIX.get(x["type"], "correct the value")))
+    problems.sort(key=lambda p: p[0])
+    rank, key, line, msg, fix = problems[0]
+    if len(problems) > 1:
+        more = "; ".join(f"{k}{f' (line {ln})' if ln else ''}: {m}" for _, k, ln, m, _ in problems[1:])
+        msg += f" (and {len(problems) - 1} more: {more})"
+    return ConfigError(msg, file=str(path), line=line, key=key, hint=fix)
+
+
 def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -214,11 +327,7 @@ def load_campaign(path: str | Path) -> Campaign:
     try:
         campaign = Campaign.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        fix = _FIX.get(err["type"], "correct the value")
-        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
-        raise ConfigError(f"{err['msg']}{more}", file=str(path), key=key, hint=fix) from None
+        raise _config_error(e, path, text) from None
     base = path.resolve().parent
     root = _repo_root()
 

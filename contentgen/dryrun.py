@@ -2,7 +2,10 @@
 
 Streams members in file order with bounded memory (prompt hashes only, 16
 bytes each, for the dedup ratio) and reports outcomes of the plan stage,
-token estimates and the projected cost for live and Batch API modes.
+token estimates and the projected cost for live and Batch API modes, and how
+delivery days meet offers: members delivered after the send date, those for
+whom an offer valid on the send date had ended by their delivery day (it is
+not offered to them), and those whose message lands on an offer's last day.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from .config import load_campaign
 from .llm.client import estimate_tokens
 from .load import iter_members, load_catalog, load_offers, load_suppression
 from .pipeline import shard_of
-from .plan import Planner, stratified_holdout
+from .plan import Planner, delivery_date, offer_audience_ok, stratified_holdout
 from .prompts import Prompts
 
 
@@ -40,6 +43,7 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
     static_tokens = 0
     to_generate = 0
     n = 0
+    later = ended = last_day = 0  # delivered after send_date; an offer ended before delivery; on its last day
     for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
         if limit is not None and n >= limit:
             break
@@ -60,6 +64,14 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
             continue
         counts["to_generate"] += 1
         to_generate += 1
+        day = delivery_date(plan)
+        if day is not None and day > c.send_date:
+            later += 1
+            threshold = planner.framings.churn_threshold
+            ended += any(o.valid_until < day and offer_audience_ok(o, row.member, threshold)
+                         for o in planner.offers_today)
+        carried = list(plan.offers) + [pp.offer for pp in plan.products if pp.offer is not None]
+        last_day += any(o.valid_until == day for o in carried)
         pair = prompts.build(plan)
         msgs = pair.messages()
         digest = hashlib.blake2b(repr(msgs).encode(), digest_size=16).digest()
@@ -88,6 +100,9 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
         "members": n,
         "plan": dict(counts),
         "quarantined_rows": quarantined + len(bad_products) + len(bad_offers),
+        # offers are checked on each member's local delivery day (send_at_utc), not only on send_date
+        "delivery": {"after_send_date": later, "offer_ended_before_delivery": ended,
+                     "offer_on_its_last_day": last_day},
         "dedup_ratio": round(1 - calls / to_generate, 4) if to_generate else 0.0,
         "estimate": est,
         "wall_s": round(time.monotonic() - t0, 1),

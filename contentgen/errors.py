@@ -1,19 +1,23 @@
 """One exception tree for contentgen.
 
-ContentgenError                 base; ``exit_code`` 1, printed without a traceback
- ├── ConfigError                 a campaign file is wrong (file, key, fix)
- ├── InputFileError              an input file cannot be read at all (file, line)
- ├── TemplateError               a prompt template is broken (file, line)
- ├── RuleFileError               a rule file is broken (file, rule id)
+ContentgenError                 base; ``exit_code`` 1 (a run failure), printed without a traceback
+ ├── ConfigError                 exit 2: a campaign file is wrong (file, key, fix)
+ ├── InputFileError              exit 2: an input file cannot be read at all (file, line)
+ ├── TemplateError               exit 2: a prompt template is broken (file, line)
+ ├── RuleFileError               exit 2: a rule file is broken (file, rule id)
+ ├── UsageError                  exit 2: a command pointed at something it cannot use
+ │    └── NotARunError           not a (finished) run's output folder (verify, export, report)
  ├── StoreError                  the run store is locked, corrupt or changed
- │    └── ResumeRefused          inputs/prompts/rules changed since the run began (exit 4)
- │         └── InputsChanged     (freeze.py) an input changed while the run used it (exit 4)
- ├── ProviderUnavailable         the LLM provider kept failing: the run pauses (exit 3)
- │    └── ProviderMisconfigured  it refuses every request the same way (key, model, URL,
- │                               parameter): the run stops (exit 6), members stay pending
- ├── BudgetExhausted             --max-cost reached: the run pauses (exit 5)
- ├── EngineFailure               (outcome.py) most members fail inside the engine: a bug, stop
- └── Interrupted                 (stops.py) SIGINT/SIGTERM (exit 130/143)
+ │    └── ResumeRefused          exit 4: inputs/prompts/rules changed since the run began
+ │         └── InputsChanged     exit 4: (freeze.py) an input changed while the run used it
+ ├── ProviderUnavailable         exit 3: the LLM provider kept failing: the run pauses
+ │    └── ProviderMisconfigured  exit 6: it refuses every request the same way (key, model, URL,
+ │                               parameter): the run stops, members stay pending
+ ├── BudgetExhausted             exit 5: --max-cost reached: the run pauses
+ ├── EngineFailure               exit 1: (outcome.py) most members fail inside the engine: a bug, stop
+ └── Interrupted                 exit 130/143: (stops.py) SIGINT/SIGTERM
+
+The README's "Exit codes" line is this tree; tests/test_exit_codes.py walks every code.
 
 Row-level problems are not exceptions: they are quarantine records.
 A gate finding is a record (``models.Finding``), not an exception.
@@ -54,10 +58,18 @@ class ConfigError(ContentgenError):
 
 
 class InputFileError(ContentgenError):
-    pass
+    exit_code = 2
 
 
 class TemplateError(ContentgenError):
+    exit_code = 2
+
+
+class UsageError(ContentgenError):
+    exit_code = 2
+
+
+class NotARunError(UsageError):
     pass
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import failpoints
-from .errors import ContentgenError, StoreError
+from .errors import ContentgenError, NotARunError, StoreError, UsageError
 from .models import OUTCOMES
 
 
@@ -141,8 +141,8 @@ def verify(out_dir: Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     mpath = out_dir / "manifest.json"
     if not mpath.exists():
-        raise VerifyError("no manifest.json here", file=str(out_dir),
-                          hint="point verify at a finished run's output folder")
+        raise NotARunError("no manifest.json here: not a finished run's output folder", file=str(out_dir),
+                           hint="point it at the --out folder of a finished `contentgen run`")
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
     problems = []
     for name, info in manifest.get("files", {}).items():
@@ -154,15 +154,23 @@ def verify(out_dir: Path) -> dict[str, Any]:
     counts = {o: 0 for o in OUTCOMES}
     ids: set[str] = set()
     dupes = []
-    with open(out_dir / "messages.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            counts[rec["outcome"]] += 1
+    bad_lines: list[int] = []
+    msgs = out_dir / "messages.jsonl"
+    with (open(msgs, encoding="utf-8") if msgs.exists() else open(os.devnull, encoding="utf-8")) as fh:
+        for lineno, line in enumerate(fh, 1):
+            try:
+                rec = json.loads(line)
+                counts[rec["outcome"]] += 1
+            except (json.JSONDecodeError, KeyError, TypeError):
+                bad_lines.append(lineno)
+                continue
             mid = rec.get("member_id")
             if rec["outcome"] != "invalid" and mid:
                 if mid in ids:
                     dupes.append(mid)
                 ids.add(mid)
+    if bad_lines:
+        problems.append(f"messages.jsonl line(s) {bad_lines[:5]} are not export records")
     if dupes:
         problems.append(f"{len(dupes)} member(s) appear more than once, e.g. {dupes[:3]}")
     if counts != {o: manifest["counts"].get(o, 0) for o in OUTCOMES}:
@@ -185,7 +193,7 @@ def merge(out_dir: Path, shard_dirs: list[Path]) -> dict[str, Any]:
         verify(d)  # each shard must be intact
         manifests.append((Path(d), json.loads((Path(d) / "manifest.json").read_text(encoding="utf-8"))))
     if not manifests:
-        raise VerifyError("no shard folders given", hint="pass the --out folders of every shard")
+        raise UsageError("no shard folders given", hint="pass the --out folders of every shard")
     first = manifests[0][1]
     n = (first.get("shard") or [0, 1])[1]
     got = sorted((m.get("shard") or [0, 1])[0] for _, m in manifests)

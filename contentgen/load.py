@@ -65,10 +65,9 @@ def _fmt_error(err: dict[str, Any]) -> tuple[str, str]:
     msg = err["msg"]
     if err["type"] == "missing":
         msg = "required value is missing"
-    elif err["type"] == "literal_error":
-        msg = f"{err['msg']} (got {err.get('input')!r})"
-    elif err["type"] in ("less_than_equal", "greater_than_equal"):
-        msg = f"{err['msg']} (got {err.get('input')!r})"
+    elif "input" in err and not isinstance(err["input"], (dict, list, tuple)):
+        value = repr(err["input"])  # the bad value, so the fix is obvious (capped: a shifted row can be long)
+        msg = f"{err['msg']} (got {value if len(value) <= 60 else value[:57] + '...'})"
     return fld, msg
 
 

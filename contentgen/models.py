@@ -197,6 +197,21 @@ class PlannedProduct(_Frozen):
     offer_price: float | None = None
 
 
+class Withheld(_Frozen):
+    """One evidence item the member's tier kept out of the prompt, with the product it was about."""
+
+    product_id: str
+    source: EvidenceSource
+    detail: str = ""
+    reason: str = ""
+    picked: bool = False  # whether that product is in the message (for other reasons the tier allows)
+
+    @classmethod
+    def of(cls, product_id: str, ev: Evidence, tier: int, *, picked: bool) -> Withheld:
+        return cls(product_id=product_id, source=ev.source, detail=ev.detail, picked=picked,
+                   reason=f"opt-in tier {tier} does not allow {ev.source} evidence")
+
+
 class Plan(_Frozen):
     member: Member
     action: Literal["send", "suppress", "holdout"]
@@ -208,3 +223,4 @@ class Plan(_Frozen):
     channel: str = "email"
     basic: bool = False  # the pre-approved tier-1 content (fallback, holdout): judged as tier 1
     send_at: dt.datetime | None = None  # scheduled send time, UTC
+    withheld: tuple[Withheld, ...] = ()  # per evidence item: what the tier kept out of the prompt

@@ -32,7 +32,7 @@ from typing import Any
 
 from . import __version__, failpoints, gates, stops
 from .config import Campaign, load_campaign, require_price
-from .errors import BudgetExhausted, ProviderUnavailable, StoreError
+from .errors import BudgetExhausted, NotARunError, ProviderUnavailable, StoreError
 from .export import write_export
 from .freeze import InputsChanged, InputWatch, changed_error, check_unchanged, fingerprint, input_paths
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
@@ -130,7 +130,7 @@ def _backend(campaign: Campaign, opts: RunOptions) -> Iterator[tuple[str, str | 
         return
     from .llm.local import MODEL_NAME, local_server
 
-    with local_server(gguf) as url:
+    with local_server(gguf, deadline_s=campaign.llm.timeout_s) as url:
         yield url, None, MODEL_NAME if gguf is None else gguf.stem, True
 
 
@@ -293,9 +293,9 @@ class Runner:
         if self.opts.concurrency:
             settings = settings.model_copy(update={"concurrency": self.opts.concurrency})
         if is_local:
-            # llama.cpp serves one request at a time; one in flight keeps its prompt-prefix cache warm
-            settings = settings.model_copy(update={"structured_output": "json_object", "concurrency": 1,
-                                                   "max_tokens": min(settings.max_tokens, 300)})
+            from .llm.local import client_settings
+
+            settings = client_settings(settings)
         client_kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "model": model}
         if is_local:
             client_kwargs["local_schema_hint"] = True
@@ -334,7 +334,8 @@ class Runner:
 
         # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
         self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
-        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs)
+        decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs,
+                          grammar=is_local)
         self.metrics.instrument(decider)  # metrics: the gates as a timed stage
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)
@@ -357,6 +358,7 @@ class Runner:
             n, last[1] = last[1], 0
             self.progress.advance(n, {"pending": res.pending, **usage,
                                       "rate_limited": getattr(client.stats, "rate_limited", 0),
+                                      "timeouts": getattr(client.stats, "timeouts", 0),
                                       "cost_usd": round(spend.spent, 6) if spend.price else None})
 
         # members waiting on a shared in-flight prompt (dedup) hold a member slot but no request slot: room for them
@@ -480,12 +482,13 @@ def reexport(out: Path) -> dict[str, Any]:
     """Rebuild the export of a finished run from its store, applying reviewers' decisions."""
     out = Path(out)
     if not (out / "run.db").exists():
-        raise StoreError("no run store here", file=str(out), hint="point it at a run's --out folder")
+        raise NotARunError("no run store here: not a run's output folder", file=str(out),
+                           hint="point it at a run's --out folder")
     with _run_lock(out):
         store = SqliteStore(out / "run.db")
         try:
             if store.get_meta("state") != "complete":
-                raise StoreError("this run is not complete", file=str(out),
+                raise NotARunError("this run is not complete", file=str(out),
                                  hint="finish it first: re-run the same `contentgen run` command")
             old = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
             old["reexported_at"] = dt.datetime.now(dt.timezone.utc).isoformat()

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
-from rapidfuzz import fuzz
 
 from .config import Campaign
 from .errors import ConfigError, InputFileError
@@ -30,7 +29,9 @@ from .models import (
     PlannedProduct,
     Product,
     Recommendation,
+    Withheld,
 )
+from .product_types import ProductTypes
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,7 @@ def soften_detail(detail: str) -> str:
 def send_time(member: Member, send_date: dt.date, default_how: int) -> dt.datetime:
     """The first time at or after the send date's midnight (member's time zone) at the member's best
     hour of week (past opens/clicks), else the segment default; returned in UTC."""
-    try:
-        tz = ZoneInfo(member.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("America/Los_Angeles")
+    tz = member_zone(member)
     how = member.last_engaged_hour if member.last_engaged_hour is not None else default_how
     start = dt.datetime.combine(send_date, dt.time(0), tzinfo=tz)
     start_how = start.weekday() * 24
@@ -96,6 +94,22 @@ def send_time(member: Member, send_date: dt.date, default_how: int) -> dt.dateti
     local = start + dt.timedelta(hours=delta_h)
     local = local.replace(tzinfo=None).replace(tzinfo=tz)  # wall-clock time across DST changes
     return local.astimezone(dt.timezone.utc)
+
+
+def member_zone(member: Member) -> ZoneInfo:
+    try:
+        return ZoneInfo(member.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("America/Los_Angeles")
+
+
+def delivery_date(plan_or_member, send_at: dt.datetime | None = None) -> dt.date | None:
+    """The calendar day in the member's time zone on which the message arrives (``send_at``)."""
+    member = getattr(plan_or_member, "member", plan_or_member)
+    when = send_at if send_at is not None else getattr(plan_or_member, "send_at", None)
+    if when is None:
+        return None
+    return when.astimezone(member_zone(member)).date()
 
 
 def holdout_fraction(campaign_id: str, member_id: str) -> float:
@@ -117,16 +131,9 @@ def assign_variant(campaign_id: str, member_id: str, variants) -> str:
     return variants[-1].name
 
 
-def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> frozenset[str]:
-    """Exactly round(share x n) members of every segment, the ones with the lowest holdout hash.
-
-    One pass over two columns of the members file (member_id, segment); rows whose
-    segment is not a known one, and repeated ids, are left out (they are quarantined
-    by the run). Deterministic: the same file and campaign give the same set, in
-    every shard and every resumed process.
-    """
-    if share <= 0:
-        return frozenset()
+def member_segments(members_path: Path) -> pd.DataFrame:
+    """``member_id`` and ``segment`` of every valid member row (known segment, id not blank, first of
+    repeated ids), from a CSV, Parquet or JSONL members file: one pass over two columns."""
     path = Path(members_path)
     suffix = path.suffix.lower()
     try:
@@ -143,7 +150,27 @@ def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> fr
                              hint="the members file needs member_id and segment columns") from None
     df = df.dropna()
     df = df[df["segment"].isin(SEGMENTS) & (df["member_id"].astype(str).str.strip() != "")]
-    df = df.drop_duplicates("member_id", keep="first")
+    return df.drop_duplicates("member_id", keep="first")
+
+
+def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> frozenset[str]:
+    """Exactly round(share x n) members of every segment, the ones with the lowest holdout hash.
+
+    One pass over two columns of the members file (member_id, segment); rows whose
+    segment is not a known one, and repeated ids, are left out (they are quarantined
+    by the run). Deterministic: the same file and campaign give the same set, in
+    every shard and every resumed process.
+    """
+    if share <= 0:
+        return frozenset()
+    return holdout_of(member_segments(members_path), campaign_id, share)
+
+
+def holdout_of(segments: pd.DataFrame, campaign_id: str, share: float) -> frozenset[str]:
+    """``stratified_holdout`` of an already read ``member_segments`` frame."""
+    if share <= 0:
+        return frozenset()
+    df = segments.copy()
     df["h"] = [holdout_fraction(campaign_id, str(m)) for m in df["member_id"]]
     chosen: set[str] = set()
     for _, group in df.groupby("segment", sort=True):
@@ -175,12 +202,27 @@ class Planner:
         self.campaign = campaign
         self.holdout = holdout  # a segment-stratified set (stratified_holdout); None: per-member hash < share
         self.catalog = catalog
-        self.offers_today = [o for o in offers if o.valid_on(campaign.send_date)]
+        self.offers = list(offers)
+        self._offers_by_day: dict[dt.date, list[Offer]] = {}
         self.suppression = suppression
         self.framings = framings or Framings.load(campaign.prompts_dir / "framings.yaml")
         self.variant_framings = {v.name: Framings.load(campaign.prompts_dir / v.framings)
                                  for v in campaign.variants if v.framings}
+        self.types = ProductTypes(p.name for p in catalog.values())
         self._segment_picks = {s: self._pick_segment_products(s) for s in SEGMENTS}
+
+    def offers_on(self, day: dt.date) -> list[Offer]:
+        """Offers valid on ``day`` (the member's local delivery day: an offer must still hold when the
+        message arrives, not only on the campaign's send date)."""
+        got = self._offers_by_day.get(day)
+        if got is None:
+            got = self._offers_by_day[day] = [o for o in self.offers if o.valid_on(day)]
+        return got
+
+    @property
+    def offers_today(self) -> list[Offer]:
+        """Offers valid on the campaign's send date (what a member delivered that day may be offered)."""
+        return self.offers_on(self.campaign.send_date)
 
     def _pick_segment_products(self, segment: str) -> tuple[Product, ...]:
         """Tier-1 content: segment-level picks, the same for every member of the segment."""
@@ -193,15 +235,18 @@ class Planner:
         picks: list[Product] = []
         used: set[str] = set()
         for p in ranked:  # one per category first, for variety
-            if p.category not in used:
+            if p.category not in used and not any(self._same_type(p, q) for q in picks):
                 picks.append(p)
                 used.add(p.category)
             if len(picks) >= self.campaign.top_k:
                 break
         return tuple(picks)
 
-    def _offer_for(self, product: Product, member: Member) -> tuple[Offer | None, float | None]:
-        for o in self.offers_today:
+    def _same_type(self, a: Product, b: Product) -> bool:
+        return self.types.near_duplicate(a.name, b.name, self.campaign.selection.max_name_similarity)
+
+    def _offer_for(self, product: Product, member: Member, offers: list[Offer]) -> tuple[Offer | None, float | None]:
+        for o in offers:
             if o.kind == "percent_off" and (o.applies_to or o.applies_to_category) and o.applies_to_product(product) \
                     and offer_audience_ok(o, member, self.framings.churn_threshold) and o.value:
                 return o, round(product.price * (1 - o.value / 100.0) + 1e-9, 2)
@@ -229,12 +274,15 @@ class Planner:
         return None
 
     def basic_plan(self, member: Member) -> Plan:
-        """The tier-1 basic content for this member's segment: segment picks, offers open to all members."""
+        """The tier-1 basic content for this member's segment: segment picks, offers open to all members
+        that are valid on the member's delivery day."""
+        send_at = self.send_at(member)
+        valid = self.offers_on(delivery_date(member, send_at))
         seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
         products = tuple(PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment])
         cats = {p.product.category for p in products}
         ids = {p.product.product_id for p in products}
-        offers = tuple(o for o in self.offers_today if (o.audience or "all") == "all" and (
+        offers = tuple(o for o in valid if (o.audience or "all") == "all" and (
             (o.kind == "free_shipping" and not o.applies_to and not o.applies_to_category)
             or (o.applies_to_category and o.applies_to_category in cats)
             or (o.applies_to and ids & set(o.applies_to))))
@@ -244,7 +292,7 @@ class Planner:
                       and (o.applies_to or o.applies_to_category)), None)
             priced.append(pp.model_copy(update={"offer": o, "offer_price": round(pp.product.price * (1 - o.value / 100.0) + 1e-9, 2)}) if o else pp)
         return Plan(member=member, action="send", framing=self.framings.segments[member.segment]["framing"],
-                    products=tuple(priced), offers=offers, basic=True, send_at=self.send_at(member),
+                    products=tuple(priced), offers=offers, basic=True, send_at=send_at,
                     channel=self.channel_for(member) or "email")
 
     def _selectable(self, p: Product, chosen: list[PlannedProduct], exclude: frozenset[str]) -> bool:
@@ -255,7 +303,7 @@ class Planner:
             return False
         if sum(1 for q in chosen if q.product.category == p.category) >= sel.max_per_category:
             return False
-        return all(fuzz.token_set_ratio(p.name, q.product.name) < sel.max_name_similarity for q in chosen)
+        return not any(self._same_type(p, q.product) for q in chosen)  # one of each kind of product
 
     def plan(self, member: Member, recs: tuple[Recommendation, ...], *, recently_bought: frozenset[str] = frozenset(),
              returned: frozenset[str] = frozenset()) -> Plan:
@@ -269,41 +317,43 @@ class Planner:
                         framing=self.framings.segments[member.segment]["framing"], send_at=self.send_at(member),
                         channel=self.channel_for(member) or "email")
         allowed = TIER_SOURCES[member.opt_in_tier]
+        tier = member.opt_in_tier
         products: list[PlannedProduct] = []
-        if member.opt_in_tier == 1:
+        withheld: list[Withheld] = []  # every evidence item the tier kept out of the prompt, with its product
+        if tier == 1:
             seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
             for p in self._segment_picks[member.segment]:
                 products.append(PlannedProduct(product=p, evidence=seg_ev, withheld=()))
-            withheld_all = tuple(e for r in recs for e in r.evidence)
+            withheld = [Withheld.of(r.product_id, e, tier, picked=False) for r in recs for e in r.evidence
+                        if e.source not in allowed]
         else:
-            withheld_all = ()
             sel = self.campaign.selection
             exclude = (recently_bought if sel.exclude_recently_bought else frozenset()) | \
                       (returned if sel.exclude_returned else frozenset())
             for r in sorted(recs, key=lambda r: (-r.score, r.product_id)):
+                drop = tuple(e for e in r.evidence if e.source not in allowed)
                 p = self.catalog.get(r.product_id)
-                if p is None or not self._selectable(p, products, exclude):
-                    continue
                 keep = tuple(e.model_copy(update={"detail": soften_detail(e.detail)})
                              for e in r.evidence if e.source in allowed)
-                drop = tuple(e for e in r.evidence if e.source not in allowed)
-                if not keep:
-                    continue  # nothing this tier allows us to say about it
-                products.append(PlannedProduct(product=p, evidence=keep, withheld=drop))
-                if len(products) >= self.campaign.top_k:
-                    break
+                picked = (len(products) < self.campaign.top_k and p is not None and bool(keep)
+                          and self._selectable(p, products, exclude))
+                withheld += [Withheld.of(r.product_id, e, tier, picked=picked) for e in drop]
+                if picked:
+                    products.append(PlannedProduct(product=p, evidence=keep, withheld=drop))
             if not products:  # nothing personal we may use: fall back to segment picks
                 seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
                 products = [PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment]]
+        send_at = self.send_at(member)
+        valid = self.offers_on(delivery_date(member, send_at))
         # offers: a product's percent-off applies per product; sitewide offers (free shipping, category points)
         priced: list[PlannedProduct] = []
         for pp in products:
-            offer, price = self._offer_for(pp.product, member)
+            offer, price = self._offer_for(pp.product, member, valid)
             priced.append(pp.model_copy(update={"offer": offer, "offer_price": price}) if offer else pp)
         chosen_cats = {pp.product.category for pp in priced}
         chosen_ids = {pp.product.product_id for pp in priced}
         member_offers = []
-        for o in self.offers_today:
+        for o in valid:
             if not offer_audience_ok(o, member, self.framings.churn_threshold):
                 continue
             if o.kind == "free_shipping" and not o.applies_to and not o.applies_to_category:
@@ -312,14 +362,11 @@ class Planner:
                 member_offers.append(o)
             elif o.applies_to_category and o.applies_to_category in chosen_cats:
                 member_offers.append(o)
-        if withheld_all:
-            priced = [pp.model_copy(update={"withheld": tuple(pp.withheld) + withheld_all}) if i == 0 else pp
-                      for i, pp in enumerate(priced)]
         variant = assign_variant(self.campaign.campaign_id, member.member_id, self.campaign.variants)
         framings = self.variant_framings.get(variant, self.framings)
         return Plan(member=member, action="send", framing=framings.framing_for(member),
-                    products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member),
-                    channel=self.channel_for(member) or "email", variant=variant)
+                    products=tuple(priced), offers=tuple(member_offers), send_at=send_at,
+                    channel=self.channel_for(member) or "email", variant=variant, withheld=tuple(withheld))
 
     def send_at(self, member: Member) -> dt.datetime:
         default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))

@@ -62,9 +62,12 @@ class Prompts:
         )
         for name in REQUIRED_TEMPLATES + tuple(v.template for v in campaign.variants):
             self._template(name)
-        for seg_file in (self.dir / "fallback").glob("*.j2"):
-            self._template(f"fallback/{seg_file.name}")
+        for seg_file in sorted((self.dir / "fallback").rglob("*.j2")):  # basic and personal fallbacks
+            self._template(seg_file.relative_to(self.dir).as_posix())
         self._example = self.example()
+        from .fallback import FallbackWriter
+
+        self.fallbacks = FallbackWriter(self)
 
     def _template(self, name: str) -> jinja2.Template:
         try:
@@ -123,17 +126,24 @@ class Prompts:
     def repair(self, instructions: str) -> str:
         return self._render("repair.j2", instructions=instructions)
 
-    def fallback(self, plan: Plan) -> Draft:
-        """The pre-approved, human-written tier-1 message for the member's segment."""
-        name = f"fallback/{segment_slug(plan.member.segment)}.j2"
-        text = self._render(name, products=[{"product": pp.product} for pp in plan.products],
-                            segment=plan.member.segment)
+    def render(self, name: str, **ctx: Any) -> str:
+        return self._render(name, **ctx)
+
+    def split_fallback(self, name: str, text: str) -> tuple[str, str, str]:
+        """A fallback template's text as (subject, preheader, body)."""
         head, _, body = text.partition("\n")
         pre, _, body = body.partition("\n")
         if not head.startswith("Subject:") or not pre.startswith("Preheader:"):
             raise TemplateError("a fallback template must start with 'Subject:' and 'Preheader:' lines",
                                 file=str(self.dir / name), line=1)
-        subject, preheader = head[len("Subject:"):].strip(), pre[len("Preheader:"):].strip()
+        return head[len("Subject:"):].strip(), pre[len("Preheader:"):].strip(), body.strip()
+
+    def fallback(self, plan: Plan) -> Draft:
+        """The pre-approved, human-written tier-1 message for the member's segment."""
+        name = f"fallback/{segment_slug(plan.member.segment)}.j2"
+        text = self._render(name, products=[{"product": pp.product} for pp in plan.products],
+                            segment=plan.member.segment)
+        subject, preheader, body = self.split_fallback(name, text)
         if plan.channel != "email":  # push, SMS, in-app: the same human-written title and one-liner
             return Draft(subject=subject, preheader=preheader, body=preheader, explanations=())
-        return Draft(subject=subject, preheader=preheader, body=body.strip(), explanations=())
+        return Draft(subject=subject, preheader=preheader, body=body, explanations=())

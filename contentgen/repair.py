@@ -1,8 +1,11 @@
 """Generate -> assemble -> gates -> repair (at most N) -> decide, for one member.
 
 An output with error findings is re-asked with the findings in words the model
-can act on; after ``max_repairs`` the member gets the pre-approved tier-1
-fallback for their segment (or goes to review), and the failure is recorded.
+can act on; after ``max_repairs`` the member gets a fallback (or goes to review),
+and the failure is recorded. The fallback is personal for tier-2/3 members: their
+own picks in human-written copy, each explained from the evidence their tier
+allows (``fallback.py``); tier-1 members, and anyone whose personal fallback fails
+a gate, get the pre-approved tier-1 message for their segment.
 A provider that is down is NOT a content failure: transport errors propagate
 and the member stays pending.
 """
@@ -18,6 +21,7 @@ from .config import Campaign
 from .errors import ContentgenError
 from .gates.schema import DRAFT_SCHEMA, validate_draft
 from .models import Finding, GateContext, Plan, RenderedMessage
+from .plan import delivery_date
 from .prompts import Prompts
 
 
@@ -28,6 +32,7 @@ class Decision:
     findings: list[Finding]
     attempts: list[dict[str, Any]] = field(default_factory=list)
     send: bool = True
+    fallback: str | None = None  # "personal" or "segment" when a fallback message is what the member gets
 
 
 def finding_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
@@ -39,14 +44,35 @@ def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext
 
     recs = tuple(Recommendation(product_id=pp.product.product_id, evidence=pp.evidence) for pp in plan.products)
     member = plan.member.model_copy(update={"opt_in_tier": 1}) if plan.basic else plan.member
-    return GateContext(send_date=campaign.send_date, member=member, recommendations=recs,
+    # offers, deadlines and dates are judged on the day the message arrives in the member's time zone
+    return GateContext(send_date=delivery_date(plan) or campaign.send_date, member=member, recommendations=recs,
                        offers=tuple(offers), catalog=catalog, hero_product_id=campaign.hero_product_id,
                        allowed_domains=campaign.brand.allowed_domains, channel=plan.channel)
 
 
+def grammar_schema(plan: Plan) -> dict[str, Any]:
+    """The draft schema narrowed to this plan, for a backend that turns the schema into a grammar
+    (llama.cpp): explanations only for the plan's products, one each from tier 2, none in tier 1, and the
+    subject and preheader limits of the brand rules. (OpenAI's strict mode does not take all of these.)"""
+    ids = [pp.product.product_id for pp in plan.products]
+    explained = plan.channel in ("email", "inapp") and not plan.basic and plan.member.opt_in_tier >= 2
+    n = len(ids) if explained else 0  # push and SMS show no explanations: the model need not write them
+    props = DRAFT_SCHEMA["properties"]
+    item = props["explanations"]["items"]
+    explanations = {**props["explanations"], "minItems": n, "maxItems": n,
+                    "items": {**item, "properties": {**item["properties"],
+                                                     "product_id": {"type": "string", "enum": ids or ["-"]},
+                                                     "text": {"type": "string", "minLength": 20,
+                                                              "maxLength": 200}}}}
+    return {**DRAFT_SCHEMA, "properties": {**props, "subject": {"type": "string", "minLength": 8, "maxLength": 60},
+                                           "preheader": {"type": "string", "minLength": 8, "maxLength": 100},
+                                           "body": {"type": "string", "minLength": 20, "maxLength": 300},
+                                           "explanations": explanations}}
+
+
 class Decider:
     def __init__(self, campaign: Campaign, prompts: Prompts, rules, generate, offers, catalog, planner,
-                 max_repairs: int | None = None):
+                 max_repairs: int | None = None, *, grammar: bool = False):
         self.campaign = campaign
         self.max_repairs = campaign.max_repairs if max_repairs is None else max_repairs
         self.prompts = prompts
@@ -55,24 +81,37 @@ class Decider:
         self.offers = offers
         self.catalog = catalog
         self.planner = planner
+        self.grammar = grammar  # the backend makes a grammar of the schema: narrow it to each plan
 
     def check(self, plan: Plan, msg: RenderedMessage) -> list[Finding]:
         failpoints.hit("gate")
         ctx = gate_context(plan, self.campaign, self.offers, self.catalog)
         return gates.run_gates(msg, ctx, self.rules)
 
+    def _try(self, plan: Plan, draft, kind: str, attempts: list[dict[str, Any]]):
+        msg = assemble(plan, draft, self.campaign)
+        findings = self.check(plan, msg)
+        attempts.append({"n": len(attempts), "kind": "fallback", "fallback": kind, "prompt": None,
+                         "response": draft.model_dump_json(), "findings": finding_dicts(findings)})
+        return msg, findings
+
     def fallback(self, plan: Plan, failed: list[Finding], attempts: list[dict[str, Any]],
                  outcome: str = "fallback") -> Decision:
+        fb = self.prompts.fallbacks
+        if (outcome == "fallback" and not plan.basic and plan.member.opt_in_tier >= 2 and plan.products
+                and fb.has_personal(plan.member.segment)):
+            for slots in (True, False):  # words from the evidence, then only the reasons that take none
+                draft = fb.personal(plan, self.planner.framings.churn_threshold, slots=slots)
+                msg, findings = self._try(plan, draft, "personal", attempts)
+                if gates.verdict(findings) == "pass":
+                    return Decision(outcome, msg, failed, attempts, send=True, fallback="personal")
         fb_plan = self.planner.basic_plan(plan.member)
-        draft = self.prompts.fallback(fb_plan)
-        msg = assemble(fb_plan, draft, self.campaign)
-        fb_findings = self.check(fb_plan, msg)
-        attempts.append({"n": len(attempts), "kind": "fallback", "prompt": None, "response": draft.model_dump_json(),
-                         "findings": finding_dicts(fb_findings)})
+        msg, fb_findings = self._try(fb_plan, self.prompts.fallback(fb_plan), "segment", attempts)
         if gates.verdict(fb_findings) == "fail":
             # even the human-written message fails for this member: nothing is sent, a human decides
             return Decision("rejected", msg, failed + fb_findings, attempts, send=False)
-        return Decision(outcome, msg, failed, attempts, send=True)
+        return Decision(outcome, msg, failed, attempts, send=True,
+                        fallback="segment" if outcome == "fallback" else None)
 
     async def decide(self, plan: Plan) -> Decision:
         if plan.action == "holdout":
@@ -82,12 +121,13 @@ class Decider:
             return d
         pair = self.prompts.build(plan)
         messages = pair.messages()
+        schema = grammar_schema(plan) if self.grammar else DRAFT_SCHEMA
         attempts: list[dict[str, Any]] = []
         last: list[Finding] = []
         last_msg: RenderedMessage | None = None
         for n in range(self.max_repairs + 1):
             try:
-                res = await self.generate(messages, DRAFT_SCHEMA)
+                res = await self.generate(messages, schema)
             except ContentgenError as e:
                 if getattr(e, "fatal", True) or not hasattr(e, "provider_message"):
                     raise  # a misconfigured run (401/403/404) or a transport failure: not this member's fault
@@ -137,19 +177,23 @@ def export_record(plan_or_member, decision: Decision | None, *, outcome: str | N
                           "offer_id": pp.offer.offer_id if pp.offer else None,
                           "evidence": [e.model_dump() for e in pp.evidence],
                           "withheld": [e.model_dump() for e in pp.withheld]} for pp in plan.products],
+            "withheld": [w.model_dump() for w in plan.withheld],
         }
     if decision is not None:
         rec["send"] = decision.send and decision.message is not None
         m = decision.message
+        products = list(getattr(m, "products", None) or ()) if m is not None else []
         if m is not None and channel in ("push", "inapp"):
             rec["message"] = {"title": m.subject, "body": m.body, "url": m.cta_url,
-                              "explanations": [e.model_dump() for e in m.explanations]}
+                              "explanations": [e.model_dump() for e in m.explanations], "products": products}
         elif m is not None and channel == "sms":
             rec["message"] = {"text": m.body}
         elif m is not None:
             rec["message"] = {"subject": m.subject, "preheader": m.preheader, "text": text_version(m), "html": m.html,
                               "body": m.body, "cta_text": m.cta_text, "cta_url": m.cta_url, "footer": m.footer,
-                              "explanations": [e.model_dump() for e in m.explanations]}
+                              "explanations": [e.model_dump() for e in m.explanations], "products": products}
         rec["findings"] = finding_dicts(decision.findings)
         rec["attempts"] = len([a for a in decision.attempts if a["kind"] != "fallback"])
+        if decision.fallback:
+            rec["fallback"] = decision.fallback
     return rec

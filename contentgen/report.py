@@ -44,7 +44,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import InputFileError
+from .errors import InputFileError, NotARunError
 from .models import OUTCOMES, SEGMENTS
 
 __all__ = ["build_report", "write_report", "load_outcomes", "load_run", "wilson", "newcombe_diff",
@@ -147,7 +147,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     mpath, rpath = run_dir / "manifest.json", run_dir / "messages.jsonl"
     for p in (mpath, rpath):
         if not p.is_file():
-            raise InputFileError(f"no {p.name} here: is this a finished run's output folder?", file=str(run_dir),
+            raise NotARunError(f"no {p.name} here: is this a finished run's output folder?", file=str(run_dir),
                                  hint="pass the --out folder of `contentgen run` (or `contentgen merge`)")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
@@ -176,6 +176,47 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     arm[(df["send"] & df["outcome"].isin(SENT_OUTCOMES)).to_numpy()] = "treated"
     df["arm"] = arm
     return df, manifest
+
+
+def pair_sample_outcomes(outcomes_path: Path, members_path: Path, campaign_id: str, share: float,
+                         seed: int = 0) -> int:
+    """Make a sample outcomes file agree with the run its campaign will make: ``treated`` is 0 exactly for
+    the campaign's stratified holdout (``plan.stratified_holdout``) and 1 for everyone else, and a row whose
+    flag changes takes the outcomes of a row drawn with the new flag in the same segment (seeded), so
+    treated and holdout still differ as the generator drew them. Returns how many rows changed.
+
+    Sample data only (``contentgen sample-data`` calls it): a real outcomes file is reported as it is, and
+    a ``treated`` column that disagrees with the run is counted in the report."""
+    from .plan import holdout_of, member_segments
+
+    df = pd.read_csv(outcomes_path, dtype=str, keep_default_na=False)
+    if df.empty or "treated" not in df.columns:
+        return 0
+    members = member_segments(members_path)
+    holdout = holdout_of(members, campaign_id, share)
+    seg = members.set_index("member_id")["segment"]
+    want = np.where(df["member_id"].isin(holdout), "0", "1")
+    drawn = df["treated"].to_numpy()
+    flip = np.flatnonzero(drawn != want)
+    if not len(flip):
+        return 0
+    metrics = [c for c in df.columns if c not in ("member_id", "treated")]
+    segments = df["member_id"].map(seg).fillna("").to_numpy()
+    old = df[metrics].to_numpy(copy=True)
+    new = old.copy()
+    rng = np.random.default_rng(seed)
+    for (segment, flag), rows in pd.Series(flip).groupby([segments[flip], want[flip]]):
+        pool = np.flatnonzero((segments == segment) & (drawn == flag))
+        if not len(pool):
+            pool = np.flatnonzero(drawn == flag)
+        if len(pool):
+            new[rows.to_numpy()] = old[rng.choice(pool, size=len(rows))]
+    df[metrics] = new
+    df["treated"] = want
+    tmp = Path(outcomes_path).with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(outcomes_path)
+    return int(len(flip))
 
 
 def _fail(path: Path, line: int, col_no: int, col: str, msg: str) -> InputFileError:
@@ -420,6 +461,52 @@ def build_report(run_dir: Path, outcomes_path: Path, *, title: str | None = None
         "segments": [str(s) for s in seg_order],
         "tiers": [_jsonable(t) for t in tier_order],
     }
+
+
+_LABELS = {"open_rate": "open rate", "click_rate": "click rate", "purchase_rate": "purchase rate",
+           "revenue_per_member": "revenue/member"}
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    return "n/a" if x is None else (f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%")
+
+
+def _pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.1f} pts"
+
+
+def _usd(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return (("+" if x >= 0 else "-") if signed else ("-" if x < 0 else "")) + f"${abs(x):,.2f}"
+
+
+def _span(ci: list[float | None] | None, fmt) -> str:
+    return "" if not ci or ci[0] is None or ci[1] is None else f" ({fmt(ci[0])} to {fmt(ci[1])})"
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The overall lift as a person reads it: rounded rates, differences in points, intervals; what is
+    missing says why (no holdout members, or fewer than the minimum in an arm)."""
+    o = report["lift"]["overall"]
+    of = report["outcomes_file"]
+    lines = [f"treated {o['n_treated']}, holdout {o['n_control']}; unknown member ids {of['unknown_member_ids']}"]
+    if not o["n_control"]:
+        lines.append("  no holdout members with outcomes: lift needs the campaign's holdout (holdout_share)")
+    elif o["small_n"]:
+        lines.append(f"  n too small: fewer than {MIN_N} members in an arm; the figures are shown, not judged")
+    lines.append(f"  {'':<15}{'treated':>9}{'holdout':>9}   difference (95% CI)              relative lift (95% CI)")
+    for key, m in o["metrics"].items():
+        money = key == "revenue_per_member"
+        t, c = m["treated"], m["control"]
+        tv, cv = (t.get("mean"), c.get("mean")) if money else (t.get("rate"), c.get("rate"))
+        fmt = (lambda x: _usd(x)) if money else (lambda x: _pct(x))
+        dfmt = (lambda x: _usd(x, signed=True)) if money else _pts
+        cfmt = (lambda x: _usd(x, signed=True)) if money else (lambda x: f"{x * 100:+.1f}")
+        diff = dfmt(m["diff"]) + _span(m.get("diff_ci"), cfmt)
+        rel = _pct(m["rel_lift"], signed=True) + _span(m.get("rel_lift_ci"), lambda x: _pct(x, signed=True))
+        lines.append(f"  {_LABELS.get(key, key):<15}{fmt(tv):>9}{fmt(cv):>9}   {diff:<33}{rel}")
+    return lines
 
 
 def _jsonable(v: Any) -> Any:

@@ -1035,4 +1035,10 @@ def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.
     }
     paths["campaign"].write_text(_CAMPAIGN_HEADER + yaml.safe_dump(campaign, sort_keys=False, allow_unicode=True),
                                  encoding="utf-8")
+    # the outcomes' treated/holdout split is the run's own (its stratified holdout), so `contentgen report`
+    # on this sample data pairs every outcome row with the run's arm
+    from .report import pair_sample_outcomes
+
+    pair_sample_outcomes(paths["outcomes"], paths["members"], campaign["campaign_id"], campaign["holdout_share"],
+                         seed=seed)
     return paths

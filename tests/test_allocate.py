@@ -121,5 +121,5 @@ def test_allocate_bad_outcomes(tmp_path):
     run, outcomes = _variant_run(tmp_path)
     outcomes.write_text(outcomes.read_text().replace("warm-3,1,1,", "warm-3,1,y,"))
     res = CliRunner().invoke(cli, ["allocate", "--outcomes", str(outcomes), "--run", str(run)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert f"{outcomes}:5: column 3 (clicked): 'y' is not 0 or 1" in res.stderr

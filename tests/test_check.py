@@ -105,14 +105,14 @@ def test_malformed_lines_are_reported_and_the_rest_checked(tmp_path):
     f = tmp_path / "cases.jsonl"
     f.write_text("\n".join([good, "{not json", json.dumps(bad_case), good]) + "\n", encoding="utf-8")
     res = CliRunner().invoke(cli, ["check", str(f), "--json"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a bad input file (README "Exit codes")
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert [x["verdict"] for x in lines] == ["pass", "error", "error", "pass"]
     assert lines[1]["line"] == 2 and "invalid JSON" in lines[1]["error"]
     assert lines[2]["line"] == 3 and "opt_in_tier" in lines[2]["error"]
     assert ":2:" in res.stderr and ":3:" in res.stderr
     human = CliRunner().invoke(cli, ["check", str(f)])
-    assert human.exit_code == 1 and "line 2: ERROR" in human.stdout and "malformed" in human.stdout
+    assert human.exit_code == 2 and "line 2: ERROR" in human.stdout and "malformed" in human.stdout
 
 
 def test_human_report_marks_excerpts_and_summarises():
@@ -206,3 +206,44 @@ def test_later_redteam_sets_meet_the_thresholds(capsys, name, pattern, min_fail,
               f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
     assert tp + fn > min_fail and fp + tn > min_clean
     assert tp / (tp + fn) >= 0.95 and fp / (fp + tn) <= 0.05 and gate_ok / max(tp, 1) >= 0.9
+
+
+def _cases_with_labels(tmp_path: Path, flip: str | None = None, drop: bool = False) -> Path:
+    src = PUBLIC if PUBLIC.exists() else OWN[0]
+    out = []
+    for line in src.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        if drop:
+            case.pop("expect", None)
+        elif case["case_id"] == flip:
+            case["expect"]["verdict"] = "pass" if case["expect"]["verdict"] == "fail" else "fail"
+        out.append(json.dumps(case))
+    p = tmp_path / ("nolabels.jsonl" if drop else "cases.jsonl")
+    p.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return p
+
+
+def test_the_report_says_whether_each_verdict_agrees_with_its_label_without_using_it(tmp_path):
+    src = PUBLIC if PUBLIC.exists() else OWN[0]
+    first = json.loads(src.read_text(encoding="utf-8").splitlines()[0])["case_id"]
+    agree = CliRunner().invoke(cli, ["check", str(_cases_with_labels(tmp_path))]).stdout
+    flipped = CliRunner().invoke(cli, ["check", str(_cases_with_labels(tmp_path, flip=first))]).stdout
+    bare = CliRunner().invoke(cli, ["check", str(_cases_with_labels(tmp_path, drop=True))]).stdout
+    verdicts = lambda text: [line.split("  (label")[0] for line in text.splitlines() if ": " in line  # noqa: E731
+                             and line.split(": ")[1].split()[0] in ("PASS", "FAIL", "REVIEW")]
+    # the verdicts are the same whatever the labels say, and with none at all
+    assert verdicts(agree) == verdicts(flipped) == verdicts(bare)
+    line = next(x for x in agree.splitlines() if x.startswith(first + ": "))
+    assert line.endswith("agrees)")
+    line = next(x for x in flipped.splitlines() if x.startswith(first + ": "))
+    assert line.endswith("DISAGREES)")
+    n = len(verdicts(bare))
+    assert f"labels: {n} case(s) labelled; the verdict agrees with {n}, disagrees with 0" in agree
+    assert f"disagrees with 1 ({first})" in flipped
+    assert "label" not in bare
+    # --json carries no label: the same bytes with or without them
+    js = [CliRunner().invoke(cli, ["check", str(p), "--json"]).stdout
+          for p in (_cases_with_labels(tmp_path, flip=first), _cases_with_labels(tmp_path, drop=True))]
+    assert js[0] == js[1]

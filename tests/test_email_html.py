@@ -139,9 +139,13 @@ def test_tier1_message_has_no_why_section():
 
 def test_product_links_when_known_and_plain_names_otherwise():
     p = plan()
-    # a link carried as data by the message (how assembly may hand product URLs over)
+    # assembly hands every product's tracked link over as data (products[].url): each name links to it
     msg = assemble(p, draft(), campaign())
-    msg = RenderedMessage.model_validate({**msg.model_dump(), "product_urls": {"P1": "https://athenaplus.example/p/P1?utm_source=email"}})
+    assert {name: url.split("?")[0] for name, url in read(msg.html).links if "/p/" in url} == {
+        pp.product.name: f"https://athenaplus.example/p/{pp.product.product_id}" for pp in p.products}
+    # without them (a message stored before links existed), a link carried as data in product_urls
+    bare = {k: v for k, v in msg.model_dump().items() if k != "products"}
+    msg = RenderedMessage.model_validate({**bare, "product_urls": {"P1": "https://athenaplus.example/p/P1?utm_source=email"}})
     links = dict(read(render_html(msg, p, campaign())).links)
     assert links["Summit Rain Jacket"] == "https://athenaplus.example/p/P1?utm_source=email"
     assert "Luma Night Cream" not in links  # no URL yet: the name is shown without a link

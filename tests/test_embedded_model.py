@@ -21,7 +21,7 @@ def test_demo_on_the_embedded_model(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     r = CliRunner().invoke(cli, ["demo", "--members", "6", "--out", str(out), "--seed", "3"])
     assert r.exit_code == 0, r.output
-    assert "outcomes:" in r.output and "--- example (" in r.output
+    assert "outcomes:" in r.output and "timeouts" in r.output and "what members received:" in r.output
     run = out / "run"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"] == "smollm2-135m-instruct" and manifest["backend"] == "embedded llama.cpp"
@@ -39,3 +39,10 @@ def test_demo_on_the_embedded_model(tmp_path, monkeypatch):
             assert not [f for f in rec["findings"] if f["severity"] == "error"]
         if rec["outcome"] == "fallback":
             assert rec["findings"]  # the failure that caused it is recorded
+        if rec["send"] and rec["tier"] >= 2 and rec["channel"] == "email" and rec["outcome"] != "holdout":
+            # every tier-2/3 member gets a personal e-mail (the model's, or the personal fallback), explained
+            assert rec["outcome"] in ("approved", "repaired") or rec["fallback"] == "personal", rec
+            picks = [p["product_id"] for p in rec["plan"]["products"]]
+            assert sorted(x["product_id"] for x in rec["message"]["explanations"]) == sorted(picks)
+            assert all(f"Why was this recommended? ({p['name']})" in rec["message"]["text"]
+                       for p in rec["message"]["products"])

@@ -30,12 +30,15 @@ def write(tmp: Path, members: str, recs: list[dict] | None = None) -> tuple[Path
     ("M2,Ana,a@example.com,,0.2,2,active,30\n", "segment", "required value is missing"),
     ("M2,Ana,a@example.com,VIP,0.2,2,active,30\n", "segment", "Input should be"),
     ("M2,Ana,a@example.com,Enthusiasts,0.2,4,active,30\n", "opt_in_tier", "Input should be 1, 2 or 3"),
-    ("M2,Ana,a@example.com,Enthusiasts,1.7,2,active,30\n", "churn_risk", "less than or equal to 1"),
+    ("M2,Ana,a@example.com,Enthusiasts,1.7,2,active,30\n", "churn_risk", "less than or equal to 1 (got '1.7')"),
+    ("M2,Ana,a@example.com,Enthusiasts,high,2,active,30\n", "churn_risk", "a valid number, unable to parse string "
+                                                                         "as a number (got 'high')"),
+    ("M2,Ana,a@example.com,Enthusiasts,0.2,2,asleep,30\n", "status", "(got 'asleep')"),
     ("M1,Dup,d@example.com,Enthusiasts,0.2,2,active,30\n", "member_id", "duplicate member id M1"),
     (",Ana,a@example.com,Enthusiasts,0.2,2,active,30\n", "member_id", "required value is missing"),
     ("M2,Ana,a@example.com,Enthusiasts,0.2,2,active,30,extra\n", "(row)", "a column is shifted"),
-], ids=["missing-value", "unknown-segment", "tier-4", "churn-out-of-range", "duplicate-id", "missing-id",
-        "shifted-column"])
+], ids=["missing-value", "unknown-segment", "tier-4", "churn-out-of-range", "churn-not-a-number", "bad-status",
+        "duplicate-id", "missing-id", "shifted-column"])
 def test_bad_member_row_is_quarantined_and_the_rest_goes_on(tmp_path, row, field, reason):
     m, r = write(tmp_path, HEADER + GOOD + row + "M3,Bo,b@example.com,Browsers,0.5,3,active,40\n")
     rows = list(iter_members(m, r, CATALOG))
@@ -133,12 +136,13 @@ inputs: {members: members.csv, recommendations: recs.jsonl, catalog: catalog.csv
 
 @pytest.mark.parametrize("text,key,fix", [
     (GOOD_CAMPAIGN.replace("send_date: 2026-11-24", "send_date: next tuesday"), "send_date", "YYYY-MM-DD"),
-    (GOOD_CAMPAIGN + "holdout_shar: 0.1\n", "holdout_shar", "remove it or check its spelling"),
+    (GOOD_CAMPAIGN + "holdout_shar: 0.1\n", "holdout_shar", "rename 'holdout_shar' to 'holdout_share'"),
+    (GOOD_CAMPAIGN + "colour: blue\n", "colour", "remove it or check its spelling; keys here: campaign_id"),
     (GOOD_CAMPAIGN.replace("campaign_id: c1\n", ""), "campaign_id", "add this key"),
     (GOOD_CAMPAIGN + "holdout_share: 2\n", "holdout_share", "correct the value"),
     (GOOD_CAMPAIGN.replace("members.csv", "nope.csv"), "inputs.members", "existing CSV"),
     ("campaign_id: [unclosed\n", None, "fix the YAML syntax"),
-], ids=["bad-date", "typo-key", "missing-key", "out-of-range", "missing-file", "bad-yaml"])
+], ids=["bad-date", "typo-key", "unknown-key", "missing-key", "out-of-range", "missing-file", "bad-yaml"])
 def test_bad_campaign_file_names_file_key_and_fix(tmp_path, text, key, fix):
     p = _campaign(tmp_path, text)
     with pytest.raises(ConfigError) as e:
@@ -153,3 +157,33 @@ def test_good_campaign_resolves_paths(tmp_path):
     c = load_campaign(_campaign(tmp_path, GOOD_CAMPAIGN))
     assert c.inputs.members == tmp_path.resolve() / "members.csv"
     assert (c.prompts_dir / "system.j2").exists()
+
+
+def test_a_misspelled_nested_key_is_a_typo_with_its_line_not_a_missing_key(tmp_path):
+    text = GOOD_CAMPAIGN.replace("inputs: {members: members.csv, recommendations: recs.jsonl, catalog: catalog.csv, "
+                                 "offers: offers.jsonl}",
+                                 "inputs:\n  members: members.csv\n  recommendations: recs.jsonl\n"
+                                 "  catalogue: catalog.csv\n  offers: offers.jsonl\n") + "top_kk: 3\n"
+    p = _campaign(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_campaign(p)
+    msg = e.value.render()
+    assert msg.startswith(f"{p}:6: unknown key 'catalogue'; did you mean 'catalog'?")
+    assert "(key: inputs.catalogue)" in msg and "fix: rename 'catalogue' to 'catalog'" in msg
+    assert "top_kk (line 9): unknown key 'top_kk'; did you mean 'top_k'?" in msg
+    assert "missing" not in msg  # the typo explains the 'missing' inputs.catalog: one problem, not two
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text,line,needle", [
+    ("llm: {modle: gpt-4o-mini}\n", 4, "unknown key 'modle'; did you mean 'model'?"),
+    ("selection: {max_per_categroy: 2}\n", 4, "did you mean 'max_per_category'?"),
+    ("variants:\n  - {name: a, weight: 1, templat: message.j2}\n", 5, "did you mean 'template'?"),
+    ("tracking: {utm_campaing: x}\n", 4, "did you mean 'utm_campaign'?"),
+    ("tracking: {utm_content: '{varient}'}\n", 4, "unknown placeholder"),
+], ids=["llm", "selection", "variant-in-a-list", "tracking", "tracking-placeholder"])
+def test_did_you_mean_in_every_section(tmp_path, text, line, needle):
+    p = _campaign(tmp_path, GOOD_CAMPAIGN + text)
+    with pytest.raises(ConfigError) as e:
+        load_campaign(p)
+    assert needle in e.value.render() and f"{p}:{line}:" in e.value.render()

@@ -99,9 +99,18 @@ def test_fallback_after_max_repairs_and_nothing_bad_sent(sample, tmp_path, fake_
     for r in fb:
         assert r["send"] is True
         assert "We noticed" not in json.dumps(r["message"])
-        assert r["message"].get("explanations", []) == []
+        if r["tier"] == 1:  # the segment's basic message: no per-member reasoning at all
+            assert r["message"].get("explanations", []) == [] and r["fallback"] == "segment"
+        elif r["channel"] == "email":  # the member's own picks, each explained from what the tier allows
+            assert r["fallback"] == "personal"
+            picks = [p["product_id"] for p in r["plan"]["products"]]
+            assert [x["product_id"] for x in r["message"]["explanations"]] == picks
+            assert [p["product_id"] for p in r["message"]["products"]] == picks
+            for x in r["message"]["explanations"]:
+                assert x["text"].startswith("We recommended this because: (1) ")
         assert any(f["gate"] == "compliance" for f in r["findings"])  # the failure is recorded
         assert r["attempts"] == 3  # max_repairs 2 -> 3 model attempts
+    assert {r["fallback"] for r in fb} == {"personal", "segment"}
     assert not [r for r in recs if r["outcome"] in ("approved", "repaired")]
 
 

@@ -295,3 +295,153 @@ def test_holdout_is_segment_stratified_and_deterministic(tmp_path, fmt):
     p = Planner(campaign(holdout_share=0.1), CATALOG, OFFERS, holdout=chosen)
     some = next(iter(chosen))
     assert p.plan(member(member_id=some), recs("P1")).action == "holdout"
+
+
+# --- correct at delivery (issue 19): offers hold when the message arrives, in the member's time zone ---
+
+ZONES = ["Pacific/Kiritimati", "Pacific/Pago_Pago", "Pacific/Chatham", "Asia/Kathmandu", "Australia/Lord_Howe",
+         "America/St_Johns", "America/Los_Angeles", "America/New_York", "Europe/Berlin", "UTC", "Asia/Tokyo",
+         "America/Anchorage", "Pacific/Honolulu", "Asia/Kolkata", "Europe/London"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    tz=st.sampled_from(ZONES),
+    how=st.one_of(st.none(), st.integers(0, 167)),
+    tier=st.sampled_from([1, 2, 3]),
+    windows=st.lists(st.tuples(st.integers(-3, 8), st.integers(0, 8)), min_size=1, max_size=4),
+)
+def test_property_offers_are_valid_on_the_members_delivery_day(tz, how, tier, windows):
+    """Every offer a plan carries (sitewide or per product, personal or basic plan) is valid on the day the
+    message arrives in the member's time zone, and every sitewide offer valid that day is carried."""
+    from zoneinfo import ZoneInfo
+
+    offers = []
+    for i, (start, length) in enumerate(windows):
+        frm = SEND + dt.timedelta(days=start)
+        until = frm + dt.timedelta(days=length)
+        offers.append(Offer(offer_id=f"S{i}", kind="free_shipping", valid_from=frm, valid_until=until))
+        offers.append(Offer(offer_id=f"P{i}", kind="percent_off", value=10 + i, applies_to=("P1", "P3"),
+                            valid_from=frm, valid_until=until))
+    p = Planner(campaign(), CATALOG, offers)
+    m = member(timezone=tz, last_engaged_hour=how, opt_in_tier=tier)
+    for plan in (p.plan(m, recs("P1", "P3")), p.basic_plan(m)):
+        day = plan.send_at.astimezone(ZoneInfo(tz)).date()
+        carried = [o for o in plan.offers] + [pp.offer for pp in plan.products if pp.offer is not None]
+        for o in carried:
+            assert o.valid_from <= day <= o.valid_until, (o.offer_id, day)
+        sitewide = {o.offer_id for o in offers if o.kind == "free_shipping" and o.valid_on(day)}
+        assert sitewide <= {o.offer_id for o in plan.offers}
+
+
+def test_an_offer_ending_before_delivery_is_not_offered():
+    """The issue's case: the campaign goes out on Nov 24, the member's best hour is Thursday morning, the
+    offer ends on Nov 25; no "until November 25" in a message that arrives on November 26."""
+    ends = Offer(offer_id="E", kind="percent_off", value=20, applies_to=("P3",), valid_from=SEND,
+                 valid_until=SEND + dt.timedelta(days=1))
+    p = Planner(campaign(), CATALOG, [ends])
+    thursday = member(timezone="America/New_York", last_engaged_hour=3 * 24 + 9, opt_in_tier=2)
+    plan = p.plan(thursday, recs("P3"))
+    assert plan.send_at.astimezone(dt.timezone.utc).date() == dt.date(2026, 11, 26)
+    assert plan.products[0].offer is None and not plan.offers
+    tuesday = member(timezone="America/New_York", last_engaged_hour=24 + 9, opt_in_tier=2)
+    assert p.plan(tuesday, recs("P3")).products[0].offer.offer_id == "E"
+
+
+# --- distinct picks (issue 19): a brand prefix or a colour does not make a different product ---
+
+def test_product_types_strip_brand_and_colour_and_compare_head_nouns():
+    from contentgen.product_types import ProductTypes
+
+    names = ["Nestwell Cast Iron Skillet", "Brightwood Cast Iron Skillet", "Maple & Moss Cast Iron Skillet",
+             "Loom Throw Blanket - Navy", "Harbor Throw Blanket (Charcoal)", "Stride Running Shoes",
+             "Cedar Wool Scarf", "Harbor Ceramic Mug Set", "Loom Linen Napkin Set", "Pace Running Cap"]
+    t = ProductTypes(names)
+    assert t.of("Maple & Moss Cast Iron Skillet").kind == "cast iron skillet"
+    assert t.of("Nestwell Cast Iron Skillet").brand == "nestwell"
+    assert t.of("Loom Throw Blanket - Navy").kind == t.of("Harbor Throw Blanket (Charcoal)").kind == "throw blanket"
+    assert t.of("Harbor Ceramic Mug Set").head == "mug set"
+    assert t.near_duplicate("Nestwell Cast Iron Skillet", "Brightwood Cast Iron Skillet", 85)
+    assert t.near_duplicate("Loom Throw Blanket - Navy", "Harbor Throw Blanket (Charcoal)", 85)
+    assert not t.near_duplicate("Harbor Ceramic Mug Set", "Loom Linen Napkin Set", 85)
+    assert not t.near_duplicate("Stride Running Shoes", "Pace Running Cap", 85)
+    assert not t.near_duplicate("Cedar Wool Scarf", "Nestwell Cast Iron Skillet", 85)
+
+
+def test_no_two_picks_of_the_same_kind_in_sample_data(tmp_path):
+    """Over a sample data set (whose catalog has five brands of cast iron skillet, and so on): no plan
+    recommends two products whose names differ only by their first word, or that share their last word
+    (the last two for a set, kit or pack)."""
+    from contentgen.load import iter_members, load_catalog, load_offers
+    from contentgen.sample_data import write_sample_data
+    from contentgen.config import load_campaign
+
+    c = load_campaign(write_sample_data(tmp_path, 1500, seed=11)["campaign"])
+    catalog, _ = load_catalog(c.inputs.catalog)
+    offers, _ = load_offers(c.inputs.offers)
+    p = Planner(c, catalog, offers)
+    plans = 0
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+        if row.member is None:
+            continue
+        plan = p.plan(row.member, row.recommendations)
+        names = [pp.product.name for pp in plan.products]
+        for a, b in itertools.combinations(names, 2):
+            assert a.split(" ", 1)[-1] != b.split(" ", 1)[-1], (a, b)
+            head = [" ".join(x.split()[-2:] if x.split()[-1] in ("Set", "Kit", "Pack") else x.split()[-1:])
+                    for x in (a, b)]
+            assert head[0] != head[1], (a, b)
+        plans += len(names) > 1
+    assert plans > 500
+
+
+# --- the audit trail (issue 19): what the tier withheld, per evidence item ---
+
+def test_withheld_is_recorded_per_evidence_item_not_on_product_one(planner):
+    browsing = Evidence(source="browsing", detail="viewed rain jackets")
+    predicted = Evidence(source="predicted", detail="likely to need a jacket")
+    purchase = Evidence(source="purchase", detail="bought trail socks")
+    rs = (Recommendation(product_id="P3", score=0.9, evidence=(browsing, predicted)),
+          Recommendation(product_id="P1", score=0.8, evidence=(purchase, browsing)))
+    t1 = planner.plan(member(opt_in_tier=1), rs)
+    assert all(pp.withheld == () for pp in t1.products)  # segment picks: not chosen for any of it
+    assert [(w.product_id, w.source, w.picked) for w in t1.withheld] == [
+        ("P3", "browsing", False), ("P3", "predicted", False), ("P1", "purchase", False), ("P1", "browsing", False)]
+    assert all("tier 1" in w.reason for w in t1.withheld)
+    t2 = planner.plan(member(opt_in_tier=2), rs)
+    assert [pp.product.product_id for pp in t2.products] == ["P1"]  # P3 has nothing tier 2 may say
+    assert [e.source for e in t2.products[0].withheld] == ["browsing"]
+    assert [(w.product_id, w.source, w.picked) for w in t2.withheld] == [
+        ("P3", "browsing", False), ("P3", "predicted", False), ("P1", "browsing", True)]
+    t3 = planner.plan(member(opt_in_tier=3), rs)
+    assert t3.withheld == ()
+
+
+def test_dry_run_counts_how_delivery_days_meet_offers(tmp_path):
+    """The dry run says how many members are delivered after the send date, how many lost an offer that had
+    ended by their delivery day, and how many land on an offer's last day; it agrees with the plans."""
+    from contentgen.config import load_campaign
+    from contentgen.dryrun import dry_run
+    from contentgen.load import iter_members, load_catalog, load_offers
+    from contentgen.plan import delivery_date, stratified_holdout
+    from contentgen.sample_data import write_sample_data
+
+    paths = write_sample_data(tmp_path, 600, seed=9)
+    rep = dry_run(paths["campaign"])
+    c = load_campaign(paths["campaign"])
+    catalog, _ = load_catalog(c.inputs.catalog)
+    offers, _ = load_offers(c.inputs.offers)
+    p = Planner(c, catalog, offers, holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
+    later = last = 0
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+        if row.member is None:
+            continue
+        plan = p.plan(row.member, row.recommendations, recently_bought=row.recently_bought, returned=row.returned)
+        if plan.action != "send":
+            continue
+        day = delivery_date(plan)
+        later += day > c.send_date
+        last += any(o.valid_until == day for o in list(plan.offers) + [x.offer for x in plan.products if x.offer])
+    d = rep["delivery"]
+    assert d["after_send_date"] == later > 0 and d["offer_on_its_last_day"] == last > 0
+    assert 0 < d["offer_ended_before_delivery"] <= later

@@ -343,7 +343,7 @@ def test_bad_outcomes_through_cli(hand, tmp_path):
     run, _, _ = hand
     p = _bad(tmp_path, HEADER + "\nA001,1,1,0,0,0,0,0\nA002,1,1,0,maybe,0,0,0\n")
     res = CliRunner().invoke(cli, ["report", str(run), "--outcomes", str(p)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert f"error: {p}:3: column 5 (purchased): 'maybe' is not 0 or 1" in res.stderr
     assert "Traceback" not in res.output
     res = CliRunner().invoke(cli, ["report", str(run), "--outcomes", str(tmp_path / "nope.csv")])
@@ -360,7 +360,9 @@ def test_unknown_ids_only_are_reported_not_fatal(hand, tmp_path):
 
 
 def test_not_a_run_folder(tmp_path):
-    with pytest.raises(InputFileError, match="no manifest.json here"):
+    from contentgen.errors import NotARunError
+
+    with pytest.raises(NotARunError, match="no manifest.json here"):
         build_report(tmp_path, tmp_path / "x.csv")
 
 
@@ -429,8 +431,9 @@ def test_end_to_end_sample_data_run_and_report(tmp_path, fake_openai):
     assert of["treated"] + of["missing_outcomes"]["treated"] == sent
     assert of["control"] + of["missing_outcomes"]["control"] == held
     assert of["unknown_member_ids"] == 0
-    # the sample's own random 'treated' flag differs from the run's hash holdout: reported, not fatal
-    assert of["treated_mismatch"]["count"] > 0
+    # sample-data writes outcomes paired with the run's own holdout: no 'treated' disagreement, no warning
+    assert of["treated_mismatch"]["count"] == 0
+    assert "disagrees" not in cli_res.stderr
     assert set(rep["segments"]) == set(SEGMENTS) and rep["tiers"] == [1, 2, 3]
     for section in ("lift", "health"):
         assert [g["segment"] for g in rep[section]["by_segment"]] == [s for s in SEGMENTS if s in rep["segments"]]
@@ -456,3 +459,26 @@ def test_end_to_end_sample_data_run_and_report(tmp_path, fake_openai):
     # treated open rate is a real rate from the sample outcomes
     o = rep["lift"]["overall"]["metrics"]["open_rate"]["treated"]
     assert 0.1 < o["rate"] < 0.8
+
+
+def test_the_terminal_summary_is_rounded_and_says_why_a_figure_is_missing(hand, tmp_path):
+    import re
+
+    run, outcomes, rep = hand
+    res = CliRunner().invoke(cli, ["report", str(run), "--outcomes", str(outcomes)])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "None" not in out and not re.search(r"\d\.\d{3,}", out), out  # no raw floats
+    m = rep["lift"]["overall"]["metrics"]["open_rate"]
+    assert f"{m['treated']['rate'] * 100:.1f}%" in out and f"{m['diff'] * 100:+.1f} pts" in out
+    # no holdout members: each figure says n/a and the summary says why
+    import shutil
+
+    solo = tmp_path / "solo"
+    shutil.copytree(run, solo)
+    lines = [json.loads(x) for x in (solo / "messages.jsonl").read_text().splitlines()]
+    (solo / "messages.jsonl").write_text("".join(json.dumps({**r, "outcome": "suppressed", "send": False}
+                                                            if r["outcome"] == "holdout" else r) + "\n"
+                                                 for r in lines))
+    out = CliRunner().invoke(cli, ["report", str(solo), "--outcomes", str(outcomes)]).stdout
+    assert "no holdout members with outcomes" in out and "None" not in out and "n/a" in out

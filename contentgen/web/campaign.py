@@ -44,7 +44,8 @@ def message_dict(m: RenderedMessage) -> dict[str, Any]:
     """The export record's ``message`` shape (repair.export_record)."""
     return {"subject": m.subject, "preheader": m.preheader, "text": text_version(m), "html": m.html,
             "body": m.body, "cta_text": m.cta_text, "cta_url": m.cta_url, "footer": m.footer,
-            "explanations": [e.model_dump() for e in m.explanations]}
+            "explanations": [e.model_dump() for e in m.explanations],
+            "products": list(getattr(m, "products", None) or ())}
 
 
 class CampaignContext:
@@ -188,7 +189,8 @@ def export_message(m: RenderedMessage, channel: str) -> dict[str, Any]:
     """The export record's ``message`` for ``channel`` (the shape ``repair.export_record`` writes)."""
     if channel in ("push", "inapp"):
         return {"title": m.subject, "body": m.body, "url": m.cta_url,
-                "explanations": [e.model_dump() for e in m.explanations]}
+                "explanations": [e.model_dump() for e in m.explanations],
+            "products": list(getattr(m, "products", None) or ())}
     if channel == "sms":
         return {"text": m.body}
     return message_dict(m)

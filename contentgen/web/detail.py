@@ -86,7 +86,7 @@ def trail(studio, m: dict[str, Any]) -> dict[str, Any]:
                 and rec.get("message"):
             msg = editor.view_dict(rec.get("message"), channel)
         elif ctx is not None:
-            plan = basic if a["kind"] == "fallback" else personal
+            plan = basic if a["kind"] == "fallback" and rec.get("fallback") != "personal" else personal
             if plan is not None:
                 try:
                     built = ctx.assemble_draft(plan, a["response"])
@@ -98,7 +98,7 @@ def trail(studio, m: dict[str, Any]) -> dict[str, Any]:
                     msg = message_dict(built)
         attempts.append({**a, "view": message_view(msg, a["findings"], names) if msg else None,
                          "failed": any(f.get("severity") == "error" for f in a["findings"])})
-    fb = next((a for a in m["attempts"] if a["kind"] == "fallback"), None)
+    fb = next((a for a in reversed(m["attempts"]) if a["kind"] == "fallback"), None)  # the one sent
     final_findings = fb["findings"] if fb and _fallback_sent(m) else rec.get("findings", [])
     system_prompt = None
     if ctx is not None:

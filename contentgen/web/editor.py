@@ -119,8 +119,10 @@ def sources(m: dict[str, Any]) -> list[Source]:
     for a in m["attempts"]:
         failed = any(f.get("severity") == "error" for f in a["findings"])
         if a["kind"] == "fallback":
-            out.append(Source("fallback", "fallback (tier-1 message)", _words_of_response(a["response"]), True,
-                              a["findings"], failed))
+            # the segment's tier-1 message is judged on the basic plan; a personal fallback on the member's own
+            personal = m["record"].get("fallback") == "personal"
+            out.append(Source("fallback", "fallback (personal)" if personal else "fallback (tier-1 message)",
+                              _words_of_response(a["response"]), not personal, a["findings"], failed))
         else:
             out.append(Source(f"attempt:{a['n']}", f"attempt #{a['n']} ({a['kind']})",
                               _words_of_response(a["response"]), False, a["findings"], failed))

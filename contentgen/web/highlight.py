@@ -71,22 +71,20 @@ def field_of(f: dict[str, Any]) -> str:
     return fld
 
 
-def text_offsets(msg: dict[str, Any]) -> dict[str, int] | None:
-    """Where body and each explanation start inside ``msg['text']`` (assemble.text_version's layout)."""
-    parts = [msg.get("body") or ""]
-    offs = {"body": 0}
-    pos = len(parts[0])
-    for i, x in enumerate(msg.get("explanations") or []):
-        pos += 2
-        offs[f"explanations[{i}].text"] = pos + len(WHY)
-        part = WHY + (x.get("text") or "")
-        parts.append(part)
-        pos += len(part)
-    parts.append(f"{msg.get('cta_text', '')}: {msg.get('cta_url', '')}")
-    parts.append((msg.get("footer") or "").replace(" | ", "\n"))
-    if "\n\n".join(parts) != (msg.get("text") or ""):
-        return None
-    return offs
+def text_segments(msg: dict[str, Any]) -> list[tuple[str, int, int, int]] | None:
+    """Where body and explanation pieces sit inside ``msg['text']`` (``assemble.text_layout``):
+    ``(field, field_start, text_start, length)``; None when the stored text has another layout."""
+    from ..assemble import text_layout
+
+    text, segs = text_layout(msg)
+    return segs if text == (msg.get("text") or "") else None
+
+
+def _to_text(segs: list[tuple[str, int, int, int]], field: str, a: int, b: int) -> tuple[int, int] | None:
+    for f, fstart, tstart, n in segs:
+        if f == field and fstart <= a and b <= fstart + n:
+            return tstart + a - fstart, tstart + b - fstart
+    return None
 
 
 def message_view(msg: dict[str, Any] | None, findings: list[dict[str, Any]] | None = None,
@@ -108,14 +106,15 @@ def message_view(msg: dict[str, Any] | None, findings: list[dict[str, Any]] | No
         expl.append({"product_id": pid, "name": (names or {}).get(pid, pid),
                      "html": highlight(x.get("text"), by_field.get(key), numbers=numbers)})
     text = msg.get("text") or ""
-    offs = text_offsets(msg) if text else None
-    if offs is not None:
+    segs = text_segments(msg) if text else None
+    if segs is not None:
         text_marks = []
-        for k, off in offs.items():
+        for k in {f for f, *_ in segs}:
             for f in by_field.get(k, []):
                 sp = _span(f)
-                if sp:
-                    m = dict(f, span=(sp[0] + off, sp[1] + off))
+                at = _to_text(segs, k, *sp) if sp else None
+                if at:
+                    m = dict(f, span=at)
                     numbers[id(m)] = numbers[id(f)]
                     text_marks.append(m)
         text_html = highlight(text, text_marks, numbers=numbers)
