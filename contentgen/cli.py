@@ -226,6 +226,7 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
     data.mkdir(parents=True, exist_ok=True)
     paths = write_sample_data(data, n, seed=seed)
     click.echo(f"sample data for {n} members in {data}")
+    _demo_link_secret(paths["campaign"])
     t0 = time.monotonic()
     result = run_campaign(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True),
                           _progress_printer())
@@ -234,6 +235,23 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
         sys.exit(3)
     _summary(result, example=True)
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
+
+
+def _demo_link_secret(campaign_path: Path) -> None:
+    """The demo signs unsubscribe links with a secret derived from its campaign id unless one is set."""
+    import os
+
+    from .config import load_campaign
+    from .links import demo_secret
+
+    c = load_campaign(campaign_path)
+    env = c.links.secret_env
+    if os.environ.get(env, "").strip():
+        click.echo(f"unsubscribe links are signed with the secret in ${env}")
+        return
+    os.environ[env] = demo_secret(c.campaign_id)
+    click.echo(f"unsubscribe links are signed with a demo secret (${env} is not set); a real run needs its own: "
+               f"export {env}=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\"")
 
 
 @cli.command("export")

@@ -27,6 +27,7 @@ from . import __version__, failpoints, gates
 from .config import Campaign, load_campaign
 from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, ResumeRefused, StoreError
 from .export import hash_tree, sha256_file, write_export
+from .links import require_link_secret
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
 from .plan import Planner, stratified_holdout
 from .prompts import Prompts
@@ -131,6 +132,7 @@ def _backend(campaign: Campaign, opts: RunOptions) -> Iterator[tuple[str, str | 
 class Runner:
     def __init__(self, campaign_path: Path, opts: RunOptions, progress: Progress | None = None):
         self.campaign = load_campaign(campaign_path)
+        require_link_secret(self.campaign)  # unsigned unsubscribe links would let anyone unsubscribe anyone
         self.opts = opts
         self.out = Path(opts.out)
         self.progress = progress or Progress()
@@ -186,8 +188,8 @@ class Runner:
 
     def _process(self, store: SqliteStore, fp: dict[str, str]) -> RunResult:
         c = self.campaign
-        catalog, bad_products = load_catalog(c.inputs.catalog)
-        offers, bad_offers = load_offers(c.inputs.offers)
+        catalog, bad_products = load_catalog(c.inputs.catalog, c.inputs.max_field_chars)
+        offers, bad_offers = load_offers(c.inputs.offers, c.inputs.max_field_chars)
         suppression = load_suppression(c.inputs.suppression)
         store.add_quarantine(q.to_dict() for q in bad_products + bad_offers)
         planner = Planner(c, catalog, offers, suppression,
@@ -290,7 +292,8 @@ class Runner:
         pending = 0
         paused_msg = ""
         try:
-            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog,
+                                max_field_chars=c.inputs.max_field_chars)
             for chunk in _chunks(rows, self.opts.chunk_size, self.opts.limit, self.opts.shard):
                 done = store.done_keys(r.key for r in chunk)
                 todo = [r for r in chunk if r.key not in done]
@@ -329,7 +332,8 @@ class Runner:
                              poll_s=self.opts.batch_poll_s, log=lambda s: print(s, file=sys.stderr))
 
         def items():
-            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog,
+                                max_field_chars=c.inputs.max_field_chars)
             for chunk in _chunks(rows, 2048, self.opts.limit, self.opts.shard):
                 done = store.done_keys(r.key for r in chunk)
                 for r in chunk:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from .models import (
     Product,
     Recommendation,
 )
+from .scrub import soften_detail  # evidence details: personal data, counts and times out (scrub.py)
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,6 @@ class Framings:
         if member.churn_risk >= self.churn_threshold and self.high_churn:
             return f"{self.high_churn['framing']} (segment: {seg['framing']})"
         return str(seg["framing"])
-
-
-_OBSERVATION = [
-    re.compile(r"\b\d+\s*(?:x|times?)\b(?:\s+(?:this|last)\s+(?:week|month|night))?", re.I),
-    re.compile(r"\b(?:at|around)\s+\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?", re.I),
-    re.compile(r"\b(?:for\s+)?\d+\s*(?:seconds?|minutes?|mins?|hours?|hrs?)(?:\s+and\s+\d+\s*seconds?)?", re.I),
-    re.compile(r"\bon\s+(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:\s+(?:night|morning|evening|afternoon))?",
-               re.I),
-    re.compile(r"\b(?:last|this)\s+(?:night|morning|evening)\b", re.I),
-    re.compile(r"\b(?:on\s+)?\d{1,2}/\d{1,2}(?:/\d{2,4})?\b", re.I),
-    re.compile(r"\bonly\s+\d+\s+left(?:\s+in\s+stock)?", re.I),
-]
-
-
-def soften_detail(detail: str) -> str:
-    """Evidence is inference, not observation: drop counts, times, durations and dates before any prompt."""
-    for pattern in _OBSERVATION:
-        detail = pattern.sub("", detail)
-    return re.sub(r"\s{2,}", " ", detail).strip(" ,;")
 
 
 def send_time(member: Member, send_date: dt.date, default_how: int) -> dt.datetime:
