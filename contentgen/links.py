@@ -22,9 +22,9 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from .config import Campaign
 from .errors import ConfigError
@@ -55,8 +55,7 @@ def unsubscribe_token(secret: bytes, campaign_id: str, member_id: str) -> str:
     return f"{_b64(payload)}.{_b64(_signature(secret, payload))}"
 
 
-@dataclass(frozen=True)
-class Unsubscribe:
+class Unsubscribe(NamedTuple):
     campaign_id: str
     member_id: str
 

@@ -160,38 +160,45 @@ class _Lines:
         self.line = self.mark_line
 
 
-def _split_raw(text: str) -> tuple[list[int], bool]:
-    """Field lengths of raw CSV text (as far as it goes) and whether it ends inside a quoted value
-    (as ``csv`` reads it: a quote opens a quoted value only at the start of a field)."""
+def _split_raw(text: str, keep: int = 200) -> tuple[list[int], list[str], bool]:
+    """Field lengths and (the first ``keep`` characters of) values of raw CSV text, as far as it goes, and
+    whether it ends inside a quoted value (as ``csv`` reads it: a quote opens a quoted value only at the
+    start of a field)."""
     lengths = [0]
+    values: list[list[str]] = [[]]
     quoted = False
     start = True
     i, n = 0, len(text)
+
+    def add(ch: str) -> None:
+        lengths[-1] += 1
+        if lengths[-1] <= keep:
+            values[-1].append(ch)
+
     while i < n:
         ch = text[i]
         if quoted:
             if ch == '"':
                 if i + 1 < n and text[i + 1] == '"':
-                    lengths[-1] += 1
+                    add(ch)
                     i += 1
                 else:
                     quoted = False
             else:
-                lengths[-1] += 1
+                add(ch)
         elif ch == '"' and start:
             quoted = True
         elif ch == ",":
             lengths.append(0)
+            values.append([])
             start = True
             i += 1
             continue
-        elif ch in "\r\n":
-            pass
-        else:
-            lengths[-1] += 1
+        elif ch not in "\r\n":
+            add(ch)
         start = False
         i += 1
-    return lengths, quoted
+    return lengths, ["".join(v) for v in values], quoted
 
 
 def _column(header: list[str], i: int) -> str:
@@ -224,7 +231,9 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
             except StopIteration:
                 return
             except csv.Error as e:
-                lengths, open_quote = _split_raw("".join(lines.text))
+                lengths, values, open_quote = _split_raw("".join(lines.text))
+                known = {_column(header, i): v for i, (v, k) in enumerate(zip(values, lengths))
+                         if k <= max_field_chars and i < n}  # what can be told of the row (its member id)
                 too_long = [i for i, k in enumerate(lengths) if k > max_field_chars]
                 if too_long:
                     fld = _column(header, too_long[0])
@@ -238,7 +247,7 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
                               "as rows of their own. Close the quote (or double a quote inside a value)")
                     fld = _column(header, len(lengths) - 1)
                     lines.resume_after_first_line()
-                yield start, {}, [(fld, reason)]
+                yield start, known, [(fld, reason)]
                 reader = csv.reader(lines)
                 continue
             if not values:
@@ -247,8 +256,9 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
                     part.count(",") >= max(n - 1, 3) for v in values if "\n" in v for part in v.split("\n")[1:])):
                 # a quote opened on this line closed lines later (or never): the rows in between were
                 # swallowed into one value; quarantine this line and read the next ones as rows
-                lengths, _ = _split_raw(lines.text[0])
-                yield start, {}, [(_column(header, len(lengths) - 1),
+                lengths, values, _ = _split_raw(lines.text[0])
+                known = {_column(header, i): v for i, v in enumerate(values[:-1]) if i < n}
+                yield start, known, [(_column(header, len(lengths) - 1),
                                    f"a quoted value opened on this line runs on to line {lines.line} (a quote is "
                                    "missing or not doubled); the lines after it are read as rows of their own")]
                 lines.resume_after_first_line()
@@ -524,7 +534,8 @@ def iter_members(members_path: Path, recs_path: Path, catalog: dict[str, Product
         returned: frozenset[str] = frozenset()
         if found is not None:
             rline, obj = found
-            recs, bad = _parse_recs(obj, Path(recs_path), rline, catalog, member.member_id)
+            recs, rec_bad = _parse_recs(obj, Path(recs_path), rline, catalog, member.member_id)
+            bad.extend(rec_bad)
             bought = frozenset(str(x) for x in obj.get("recently_bought") or () if x)
             returned = frozenset(str(x) for x in obj.get("returned") or () if x)
         if merger.problems:

@@ -112,8 +112,15 @@ def stratified_holdout(members_path: Path, campaign_id: str, share: float) -> fr
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path, usecols=["member_id", "segment"], dtype=str, keep_default_na=False,
-                             encoding_errors="replace", on_bad_lines="skip", engine="c")
+            try:
+                df = pd.read_csv(path, usecols=["member_id", "segment"], dtype=str, keep_default_na=False,
+                                 encoding_errors="replace", on_bad_lines="skip", engine="c")
+            except pd.errors.ParserError:  # broken quoting: the loader's reader quarantines it, and so go we on
+                from .load import iter_rows
+
+                df = pd.DataFrame([(str(r.get("member_id") or "").strip(), str(r.get("segment") or "").strip())
+                                   for _, r, problems in iter_rows(path, 100_000_000) if not problems],
+                                  columns=["member_id", "segment"])
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path, columns=["member_id", "segment"])
         else:
