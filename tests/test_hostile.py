@@ -139,6 +139,33 @@ def test_poison_rows_do_not_stop_the_run(base, tmp_path, fake_openai):
     assert run(campaign, tmp_path / "out", fake_openai).status == "already-complete"
 
 
+def test_a_broken_quote_in_the_members_file_costs_one_row(base, tmp_path, fake_openai):
+    fake_openai.responder = responders.copywriter
+    ids = in_stock(base)
+    members = [member("M1"), member("M3")]
+    campaign = write_campaign(base, tmp_path / "in", members, [rec(m["member_id"], ids[:2]) for m in members])
+    text = (tmp_path / "in" / "members.csv").read_text()
+    head, first, second = text.splitlines(keepends=True)
+    broken = 'M2,"Ann,m2@example.com,Enthusiasts,0.2,3,active,34,,email\r\n'  # a quote never closed
+    (tmp_path / "in" / "members.csv").write_text(head + first + broken + second)
+    res = run(campaign, tmp_path / "out", fake_openai)
+    assert res.status == "complete"
+    got = records(tmp_path / "out")
+    assert [(r["member_id"], r["outcome"] == "invalid") for r in got] == [("M1", False), ("M2", True), ("M3", False)]
+    assert got[1]["quarantine"]["line"] == 3 and "quote" in got[1]["quarantine"]["reason"]
+
+
+def test_export_lines_survive_unicode_line_separators(base, tmp_path, fake_openai):
+    fake_openai.responder = responders.copywriter
+    campaign = write_campaign(base, tmp_path / "in", [member("M1", opt_in_tier="1")],
+                              [rec("M1", in_stock(base)[:2], "viewed socks\u2028at night\u2029ok")])
+    run(campaign, tmp_path / "out", fake_openai)
+    text = (tmp_path / "out" / "messages.jsonl").read_text(encoding="utf-8")
+    assert "\u2028" not in text and "\u2029" not in text
+    (r,) = [json.loads(x) for x in text.splitlines()]  # str.splitlines splits on U+2028: one record all the same
+    assert "viewed socks\u2028at night" in json.dumps(r["plan"], ensure_ascii=False)  # withheld, kept as given
+
+
 # ----------------------------------------------------------------------------- nothing personal reaches the model
 
 def test_nothing_personal_reaches_the_model(base, tmp_path, fake_openai):
