@@ -1,7 +1,7 @@
 """Signed unsubscribe links.
 
 The token in every unsubscribe link is ``<payload>.<signature>``: the payload
-is the campaign id and member id (base64url), the signature an HMAC-SHA256 of
+is the campaign id and member id (a JSON pair, base64url), the signature an HMAC-SHA256 of
 them under a secret only the sender holds, cut to 128 bits. Anyone can read a
 token; nobody without the secret can make one, or turn one member's token into
 another's. ``verify_unsubscribe_token`` is what the unsubscribe endpoint calls:
@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Iterable
 from functools import lru_cache
@@ -32,7 +33,6 @@ from .errors import ConfigError
 MIN_SECRET_CHARS = 16
 _CONTEXT = b"contentgen unsubscribe v1\x00"
 _SIG_BYTES = 16
-_SEP = "\x1f"  # between campaign id and member id inside the payload (never in either: ids are one line)
 
 
 def _b64(data: bytes) -> str:
@@ -51,7 +51,7 @@ def unsubscribe_token(secret: bytes, campaign_id: str, member_id: str) -> str:
     """The token for one member of one campaign (URL-safe: letters, digits, '-', '_' and one '.')."""
     if not secret:
         raise ValueError("an unsubscribe token needs a secret")
-    payload = f"{campaign_id}{_SEP}{member_id}".encode()
+    payload = json.dumps([campaign_id, member_id], ensure_ascii=False, separators=(",", ":")).encode()
     return f"{_b64(payload)}.{_b64(_signature(secret, payload))}"
 
 
@@ -76,8 +76,10 @@ def verify_unsubscribe_token(token: str, secrets: bytes | Iterable[bytes]) -> Un
     if not any(k and hmac.compare_digest(_signature(k, payload), given) for k in keys):
         return None
     try:
-        campaign_id, member_id = payload.decode("utf-8").split(_SEP)
-    except (UnicodeDecodeError, ValueError):
+        campaign_id, member_id = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, TypeError):
+        return None
+    if not isinstance(campaign_id, str) or not isinstance(member_id, str):
         return None
     return Unsubscribe(campaign_id, member_id)
 

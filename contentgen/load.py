@@ -101,6 +101,8 @@ def _member_id(v: Any) -> str | None:
 #: the longest value a field may hold (characters); a longer one quarantines its row (``inputs.max_field_chars``)
 MAX_FIELD_CHARS = 100_000
 
+_CSV_DEFAULT_LIMIT = 131_072  # csv.field_size_limit() as Python ships it
+
 #: (field, reason) of a row that cannot be used as it is
 Problem = tuple[str, str]
 
@@ -209,7 +211,9 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
     """Yields (line, row, problems). Problems: shifted columns, invalid UTF-8, a value longer than
     ``max_field_chars``, a quote that is never closed, stray line breaks. None of them stops the file:
     reading goes on after the broken record."""
-    csv.field_size_limit(max_field_chars)
+    # the csv module's limit is process-wide: never lower it below its default (other readers share it);
+    # values between max_field_chars and the limit are caught by length below
+    csv.field_size_limit(max(max_field_chars, _CSV_DEFAULT_LIMIT))
     with open(path, "rb") as fh:
         lines = _Lines(fh)
         reader = csv.reader(lines)
@@ -265,6 +269,10 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
                 reader = csv.reader(lines)
                 continue
             problems: list[Problem] = []
+            long_at = next((i for i, v in enumerate(values) if len(v) > max_field_chars), None)
+            if long_at is not None:
+                problems.append((_column(header, long_at), f"value is longer than {max_field_chars:,} characters; "
+                                 "shorten it, or raise inputs.max_field_chars in the campaign file"))
             if len(values) != n:
                 problems.append(("(row)", f"row has {len(values)} fields but the header has {n}: a column is "
                                  "shifted or a value contains an unquoted comma; quote the value or fix the row"))
@@ -336,7 +344,7 @@ def iter_rows(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
 def _check_header(path: Path, required: tuple[str, ...]) -> None:
     """A file missing a required column entirely is a file error, not N row errors."""
     if path.suffix.lower() == ".csv":
-        csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+        csv.field_size_limit(max(csv.field_size_limit(), _CSV_DEFAULT_LIMIT))
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             try:
                 header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]

@@ -148,6 +148,7 @@ def test_a_broken_quote_in_the_members_file_costs_one_row(base, tmp_path, fake_o
     head, first, second = text.splitlines(keepends=True)
     broken = 'M2,"Ann,m2@example.com,Enthusiasts,0.2,3,active,34,,email\r\n'  # a quote never closed
     (tmp_path / "in" / "members.csv").write_text(head + first + broken + second)
+    campaign.write_text(campaign.read_text().replace("holdout_share: 0.0", "holdout_share: 0.05"))  # read for it
     res = run(campaign, tmp_path / "out", fake_openai)
     assert res.status == "complete"
     got = records(tmp_path / "out")
@@ -238,6 +239,22 @@ def test_a_model_subject_with_a_line_break_is_one_line(base, tmp_path, fake_open
     run(campaign, tmp_path / "out", fake_openai)
     (r,) = records(tmp_path / "out")
     assert not UNSAFE_HEADER.search(r["message"]["subject"]) and not UNSAFE_HEADER.search(r["message"]["preheader"])
+
+
+@pytest.mark.parametrize("channel", ["email", "push", "inapp"])
+def test_assembled_header_fields_are_one_line_whatever_the_model_writes(base, channel):
+    from contentgen.assemble import assemble
+    from contentgen.config import load_campaign
+    from contentgen.models import Draft, Member, Plan
+
+    plan = Plan(member=Member(member_id="M1", first_name="Ann", segment="Enthusiasts", churn_risk=0.1,
+                              opt_in_tier=2), action="send", channel=channel)
+    draft = Draft(subject="{first_name}, picks\r\nBcc: x@example.com\u202e", preheader="a\u2028b\x00\u200b c",
+                  body="Some picks.")
+    msg = assemble(plan, draft, load_campaign(base["campaign"]))
+    assert msg.subject == "Ann, picks Bcc: x@example.com"
+    if channel == "email":
+        assert msg.preheader == "a b c"
 
 
 def test_an_all_caps_name_is_title_cased_and_its_fallback_passes(base, tmp_path, fake_openai):
