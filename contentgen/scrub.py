@@ -207,40 +207,45 @@ spf upf xs s m l xl xxl usa us uk eu
 """.split())
 _COMMON_GIVEN_NAMES = frozenset("""
 aaron abigail adam addison adrian aidan aiden alan albert alex alexa alexander alexandra alexis alice alicia
-allison alyssa amanda amelia amy ana andrea andrew angela anna anne anthony antonio ariana arthur
-ashley audrey ava avery barbara benjamin beth betty beverly blake brandon brenda brian brianna brittany
- bruce bryan caleb cameron camila carl carlos carol caroline catherine charles charlie 
-chloe chris christina christine christopher claire cody colin connor cynthia daniel danielle david
-deborah debra denise dennis derek diana diane donald donna dorothy douglas dylan edward eleanor elena elijah
-elizabeth ella ellie emily emma eric erica erin ethan evelyn frances frank gabriel gabriella gary george
-gerald gloria gregory hailey hannah harold harper harry heather helen henry ian isaac isabella
-isaiah jack jackson jacob jacqueline jake james jamie janet janice jason jayden jeffrey jennifer jeremy jesse
-jessica joan joe john johnny jonathan jose joseph joshua joyce juan judith judy julia julian julie
-justin karen katherine kathleen kathryn kayla keith kelly kenneth kevin kimberly kyle laura lauren leah leo
-levi liam lillian lily linda lisa lori louis lucas lucy luke margaret maria marie marilyn
- martha mary mason matthew megan melissa mia michael michelle mila natalie nathan nicholas nicole noah
-nora olivia owen pamela patricia patrick paul peter philip rachel ralph raymond rebecca richard riley
-robert roger ronald ruth ryan samantha samuel sandra sara sarah scarlett scott sean sebastian sharon shirley
-sofia sophia sophie stephanie stephen steven susan teresa theresa thomas timothy tyler vincent
- walter wayne william wyatt zachary zoe zoey
-priya arjun mei wei hiroshi yuki nguyen linh mateo valentina santiago diego ximena alejandro camille
-aisha omar fatima yusuf kwame amara chidi ngozi tariq leila dmitri anya sven ingrid siobhan niamh declan
-malia rohan ananya tenzin marisol tomas
+allison alyssa amanda amelia amy ana andrea andrew angela anna anne anthony antonio ariana arthur ashley
+audrey ava avery barbara benjamin beth betty beverly blake brandon brenda brian brianna brittany bruce bryan
+caleb cameron camila carl carlos carol caroline catherine charles charlie chloe chris christina christine
+christopher claire cody colin connor cynthia daniel danielle david deborah debra denise dennis derek diana
+diane donald donna dorothy douglas dylan edward eleanor elena elijah elizabeth ella ellie emily emma eric
+erica erin ethan evelyn frances frank gabriel gabriella gary george gerald gloria gregory hailey hannah harold
+harper harry heather helen henry ian isaac isabella isaiah jack jackson jacob jacqueline jake james jamie
+janet janice jason jayden jeffrey jennifer jeremy jesse jessica joan joe john johnny jonathan jose joseph
+joshua joyce juan judith judy julia julian julie justin karen katherine kathleen kathryn kayla keith kelly
+kenneth kevin kimberly kyle laura lauren leah leo levi liam lillian lily linda lisa lori louis lucas lucy luke
+margaret maria marie marilyn martha mary mason matthew megan melissa mia michael michelle mila natalie nathan
+nicholas nicole noah nora olivia owen pamela patricia patrick paul peter philip rachel ralph raymond rebecca
+richard riley robert roger ronald ruth ryan samantha samuel sandra sara sarah scarlett scott sean sebastian
+sharon shirley sofia sophia sophie stephanie stephen steven susan teresa theresa thomas timothy tyler vincent
+walter wayne william wyatt zachary zoe zoey priya arjun mei wei hiroshi yuki nguyen linh mateo valentina
+santiago diego ximena alejandro camille aisha omar fatima yusuf kwame amara chidi ngozi tariq leila dmitri
+anya sven ingrid siobhan niamh declan malia rohan ananya tenzin marisol tomas
 """.split())
 
 _NAME_WORD = "someone"
+_AFTER_NAME_WORD = re.compile(_NAME_WORD + r"\s+(" + _CAP + r")\b")
+_CAP_RE = re.compile(_CAP)
 
 
 @dataclass(frozen=True)
 class Scrubbed:
     text: str
-    removed: tuple[str, ...]  # kinds found, in order: "email", "phone or account number", "name", ...
+    removed: tuple[str, ...]  # kinds found, in order: "email", "street address", "name", ...
+
+
+def _bare(word: str) -> str:
+    word = word.lower()
+    return word[:-2] if word.endswith(("'s", "\u2019s")) else word
 
 
 def _not_name(words: str) -> bool:
-    parts = [w.lower().rstrip("'\u2019s") if w.lower().endswith(("'s", "\u2019s")) else w.lower()
-             for w in words.split()]
-    return all(p in _NOT_NAMES for p in parts) or parts[0] in _NOT_NAMES
+    """True when a capitalized run is a calendar word, a holiday, the program, a segment... not a person."""
+    parts = [_bare(w) for w in words.split()]
+    return parts[0] in _NOT_NAMES or all(p in _NOT_NAMES for p in parts)
 
 
 def _given(word: str) -> bool:
@@ -268,10 +273,11 @@ def _scrub_names(text: str, own: Iterable[str], found: list[str]) -> str:
         return _NAME_WORD
 
     def possessive(m: re.Match[str]) -> str:
+        # "Emma's", "Emily Watson's", or any capitalized word's mid-sentence ("for Dana's birthday");
+        # a sentence may open with a capitalized possessive that is not a name ("Today's", "Men's")
         words = m.group(1)
-        if _not_name(words) or not (len(words.split()) > 1 or _given(words.split()[0])
-                                    or m.start() > 0 and text[m.start() - 1] == " "
-                                    and not re.search(r"[.!?;:\n]\s*$", text[:m.start()])):
+        mid_sentence = m.start() > 0 and not re.search(r"(?:^|[.!?;:\n])\s*$", m.string[:m.start()])
+        if _not_name(words) or not (len(words.split()) > 1 or _given(words) or mid_sentence):
             return m.group(0)
         hit()
         return _NAME_WORD + "'s"
@@ -297,15 +303,16 @@ def _scrub_names(text: str, own: Iterable[str], found: list[str]) -> str:
     text = _PAIR.sub(pair, text)
     # "Emily Watson wants...": a common given name opening a sentence, followed by a surname
     text = _NAME_START.sub(start_pair, text)
-    text = re.sub(_NAME_WORD + r"\s+" + _CAP + r"\b",
-                  lambda m: m.group(0) if m.group(0).split()[1].lower() in _NOT_NAMES else _NAME_WORD, text)
+    # the surname left after a replaced given name ("someone Watson")
+    text = _AFTER_NAME_WORD.sub(lambda m: m.group(0) if m.group(1).lower() in _NOT_NAMES else _NAME_WORD, text)
+
     # a common given name anywhere, capitalized ("Emma loves hiking", "gifts Emma likes")
     def given(m: re.Match[str]) -> str:
         if not _given(m.group(0)):
             return m.group(0)
         hit()
         return _NAME_WORD
-    text = re.sub(_CAP, given, text)
+    text = _CAP_RE.sub(given, text)
     # the member's own name words (first name, surname from the e-mail), where capitalized
     for w in own:
         if len(w) < 2:
