@@ -129,12 +129,14 @@ class _Lines:
         raw = self.fh.readline()
         if not raw:
             raise StopIteration
+        n = len(raw)
         if not self.text:
-            self.first_len = len(raw)
+            self.first_len = n
         self.line += 1
-        self.offset += len(raw)
+        self.offset += n
+        if b'"' in raw:
+            self.quotes += raw.count(b'"')
         text = raw.decode("utf-8", errors="replace")
-        self.quotes += text.count('"')
         self.text.append(text)
         return text
 
@@ -269,8 +271,8 @@ def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tu
                 reader = csv.reader(lines)
                 continue
             problems: list[Problem] = []
-            long_at = next((i for i, v in enumerate(values) if len(v) > max_field_chars), None)
-            if long_at is not None:
+            if max(map(len, values)) > max_field_chars:
+                long_at = next(i for i, v in enumerate(values) if len(v) > max_field_chars)
                 problems.append((_column(header, long_at), f"value is longer than {max_field_chars:,} characters; "
                                  "shorten it, or raise inputs.max_field_chars in the campaign file"))
             if len(values) != n:

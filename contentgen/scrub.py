@@ -41,6 +41,8 @@ _MAX_MARKS = 2
 
 def clean_chars(text: str, *, keep_newlines: bool = False, nfkc: bool = True) -> str:
     """NFKC, invisible characters dropped, line breaks and tabs to spaces (or ``\\n``), stacked marks cut."""
+    if text.isascii() and text.isprintable():  # the common case: nothing to normalize or drop
+        return text
     text = text.replace("\r\n", "\n")
     if nfkc:
         text = unicodedata.normalize("NFKC", text)
@@ -79,6 +81,7 @@ def header_safe(text: str) -> str:
 # ----------------------------------------------------------------------------- names
 
 MAX_NAME_CHARS = 40
+_PLAIN_NAME = re.compile(r"[A-Za-z]{1,40}")
 _NAME_PUNCT = frozenset(" -\u2010'\u2019\u02bc.")
 #: decoration people put in name fields: emoji (So), skin-tone modifiers (Sk), variation selectors
 _DECORATION = frozenset({"So", "Sk"})
@@ -99,6 +102,8 @@ def normalize_name(raw: str) -> tuple[str, str | None]:
     "MARIA" -> "Maria"; "Ann\\r\\nX-Injected: yes" -> "" (a colon is not part of a name);
     "Jo\\1" -> ""; "Zoë\\u200b" -> "Zoë"; "Ana 🌸" -> "Ana".
     """
+    if _PLAIN_NAME.fullmatch(raw):  # the common case: a plain ASCII name
+        return (raw.title() if raw.isupper() and len(raw) > 1 else raw), None
     s = clean_chars(raw)
     s = "".join(ch for ch in s if not _is_decoration(ch))
     s = " ".join(s.split())
@@ -140,6 +145,8 @@ _EMAIL = re.compile(
     r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+"
     r"|(?<![\w+-])[\w+-]++(?:\s*(?:\.|\(dot\)|\[dot\]|\bdot\b)\s*[\w+-]+)*\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*[\w-]+(?:\s*(?:\.|\(dot\)|\[dot\]|\bdot\b)\s*[\w-]+)*?"
     r"\s*(?:\.|\(dot\)|\[dot\]|\bdot\b)\s*" + _TLD + r"\b", _I)
+_AT_WORD = re.compile(r"\bat\b|[(\[{]at[)\]}]", re.I)
+_HAS_DIGIT = re.compile(r"\d")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", _I)
 #: IBAN-like account numbers: country code, check digits, 11-30 alphanumerics
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
@@ -357,17 +364,23 @@ def scrub_pii(text: str, *, own: Iterable[str] = ()) -> Scrubbed:
             return repl
         return f
 
-    text = _URL.sub(drop("link"), text)
-    text = _EMAIL.sub(drop("email"), text)
-    text = _ADDRESS_CUE.sub(drop("street address"), text)
-    text = _PO_BOX.sub(drop("street address"), text)
-    text = _STREET.sub(drop("street address"), text)
-    text = _IBAN.sub(drop("account number"), text)
-    text = _CUED_NUMBER.sub(drop("phone, card or account number"), text)
-    text = _DIGIT_RUN.sub(_digit_run(drop("phone, card or account number")), text)
-    text = _CA_POSTCODE.sub(drop("postal code"), text)
-    text = _ZIP.sub(drop("postal code"), text)
-    text = _scrub_names(text, tuple(own), found)
+    # each family only where it can match (most notes have no digit, no '@' and no link)
+    low = text.lower()
+    if "http" in low or "www." in low:
+        text = _URL.sub(drop("link"), text)
+    if "@" in text or _AT_WORD.search(text):
+        text = _EMAIL.sub(drop("email"), text)
+    if _HAS_DIGIT.search(text):
+        text = _ADDRESS_CUE.sub(drop("street address"), text)
+        text = _PO_BOX.sub(drop("street address"), text)
+        text = _STREET.sub(drop("street address"), text)
+        text = _IBAN.sub(drop("account number"), text)
+        text = _CUED_NUMBER.sub(drop("phone, card or account number"), text)
+        text = _DIGIT_RUN.sub(_digit_run(drop("phone, card or account number")), text)
+        text = _CA_POSTCODE.sub(drop("postal code"), text)
+        text = _ZIP.sub(drop("postal code"), text)
+    if not text.islower():  # names (and the member's own name words) are only taken where capitalized
+        text = _scrub_names(text, tuple(own), found)
     return Scrubbed(_tidy(text), tuple(found))
 
 
