@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from .config import Campaign
+from .config import Campaign, Links
 from .errors import ConfigError
 
 MIN_SECRET_CHARS = 16
@@ -91,9 +91,13 @@ _HOW = ("set it before the run, e.g. export {env}=\"$(python3 -c 'import secrets
         "in the campaign file at a file that holds it")
 
 
+def _links(campaign: Campaign) -> Links:
+    return getattr(campaign, "links", None) or Links()  # a campaign-like object without the key: the defaults
+
+
 def link_secret(campaign: Campaign) -> bytes | None:
     """The campaign's secret from its environment variable or file; None when neither holds one."""
-    links = campaign.links
+    links = _links(campaign)
     value = os.environ.get(links.secret_env, "").strip()
     if not value and links.secret_file is not None:
         try:
@@ -114,7 +118,7 @@ def _read_secret_file(path: str, mtime_ns: int, size: int) -> str:
 
 def require_link_secret(campaign: Campaign) -> bytes:
     """The secret, or a ConfigError (exit 2) that says how to set one. Called before any model call."""
-    links = campaign.links
+    links = _links(campaign)
     where = f"${links.secret_env}" + (f" or {links.secret_file}" if links.secret_file else "")
     secret = link_secret(campaign)
     if secret is None:
@@ -132,7 +136,8 @@ def require_link_secret(campaign: Campaign) -> bytes:
 
 
 def _src(campaign: Campaign) -> str | None:
-    return str(campaign.source) if campaign.source else None
+    source = getattr(campaign, "source", None)
+    return str(source) if source else None
 
 
 def demo_secret(campaign_id: str) -> str:
