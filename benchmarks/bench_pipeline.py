@@ -74,7 +74,8 @@ def main() -> None:
               f"peak RSS of the dry-run process {report['peak_rss_mb']:,.0f} MB")
         return
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {"CONTENTGEN_LINK_SECRET": "benchmark-link-secret-not-for-real-sends",  # run signs its links
+           **os.environ, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen([PY, "-m", "tests.fake_openai", "--port", str(port), "--responder", "copywriter"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

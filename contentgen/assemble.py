@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .config import Campaign
+from .links import unsubscribe_url
+from .scrub import header_safe
 from .models import Draft, Explanation, Offer, Plan, PlannedProduct, RenderedMessage
 
 # the placeholder as models actually write it: {first_name}, {{ first_name }}, {first name}, {name}
@@ -36,8 +38,10 @@ _MULTIPLIER = {2: "double", 3: "triple"}
 
 
 def fill_name(text: str, first_name: str) -> str:
+    """Put the member's first name where the model wrote the placeholder. The name is data, never a
+    replacement template: ``Jo\\1`` is inserted as it is."""
     if first_name:
-        return _PLACEHOLDER.sub(first_name, text)
+        return _PLACEHOLDER.sub(lambda _m: first_name, text)
     for pattern, repl in _EMPTY_NAME:
         text = pattern.sub(repl, text)
     text = text.strip()
@@ -113,15 +117,11 @@ def product_items(plan: Plan, campaign: Campaign) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-def unsubscribe_token(campaign_id: str, member_id: str) -> str:
-    return hashlib.sha256(f"{campaign_id}:{member_id}:unsubscribe".encode()).hexdigest()[:20]
-
-
 def footer(campaign: Campaign, plan: Plan) -> str:
     b = campaign.brand
     parts = [
         f"You're receiving this because you're an {b.program} member.",
-        f"Unsubscribe: {b.unsubscribe_url.format(token=unsubscribe_token(campaign.campaign_id, plan.member.member_id))}",
+        f"Unsubscribe: {unsubscribe_url(campaign, plan.member.member_id)}",
         f"Manage your preferences: {b.preferences_url}",
     ]
     if plan.member.opt_in_tier == 3:
@@ -146,7 +146,7 @@ def assemble_short(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMess
     if plan.channel == "sms":  # 160 characters: the link stays short (untracked)
         return RenderedMessage(body=f"{b.program}: {text} {b.cta_url} Reply STOP to opt out.",
                                cta_text="", cta_url=b.cta_url)
-    return RenderedMessage(subject=fill_name(draft.subject.strip(), name), body=text, cta_text=b.cta_text,
+    return RenderedMessage(subject=header_safe(fill_name(draft.subject, name)), body=text, cta_text=b.cta_text,
                            cta_url=tracked(b.cta_url, campaign, plan),
                            explanations=_explanations(plan, draft) if plan.channel == "inapp" else (),
                            products=product_items(plan, campaign))
@@ -168,8 +168,8 @@ def assemble(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMessage:
     body = "\n".join(lines)
     explanations = _explanations(plan, draft)
     msg = RenderedMessage(
-        subject=fill_name(draft.subject.strip(), name),
-        preheader=fill_name(draft.preheader.strip(), name),
+        subject=header_safe(fill_name(draft.subject, name)),  # one line: these become mail headers
+        preheader=header_safe(fill_name(draft.preheader, name)),
         body=body,
         cta_text=campaign.brand.cta_text,
         cta_url=tracked(campaign.brand.cta_url, campaign, plan),

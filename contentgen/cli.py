@@ -196,6 +196,7 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
     paths = write_sample_data(data, n, seed=seed)
     click.echo(f"sample data for {n} members in {data}; starting the embedded model "
                "(progress every 10 s)", err=False)
+    _demo_link_secret(paths["campaign"])
     t0 = time.monotonic()
     # one member per commit: the progress moves member by member on the one-at-a-time embedded model
     result = _run_with_progress(paths["campaign"], _run_options(out / "run", None, None, None, None, None, True,
@@ -208,6 +209,23 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
         sys.exit(3)
     _summary(result, demo=True)
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
+
+
+def _demo_link_secret(campaign_path: Path) -> None:
+    """The demo signs unsubscribe links with a secret derived from its campaign id unless one is set."""
+    import os
+
+    from .config import load_campaign
+    from .links import demo_secret
+
+    c = load_campaign(campaign_path)
+    env = c.links.secret_env
+    if os.environ.get(env, "").strip():
+        click.echo(f"unsubscribe links are signed with the secret in ${env}")
+        return
+    os.environ[env] = demo_secret(c.campaign_id)
+    click.echo(f"unsubscribe links are signed with a demo secret (${env} is not set); a real run needs its own: "
+               f"export {env}=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\"")
 
 
 @cli.command("export")

@@ -28,6 +28,8 @@ class Inputs(_Strict):
     catalog: Path
     offers: Path
     suppression: tuple[Path, ...] = ()
+    max_field_chars: int = Field(default=100_000, ge=1_000, le=100_000_000,
+                                 description="a longer value quarantines its row (file, line, field)")
 
 
 class Brand(_Strict):
@@ -70,6 +72,14 @@ class Tracking(_Strict):
                 raise ValueError(f"{key}: {value!r} uses an unknown placeholder ({e}); use {{campaign_id}}, "
                                  "{variant}, {channel} or {product_id}") from None
         return self
+
+
+class Links(_Strict):
+    """Where the secret that signs unsubscribe links comes from (never the campaign file itself)."""
+
+    secret_env: str = Field(default="CONTENTGEN_LINK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                            description="environment variable holding the secret")
+    secret_file: Path | None = Field(default=None, description="or a file holding it (a mounted secret)")
 
 
 class LLMSettings(_Strict):
@@ -151,6 +161,7 @@ class Campaign(_Strict):
     min_age: int = 16
     brand: Brand = Brand()
     tracking: Tracking = Tracking()
+    links: Links = Links()
     llm: LLMSettings = LLMSettings()
     prompts_dir: Path = Path("prompts")
     rules_dirs: tuple[Path, ...] = (Path("brand_rules"), Path("compliance"))
@@ -344,6 +355,7 @@ def load_campaign(path: str | Path) -> Campaign:
         catalog=rel(inputs.catalog, base),
         offers=rel(inputs.offers, base),
         suppression=tuple(rel(p, base) for p in inputs.suppression),
+        max_field_chars=inputs.max_field_chars,
     )
     for key in ("members", "recommendations", "catalog", "offers"):
         p = getattr(resolved, key)
@@ -376,5 +388,8 @@ def load_campaign(path: str | Path) -> Campaign:
         if not p.is_dir():
             raise ConfigError(f"rules folder not found: {p}", file=str(path), key="rules_dirs",
                               hint="point it at folders of YAML rule files (brand_rules/, compliance/)")
-    return campaign.model_copy(update={"inputs": resolved, "prompts_dir": prompts_dir,
+    links = campaign.links
+    if links.secret_file is not None:
+        links = links.model_copy(update={"secret_file": rel(links.secret_file, base)})
+    return campaign.model_copy(update={"inputs": resolved, "prompts_dir": prompts_dir, "links": links,
                                        "rules_dirs": rules_dirs, "llm": llm, "source": path.resolve()})

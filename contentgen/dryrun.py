@@ -32,8 +32,8 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
     c = load_campaign(campaign_path)
     gates.load_rules(c.rules_dirs)
     prompts = Prompts(c.prompts_dir, c)
-    catalog, bad_products = load_catalog(c.inputs.catalog)
-    offers, bad_offers = load_offers(c.inputs.offers)
+    catalog, bad_products = load_catalog(c.inputs.catalog, c.inputs.max_field_chars)
+    offers, bad_offers = load_offers(c.inputs.offers, c.inputs.max_field_chars)
     planner = Planner(c, catalog, offers, load_suppression(c.inputs.suppression),
                       holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
     counts: Counter[str] = Counter()
@@ -44,7 +44,8 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
     to_generate = 0
     n = 0
     later = ended = last_day = 0  # delivered after send_date; an offer ended before delivery; on its last day
-    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog,
+                            max_field_chars=c.inputs.max_field_chars):
         if limit is not None and n >= limit:
             break
         if shard is not None and shard_of(row.key, shard[1]) != shard[0]:

@@ -44,6 +44,12 @@ def hash_tree(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
+def jsonl_line(obj: Any) -> str:
+    """One JSON Lines record. U+2028 and U+2029 are escaped: readers that split on every Unicode line
+    break (``str.splitlines``, JavaScript before ES2019) would otherwise cut a record in two."""
+    return json.dumps(obj, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+
+
 def _atomic_write(path: Path, lines: Iterable[str]) -> None:
     path = Path(path)
     try:
@@ -114,11 +120,10 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
                     raise StoreError(f"member {key} appears twice in the run store", file=str(out_dir / "run.db"))
                 seen.add(key)
             counts[rec["outcome"]] += 1
-            yield json.dumps(rec, ensure_ascii=False) + "\n"
+            yield jsonl_line(rec)
 
     _atomic_write(out_dir / "messages.jsonl", records())
-    _atomic_write(out_dir / "quarantine.jsonl",
-                  (json.dumps(q, ensure_ascii=False) + "\n" for q in store.iter_quarantine()))
+    _atomic_write(out_dir / "quarantine.jsonl", (jsonl_line(q) for q in store.iter_quarantine()))
     manifest = dict(manifest)
     manifest["total_members"] = sum(counts.values())
     manifest["counts"] = counts

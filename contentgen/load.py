@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from .errors import InputFileError
 from .models import Member, Offer, Product, Recommendation
+from .scrub import has_invisible, header_safe, normalize_name
 
 MEMBER_REQUIRED = ("member_id", "segment", "churn_risk", "opt_in_tier")
 CATALOG_REQUIRED = ("product_id", "name", "category", "price")
@@ -34,7 +35,7 @@ class Quarantined:
     field: str
     reason: str
     member_id: str | None = None
-    kind: str = "member"  # member | recommendation | product | offer | suppression
+    kind: str = "member"  # member | name | recommendation | product | offer | suppression
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "field": self.field, "reason": self.reason,
@@ -87,34 +88,209 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _member_id(v: Any) -> str | None:
+    """A member id as it may be shown in a quarantine record (one line, no invisible characters)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return header_safe(str(v))[:200] or None
+
+
 # ----------------------------------------------------------------------------- raw readers
 
-def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
-    """Yields (line, row, problems). Problems: shifted columns, invalid UTF-8."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
+#: the longest value a field may hold (characters); a longer one quarantines its row (``inputs.max_field_chars``)
+MAX_FIELD_CHARS = 100_000
+
+_CSV_DEFAULT_LIMIT = 131_072  # csv.field_size_limit() as Python ships it
+
+#: (field, reason) of a row that cannot be used as it is
+Problem = tuple[str, str]
+
+
+class _Lines:
+    """The physical lines of a CSV file for ``csv.reader``: decoded one at a time (invalid UTF-8 becomes
+    U+FFFD, reported per row), with line numbers, byte offsets and the double quotes seen since
+    ``mark()``, so that a broken record can be quarantined and reading can resume after it."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.line = 0  # physical lines read so far
+        self.offset = 0  # byte offset of the next line
+        self.quotes = 0  # '"' characters in the lines read since mark()
+        self.text: list[str] = []  # those lines (kept only until the next mark)
+        self.mark_line = 1
+        self.mark_offset = 0
+        self.first_len = 0  # bytes of the first line after the mark
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = self.fh.readline()
+        if not raw:
+            raise StopIteration
+        n = len(raw)
+        if not self.text:
+            self.first_len = n
+        self.line += 1
+        self.offset += n
+        if b'"' in raw:
+            self.quotes += raw.count(b'"')
+        text = raw.decode("utf-8", errors="replace")
+        self.text.append(text)
+        return text
+
+    def mark(self) -> None:
+        self.mark_line, self.mark_offset = self.line + 1, self.offset
+        self.quotes = 0
+        self.text = []
+
+    def skip_quoted(self) -> bool:
+        """Read on until a quote left open by the lines since mark() closes; False at the end of the file."""
+        self.quotes = 1
+        while self.quotes % 2:
+            raw = self.fh.readline()
+            if not raw:
+                return False
+            self.line += 1
+            self.offset += len(raw)
+            self.quotes += raw.count(b'"')
+        return True
+
+    def resume_after_first_line(self) -> None:
+        """Go back to the line after the one where the broken record began."""
+        self.fh.seek(self.mark_offset + self.first_len)
+        self.offset = self.mark_offset + self.first_len
+        self.line = self.mark_line
+
+
+def _split_raw(text: str, keep: int = 200) -> tuple[list[int], list[str], bool]:
+    """Field lengths and (the first ``keep`` characters of) values of raw CSV text, as far as it goes, and
+    whether it ends inside a quoted value (as ``csv`` reads it: a quote opens a quoted value only at the
+    start of a field)."""
+    lengths = [0]
+    values: list[list[str]] = [[]]
+    quoted = False
+    start = True
+    i, n = 0, len(text)
+
+    def add(ch: str) -> None:
+        lengths[-1] += 1
+        if lengths[-1] <= keep:
+            values[-1].append(ch)
+
+    while i < n:
+        ch = text[i]
+        if quoted:
+            if ch == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    add(ch)
+                    i += 1
+                else:
+                    quoted = False
+            else:
+                add(ch)
+        elif ch == '"' and start:
+            quoted = True
+        elif ch == ",":
+            lengths.append(0)
+            values.append([])
+            start = True
+            i += 1
+            continue
+        elif ch not in "\r\n":
+            add(ch)
+        start = False
+        i += 1
+    return lengths, ["".join(v) for v in values], quoted
+
+
+def _column(header: list[str], i: int) -> str:
+    return header[i] if i < len(header) else f"column {i + 1}"
+
+
+def _iter_csv(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tuple[int, dict[str, Any], list[Problem]]]:
+    """Yields (line, row, problems). Problems: shifted columns, invalid UTF-8, a value longer than
+    ``max_field_chars``, a quote that is never closed, stray line breaks. None of them stops the file:
+    reading goes on after the broken record."""
+    # the csv module's limit is process-wide: never lower it below its default (other readers share it);
+    # values between max_field_chars and the limit are caught by length below
+    csv.field_size_limit(max(max_field_chars, _CSV_DEFAULT_LIMIT))
+    with open(path, "rb") as fh:
+        lines = _Lines(fh)
+        reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration:
             raise InputFileError("file is empty (no header row)", file=str(path), line=1,
                                  hint="write a header row with the column names") from None
+        except csv.Error as e:
+            raise InputFileError(f"the header row cannot be read ({e})", file=str(path), line=1,
+                                 hint="write a header row of column names separated by commas") from None
         header = [h.strip().lstrip("\ufeff") for h in header]
         n = len(header)
-        line = reader.line_num
-        for values in reader:
-            start, line = line + 1, reader.line_num
+        while True:
+            lines.mark()
+            start = lines.mark_line
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                lengths, values, open_quote = _split_raw("".join(lines.text))
+                known = {_column(header, i): v for i, (v, k) in enumerate(zip(values, lengths))
+                         if k <= max_field_chars and i < n}  # what can be told of the row (its member id)
+                too_long = [i for i, k in enumerate(lengths) if k > max_field_chars]
+                if too_long:
+                    fld = _column(header, too_long[0])
+                    reason = (f"value is longer than {max_field_chars:,} characters; shorten it, or raise "
+                              "inputs.max_field_chars in the campaign file")
+                else:
+                    fld = _column(header, len(lengths) - 1)
+                    reason = f"the row cannot be read as CSV ({e}); quote values that contain line breaks"
+                if open_quote and not lines.skip_quoted():
+                    reason = ("a quoted value opened on this line is never closed; the lines after it are read "
+                              "as rows of their own. Close the quote (or double a quote inside a value)")
+                    fld = _column(header, len(lengths) - 1)
+                    lines.resume_after_first_line()
+                yield start, known, [(fld, reason)]
+                reader = csv.reader(lines)
+                continue
             if not values:
                 continue
-            problems = []
+            if len(lines.text) > 1 and (lines.quotes % 2 or any(
+                    part.count(",") >= max(n - 1, 3) for v in values if "\n" in v for part in v.split("\n")[1:])):
+                # a quote opened on this line closed lines later (or never): the rows in between were
+                # swallowed into one value; quarantine this line and read the next ones as rows
+                lengths, values, _ = _split_raw(lines.text[0])
+                known = {_column(header, i): v for i, v in enumerate(values[:-1]) if i < n}
+                yield start, known, [(_column(header, len(lengths) - 1),
+                                   f"a quoted value opened on this line runs on to line {lines.line} (a quote is "
+                                   "missing or not doubled); the lines after it are read as rows of their own")]
+                lines.resume_after_first_line()
+                reader = csv.reader(lines)
+                continue
+            problems: list[Problem] = []
+            if max(map(len, values)) > max_field_chars:
+                long_at = next(i for i, v in enumerate(values) if len(v) > max_field_chars)
+                problems.append((_column(header, long_at), f"value is longer than {max_field_chars:,} characters; "
+                                 "shorten it, or raise inputs.max_field_chars in the campaign file"))
             if len(values) != n:
-                problems.append(f"row has {len(values)} fields but the header has {n}: a column is shifted or a "
-                                "value contains an unquoted comma; quote the value or fix the row")
+                problems.append(("(row)", f"row has {len(values)} fields but the header has {n}: a column is "
+                                 "shifted or a value contains an unquoted comma; quote the value or fix the row"))
             if any("\ufffd" in v for v in values):
-                problems.append("row contains bytes that are not valid UTF-8; re-save the file as UTF-8")
+                problems.append(("(row)", "row contains bytes that are not valid UTF-8; re-save the file as UTF-8"))
             yield start, dict(zip(header, values)), problems
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
+def _oversized(row: dict[str, Any], max_field_chars: int) -> list[Problem]:
+    for k, v in row.items():
+        if isinstance(v, str) and len(v) > max_field_chars:
+            return [(str(k), f"value is longer than {max_field_chars:,} characters; shorten it, or raise "
+                             "inputs.max_field_chars in the campaign file")]
+    return []
+
+
+def _iter_jsonl(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tuple[int, dict[str, Any], list[Problem]]]:
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -122,20 +298,22 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield no, {}, [f"line is not valid UTF-8 (byte {e.start}); re-save the file as UTF-8"]
+                yield no, {}, [("(row)", f"line is not valid UTF-8 (byte {e.start}); re-save the file as UTF-8")]
                 continue
             try:
                 obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield no, {}, [f"line is not valid JSON ({e.msg} at column {e.colno})"]
+            except (json.JSONDecodeError, RecursionError) as e:
+                msg = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                yield no, {}, [("(row)", f"line is not valid JSON ({msg})")]
                 continue
             if not isinstance(obj, dict):
-                yield no, {}, ["line must be a JSON object"]
+                yield no, {}, [("(row)", "line must be a JSON object")]
                 continue
-            yield no, obj, []
+            yield no, obj, _oversized(obj, max_field_chars)
 
 
-def _iter_parquet(path: Path, batch_size: int = 65536) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
+def _iter_parquet(path: Path, batch_size: int = 65536,
+                  max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tuple[int, dict[str, Any], list[Problem]]]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a corrupt file
@@ -145,21 +323,21 @@ def _iter_parquet(path: Path, batch_size: int = 65536) -> Iterator[tuple[int, di
     for batch in pf.iter_batches(batch_size=batch_size):
         for rec in batch.to_pylist():
             row += 1
-            yield row, rec, []  # Parquet has no lines: "line" is the 1-based row number
+            yield row, rec, _oversized(rec, max_field_chars)  # Parquet has no lines: "line" is the row number
 
 
-def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
+def iter_rows(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[tuple[int, dict[str, Any], list[Problem]]]:
     path = Path(path)
     if not path.exists():
         raise InputFileError("input file not found (was it moved or deleted during the run?)", file=str(path),
                              hint="restore the file and re-run the same command to resume")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _iter_csv(path)
+        return _iter_csv(path, max_field_chars)
     if suffix in (".jsonl", ".ndjson"):
-        return _iter_jsonl(path)
+        return _iter_jsonl(path, max_field_chars)
     if suffix in (".parquet", ".pq"):
-        return _iter_parquet(path)
+        return _iter_parquet(path, max_field_chars=max_field_chars)
     raise InputFileError(f"unsupported file type {suffix!r}", file=str(path),
                          hint="use .csv, .parquet or .jsonl")
 
@@ -167,8 +345,13 @@ def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any], list[str]]]:
 def _check_header(path: Path, required: tuple[str, ...]) -> None:
     """A file missing a required column entirely is a file error, not N row errors."""
     if path.suffix.lower() == ".csv":
+        csv.field_size_limit(max(csv.field_size_limit(), _CSV_DEFAULT_LIMIT))
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-            header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+            try:
+                header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(fh), [])]
+            except csv.Error as e:
+                raise InputFileError(f"the header row cannot be read ({e})", file=str(path), line=1,
+                                     hint="write a header row of column names separated by commas") from None
     elif path.suffix.lower() in (".parquet", ".pq"):
         header = pq.read_schema(path).names
     else:
@@ -181,13 +364,13 @@ def _check_header(path: Path, required: tuple[str, ...]) -> None:
 
 # ----------------------------------------------------------------------------- catalog and offers
 
-def load_catalog(path: Path) -> tuple[dict[str, Product], list[Quarantined]]:
+def load_catalog(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> tuple[dict[str, Product], list[Quarantined]]:
     _check_header(Path(path), CATALOG_REQUIRED)
     catalog: dict[str, Product] = {}
     bad: list[Quarantined] = []
-    for line, row, problems in iter_rows(path):
+    for line, row, problems in iter_rows(path, max_field_chars):
         if problems:
-            bad.append(Quarantined(str(path), line, "(row)", problems[0], kind="product"))
+            bad.append(Quarantined(str(path), line, *problems[0], kind="product"))
             continue
         row = _clean(row)
         claims = row.get("claims")
@@ -211,12 +394,12 @@ def load_catalog(path: Path) -> tuple[dict[str, Product], list[Quarantined]]:
     return catalog, bad
 
 
-def load_offers(path: Path) -> tuple[list[Offer], list[Quarantined]]:
+def load_offers(path: Path, max_field_chars: int = MAX_FIELD_CHARS) -> tuple[list[Offer], list[Quarantined]]:
     offers: list[Offer] = []
     bad: list[Quarantined] = []
-    for line, row, problems in iter_rows(path):
+    for line, row, problems in iter_rows(path, max_field_chars):
         if problems:
-            bad.append(Quarantined(str(path), line, "(row)", problems[0], kind="offer"))
+            bad.append(Quarantined(str(path), line, *problems[0], kind="offer"))
             continue
         row = _clean(row)
         for key in ("applies_to",):
@@ -278,9 +461,9 @@ def _parse_recs(obj: dict[str, Any], path: Path, line: int, catalog: dict[str, P
 class _RecMerger:
     """Lockstep reader of the recommendations file with a lookahead buffer for out-of-order lines."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_field_chars: int = MAX_FIELD_CHARS):
         self.path = Path(path)
-        self._it = iter_rows(self.path)
+        self._it = iter_rows(self.path, max_field_chars)
         self._buffer: dict[str, tuple[int, dict[str, Any]]] = {}
         self.problems: list[Quarantined] = []
         self._done = False
@@ -295,7 +478,7 @@ class _RecMerger:
                 self._done = True
                 break
             if problems:
-                self.problems.append(Quarantined(str(self.path), line, "(row)", problems[0], None, "recommendation"))
+                self.problems.append(Quarantined(str(self.path), line, *problems[0], None, "recommendation"))
                 continue
             mid = str(obj.get("member_id") or "")
             if mid == member_id:
@@ -309,25 +492,43 @@ class _RecMerger:
         return None
 
 
-def iter_members(members_path: Path, recs_path: Path, catalog: dict[str, Product]) -> Iterator[MemberRow]:
-    """Yield every member row once, in file order, validated, with recommendations attached."""
+def iter_members(members_path: Path, recs_path: Path, catalog: dict[str, Product], *,
+                 max_field_chars: int = MAX_FIELD_CHARS) -> Iterator[MemberRow]:
+    """Yield every member row once, in file order, validated, with recommendations attached.
+
+    The first name is normalized here, once (``scrub.normalize_name``): a name that is not one is
+    dropped (the member is greeted with "Hi there,") and the reason is quarantined with file, line
+    and field while the member goes on."""
     members_path = Path(members_path)
     _check_header(members_path, MEMBER_REQUIRED)
-    merger = _RecMerger(recs_path)
+    merger = _RecMerger(recs_path, max_field_chars)
     seen: set[str] = set()
     seq = 0
-    for line, row, problems in iter_rows(members_path):
+    for line, row, problems in iter_rows(members_path, max_field_chars):
         seq += 1
-        mid = str(row.get("member_id") or "").strip() or None
+        mid = _member_id(row.get("member_id"))
         if problems:
-            yield MemberRow(seq, None, (), [Quarantined(str(members_path), line, "(row)", problems[0], mid)], line)
+            yield MemberRow(seq, None, (), [Quarantined(str(members_path), line, *problems[0], mid)], line)
             continue
         row = _clean(row)
+        notes: list[Quarantined] = []
+        if isinstance(row.get("first_name"), str):
+            name, why = normalize_name(row["first_name"])
+            row["first_name"] = name
+            if why:
+                notes.append(Quarantined(str(members_path), line, "first_name",
+                                         f"first name not used: it {why}; the member is greeted with 'Hi there,'",
+                                         mid, "name"))
         try:
             member = Member.model_validate(row)
         except ValidationError as e:
             fld, msg = _fmt_error(e.errors()[0])
             yield MemberRow(seq, None, (), [Quarantined(str(members_path), line, fld, msg, mid)], line)
+            continue
+        if has_invisible(member.member_id):
+            yield MemberRow(seq, None, (), [Quarantined(
+                str(members_path), line, "member_id", "member id contains control or invisible characters "
+                "(line breaks, NUL, bidi or zero-width characters); fix the id in the source system", mid)], line)
             continue
         if member.member_id in seen:
             yield MemberRow(seq, None, (), [Quarantined(str(members_path), line, "member_id",
@@ -337,12 +538,13 @@ def iter_members(members_path: Path, recs_path: Path, catalog: dict[str, Product
         seen.add(member.member_id)
         found = merger.take(member.member_id)
         recs: tuple[Recommendation, ...] = ()
-        bad: list[Quarantined] = []
+        bad: list[Quarantined] = notes
         bought: frozenset[str] = frozenset()
         returned: frozenset[str] = frozenset()
         if found is not None:
             rline, obj = found
-            recs, bad = _parse_recs(obj, Path(recs_path), rline, catalog, member.member_id)
+            recs, rec_bad = _parse_recs(obj, Path(recs_path), rline, catalog, member.member_id)
+            bad.extend(rec_bad)
             bought = frozenset(str(x) for x in obj.get("recently_bought") or () if x)
             returned = frozenset(str(x) for x in obj.get("returned") or () if x)
         if merger.problems:

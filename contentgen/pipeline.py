@@ -35,6 +35,7 @@ from .config import Campaign, load_campaign, require_price
 from .errors import BudgetExhausted, NotARunError, ProviderUnavailable, StoreError
 from .export import write_export
 from .freeze import InputsChanged, InputWatch, changed_error, check_unchanged, fingerprint, input_paths
+from .links import require_link_secret
 from .load import MemberRow, iter_members, load_catalog, load_offers, load_suppression
 from .outcome import EngineFailure, MemberWork, count_answer
 from .plan import Planner, stratified_holdout
@@ -152,6 +153,7 @@ class _AnswerCache:
 class Runner:
     def __init__(self, campaign_path: Path, opts: RunOptions, progress: Progress | None = None):
         self.campaign = load_campaign(campaign_path)
+        require_link_secret(self.campaign)  # unsigned unsubscribe links would let anyone unsubscribe anyone
         self.opts = opts
         self.out = Path(opts.out)
         self.progress = progress or Progress()
@@ -221,8 +223,8 @@ class Runner:
 
     def _process(self, store: SqliteStore, fp: dict[str, str], watch: InputWatch) -> RunResult:
         c = self.campaign
-        catalog, bad_products = load_catalog(c.inputs.catalog)
-        offers, bad_offers = load_offers(c.inputs.offers)
+        catalog, bad_products = load_catalog(c.inputs.catalog, c.inputs.max_field_chars)
+        offers, bad_offers = load_offers(c.inputs.offers, c.inputs.max_field_chars)
         suppression = load_suppression(c.inputs.suppression)
         store.add_quarantine(q.to_dict() for q in bad_products + bad_offers)
         planner = Planner(c, catalog, offers, suppression,
@@ -370,7 +372,8 @@ class Runner:
                         on_progress=progress)
         paused_msg = ""
         try:
-            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog,
+                                max_field_chars=c.inputs.max_field_chars)
             signals = stops.on_loop_signals(window.stop) if _main_thread() else contextlib.nullcontext()
             with signals:
                 res = await window.run(self._todo(store, rows), work)
@@ -413,7 +416,8 @@ class Runner:
                              poll_s=self.opts.batch_poll_s, log=lambda s: print(s, file=sys.stderr))
 
         def items():
-            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog)
+            rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog,
+                                max_field_chars=c.inputs.max_field_chars)
             for chunk in _chunks(rows, 2048, self.opts.limit, self.opts.shard):
                 done = store.done_keys(r.key for r in chunk)
                 for r in chunk:

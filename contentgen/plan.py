@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from .models import (
     Withheld,
 )
 from .product_types import ProductTypes
+from .scrub import soften_detail  # evidence details: personal data, counts and times out (scrub.py)
 
 
 @dataclass(frozen=True)
@@ -62,25 +62,6 @@ class Framings:
         if member.churn_risk >= self.churn_threshold and self.high_churn:
             return f"{self.high_churn['framing']} (segment: {seg['framing']})"
         return str(seg["framing"])
-
-
-_OBSERVATION = [
-    re.compile(r"\b\d+\s*(?:x|times?)\b(?:\s+(?:this|last)\s+(?:week|month|night))?", re.I),
-    re.compile(r"\b(?:at|around)\s+\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?", re.I),
-    re.compile(r"\b(?:for\s+)?\d+\s*(?:seconds?|minutes?|mins?|hours?|hrs?)(?:\s+and\s+\d+\s*seconds?)?", re.I),
-    re.compile(r"\bon\s+(?:mon|tues|wednes|thurs|fri|satur|sun)day(?:\s+(?:night|morning|evening|afternoon))?",
-               re.I),
-    re.compile(r"\b(?:last|this)\s+(?:night|morning|evening)\b", re.I),
-    re.compile(r"\b(?:on\s+)?\d{1,2}/\d{1,2}(?:/\d{2,4})?\b", re.I),
-    re.compile(r"\bonly\s+\d+\s+left(?:\s+in\s+stock)?", re.I),
-]
-
-
-def soften_detail(detail: str) -> str:
-    """Evidence is inference, not observation: drop counts, times, durations and dates before any prompt."""
-    for pattern in _OBSERVATION:
-        detail = pattern.sub("", detail)
-    return re.sub(r"\s{2,}", " ", detail).strip(" ,;")
 
 
 def send_time(member: Member, send_date: dt.date, default_how: int) -> dt.datetime:
@@ -138,8 +119,15 @@ def member_segments(members_path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path, usecols=["member_id", "segment"], dtype=str, keep_default_na=False,
-                             encoding_errors="replace", on_bad_lines="skip", engine="c")
+            try:
+                df = pd.read_csv(path, usecols=["member_id", "segment"], dtype=str, keep_default_na=False,
+                                 encoding_errors="replace", on_bad_lines="skip", engine="c")
+            except pd.errors.ParserError:  # broken quoting: the loader's reader quarantines it, and so go we on
+                from .load import iter_rows
+
+                df = pd.DataFrame([(str(r.get("member_id") or "").strip(), str(r.get("segment") or "").strip())
+                                   for _, r, problems in iter_rows(path, 100_000_000) if not problems],
+                                  columns=["member_id", "segment"])
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path, columns=["member_id", "segment"])
         else:

@@ -8,7 +8,6 @@ and line, raised before any model call.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,22 +18,21 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .config import Campaign
 from .errors import TemplateError
-from .models import Draft, Plan
+from .models import Draft, Member, Plan
+from .scrub import own_names, scrub_instructions, scrub_notes
 
 REQUIRED_TEMPLATES = ("system.j2", "message.j2", "explanation.j2", "repair.j2")
-_NOTES_MAX = 300
-_DELIMS = re.compile(r"</?\s*member_notes\s*>", re.I)
 
 
 def segment_slug(segment: str) -> str:
     return segment.lower().replace(" ", "-")
 
 
-def sanitize_member_text(text: str) -> str:
-    """Member-supplied text goes in a delimited block: strip our delimiters, control chars, and cap length."""
-    text = _DELIMS.sub(" ", text)
-    text = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text)
-    return text[:_NOTES_MAX].strip()
+def sanitize_member_text(text: str, member: Member | None = None) -> str:
+    """Member-supplied text goes in a delimited block: no delimiters, no control or invisible characters,
+    no personal data (e-mails, phones, addresses, card and account numbers, names), at most 300 characters."""
+    own = own_names(member.first_name, member.email) if member is not None else ()
+    return scrub_notes(text, own=own)
 
 
 @dataclass
@@ -109,7 +107,7 @@ class Prompts:
     def build(self, plan: Plan) -> PromptPair:
         """The prompt for one planned member: no PII, tier-filtered evidence only."""
         member = plan.member
-        notes = sanitize_member_text(member.stated_preferences) if member.opt_in_tier >= 2 else ""
+        notes = sanitize_member_text(member.stated_preferences, member) if member.opt_in_tier >= 2 else ""
         template = next((v.template for v in self.campaign.variants if v.name == plan.variant), "message.j2")
         user = self._render(
             template,
@@ -123,8 +121,17 @@ class Prompts:
         )
         return PromptPair(self.system(), user, self._example)
 
-    def repair(self, instructions: str) -> str:
-        return self._render("repair.j2", instructions=instructions)
+    def repair(self, instructions: str, plan: Plan | None = None) -> str:
+        """The repair turn. Findings quote the assembled message, where the engine filled in the member's
+        name: it goes back to the model as ``{first_name}`` (a surname as ``[surname]``), and contact
+        details and long numbers are taken out. Product names are quoted as they are."""
+        if plan is not None:
+            m = plan.member
+            text = scrub_instructions(instructions, first=m.first_name, others=own_names("", m.email),
+                                      keep=[pp.product.name for pp in plan.products])
+        else:
+            text = scrub_instructions(instructions)
+        return self._render("repair.j2", instructions=text)
 
     def render(self, name: str, **ctx: Any) -> str:
         return self._render(name, **ctx)

@@ -152,7 +152,7 @@ class Decider:
             if n < self.max_repairs:
                 instructions = gates.repair_instructions([f for f in findings if f.severity == "error"])
                 messages = messages + [{"role": "assistant", "content": res.get("text") or ""},
-                                       {"role": "user", "content": self.prompts.repair(instructions)}]
+                                       {"role": "user", "content": self.prompts.repair(instructions, plan)}]
         if self.campaign.on_exhausted == "review":
             return Decision("review", last_msg, last, attempts, send=False)
         return self.fallback(plan, last, attempts)

@@ -21,6 +21,7 @@ found, and exits 1 if there are none.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def demo_report(n: int, work: Path) -> Path:
     from tests.fake_openai import FakeOpenAI
 
     paths = write_sample_data(work / "data", n)
+    os.environ.setdefault("CONTENTGEN_LINK_SECRET", "screenshot-link-secret-not-for-real-sends")
     with FakeOpenAI() as fake:
         fake.responder = responders.copywriter
         res = run_campaign(paths["campaign"], RunOptions(out=work / "run", base_url=fake.base_url, api_key="k",

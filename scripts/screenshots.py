@@ -12,6 +12,7 @@ override screen is shot with the rules ticked.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+os.environ.setdefault("CONTENTGEN_LINK_SECRET", "screenshot-link-secret-not-for-real-sends")  # run signs links
 from tests.browser.studio_data import (PASSWORD, crafted_row, crafted_run, pipeline_run,  # noqa: E402
                                        serve, users_file)
 

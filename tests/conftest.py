@@ -7,11 +7,17 @@ for ``fake_openai``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+
+#: every run signs its unsubscribe links (contentgen/links.py); the suite's own secret, set before any test
+#: (and any process a test starts) reads it. tests/test_hostile.py unsets it to see `run` refuse.
+TEST_LINK_SECRET = "contentgen-test-suite-link-secret"
+os.environ["CONTENTGEN_LINK_SECRET"] = TEST_LINK_SECRET
 
 
 @pytest.fixture(scope="session")

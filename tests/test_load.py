@@ -187,3 +187,131 @@ def test_did_you_mean_in_every_section(tmp_path, text, line, needle):
     with pytest.raises(ConfigError) as e:
         load_campaign(p)
     assert needle in e.value.render() and f"{p}:{line}:" in e.value.render()
+
+
+# ----------------------------------------------------------------------------- hostile rows (issue: poison rows)
+
+def _members(tmp: Path, text: str | bytes) -> tuple[Path, Path]:
+    m = tmp / "members.csv"
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    m.write_bytes(text)
+    r = tmp / "recs.jsonl"
+    r.write_text("")
+    return m, r
+
+
+def _outcome(rows) -> list[tuple[str | None, str | None]]:
+    """(member id, quarantined field) per yielded row, in order."""
+    return [(x.member.member_id if x.member else None, x.quarantined[0].field if x.quarantined else None)
+            for x in rows]
+
+
+def test_a_field_over_the_limit_quarantines_its_row_with_file_line_and_field(tmp_path):
+    big = "x" * 1_000_000  # 1 MB: Python's csv module stops at 131,072 by default
+    m, r = _members(tmp_path, HEADER + GOOD + f"M2,Ana,a@example.com,Enthusiasts,0.2,2,active,30\n".replace(
+        "Ana", big) + f'M3,"{big}",b@example.com,Browsers,0.5,3,active,40\n' + "M4,Bo,c@example.com,Browsers,0.5,3,active,40\n")
+    rows = list(iter_members(m, r, CATALOG))
+    assert _outcome(rows) == [("M1", None), (None, "first_name"), (None, "first_name"), ("M4", None)]
+    q = rows[1].quarantined[0]
+    assert (q.file, q.line) == (str(m), 3) and rows[2].quarantined[0].line == 4
+    assert "longer than 100,000 characters" in q.reason and "inputs.max_field_chars" in q.reason
+
+
+@pytest.mark.parametrize("size", [110_000, 150_000], ids=["under-csv-default", "over-csv-default"])
+def test_the_field_limit_is_configured(tmp_path, size):
+    mid = "y" * size
+    m, r = _members(tmp_path, HEADER.replace("\n", ",stated_preferences\n") + GOOD.replace("\n", ",\n")
+                    + f"M2,Ana,a@example.com,Enthusiasts,0.2,2,active,30,{mid}\n")
+    # the default (100,000) quarantines the value; a campaign can raise the limit
+    assert _outcome(iter_members(m, r, CATALOG)) == [("M1", None), (None, "stated_preferences")]
+    rows = list(iter_members(m, r, CATALOG, max_field_chars=200_000))
+    assert _outcome(rows) == [("M1", None), ("M2", None)] and rows[1].member.stated_preferences == mid
+    import csv
+
+    assert csv.field_size_limit() >= 131_072  # the process-wide limit is never lowered for other readers
+
+
+def test_an_unclosed_quote_loses_one_row_not_the_rest_of_the_file(tmp_path):
+    m, r = _members(tmp_path, HEADER + GOOD + 'M2,"Ana,a@example.com,Enthusiasts,0.2,2,active,30\n'
+                    + "M3,Bo,b@example.com,Browsers,0.5,3,active,40\n" + "M4,Cy,c@example.com,Browsers,0.5,3,active,40\n")
+    rows = list(iter_members(m, r, CATALOG))
+    assert [x.member.member_id if x.member else None for x in rows] == ["M1", None, "M3", "M4"]
+    q = rows[1].quarantined[0]
+    assert q.line == 3 and q.field == "first_name" and "runs on to line 5" in q.reason
+
+
+def test_a_quote_that_swallows_rows_up_to_a_later_quote_loses_one_row(tmp_path):
+    m, r = _members(tmp_path, HEADER + GOOD + 'M2,"Ana,a@example.com,Enthusiasts,0.2,2,active,30\n'
+                    + "M3,Bo,b@example.com,Browsers,0.5,3,active,40\n"
+                    + 'M4,"Cy",c@example.com,Browsers,0.5,3,active,40\n')
+    rows = list(iter_members(m, r, CATALOG))
+    assert [x.member.member_id if x.member else None for x in rows] == ["M1", None, "M3", "M4"]
+    assert rows[1].quarantined[0].line == 3 and "runs on to line 5" in rows[1].quarantined[0].reason
+    assert [x.line for x in rows] == [2, 3, 4, 5]
+
+
+def test_an_oversized_quoted_value_spanning_lines_is_one_quarantined_row(tmp_path):
+    big = ("z" * 60_000 + "\n") * 3
+    m, r = _members(tmp_path, HEADER + GOOD + f'M2,"{big}",a@example.com,Enthusiasts,0.2,2,active,30\n'
+                    + "M3,Bo,b@example.com,Browsers,0.5,3,active,40\n")
+    rows = list(iter_members(m, r, CATALOG))
+    assert _outcome(rows) == [("M1", None), (None, "first_name"), ("M3", None)]
+    assert rows[2].line == 7
+
+
+@pytest.mark.parametrize("raw", [b"M2,Ann\rX,a@example.com,Enthusiasts,0.2,2,active,30\n",
+                                 b"M2,Jo\x00e,a@example.com,Enthusiasts,0.2,2,active,30\n"],
+                         ids=["lone-CR", "NUL"])
+def test_control_characters_in_a_row_never_stop_the_file(tmp_path, raw):
+    m, r = _members(tmp_path, (HEADER + GOOD).encode() + raw + b"M3,Bo,b@example.com,Browsers,0.5,3,active,40\n")
+    rows = list(iter_members(m, r, CATALOG))
+    assert rows[0].member.member_id == "M1" and rows[-1].member.member_id == "M3"
+    for x in rows:
+        if x.member:
+            assert "\x00" not in x.member.first_name and "\r" not in x.member.first_name
+
+
+def test_an_oversized_jsonl_value_is_quarantined(tmp_path):
+    m = tmp_path / "members.jsonl"
+    m.write_text(json.dumps({"member_id": "M1", "segment": "Browsers", "churn_risk": 0.1, "opt_in_tier": 2,
+                             "stated_preferences": "p" * 200_000}) + "\n" +
+                 json.dumps({"member_id": "M2", "segment": "Browsers", "churn_risk": 0.1, "opt_in_tier": 2}) + "\n")
+    r = tmp_path / "recs.jsonl"
+    r.write_text("")
+    assert _outcome(iter_members(m, r, CATALOG)) == [(None, "stated_preferences"), ("M2", None)]
+
+
+@pytest.mark.parametrize("raw,name,why", [
+    ("MARIA", "Maria", None),
+    ("\u202eNia\u200b", "Nia", None),
+    ('"Ann\r\nX-Injected: yes"', "", "is not part of a name"),
+    ("Jo\\1", "", "is not part of a name"),
+    ("=HYPERLINK(1)", "", "is not part of a name"),
+], ids=["all-caps", "bidi-zero-width", "header-injection", "backreference", "formula"])
+def test_first_names_are_normalized_at_load(tmp_path, raw, name, why):
+    m, r = _members(tmp_path, HEADER + f"M1,{raw},nia@example.com,Enthusiasts,0.2,2,active,34\n")
+    (row,) = list(iter_members(m, r, CATALOG))
+    assert row.member is not None and row.member.first_name == name
+    notes = [q for q in row.quarantined if q.field == "first_name"]
+    if why is None:
+        assert not notes
+    else:
+        (q,) = notes
+        assert q.kind == "name" and q.line == 2 and why in q.reason and "Hi there" in q.reason
+
+
+def test_a_member_id_with_control_characters_is_quarantined(tmp_path):
+    m, r = _members(tmp_path, HEADER + '"M\r\n1",Nia,n@example.com,Enthusiasts,0.2,2,active,34\n' + GOOD)
+    rows = list(iter_members(m, r, CATALOG))
+    assert _outcome(rows) == [(None, "member_id"), ("M1", None)]
+    assert "\n" not in (rows[0].quarantined[0].member_id or "")
+
+
+def test_a_quote_never_closed_before_the_end_of_a_long_file_loses_one_row(tmp_path):
+    rest = "".join(f"M{i},Bo,b{i}@example.com,Browsers,0.5,3,active,40\n" for i in range(3, 4003))  # ~190k chars
+    m, r = _members(tmp_path, HEADER + GOOD + 'M2,"Ana,a@example.com,Enthusiasts,0.2,2,active,30\n' + rest)
+    rows = list(iter_members(m, r, CATALOG))
+    assert len(rows) == 4002 and rows[1].member is None and "never closed" in rows[1].quarantined[0].reason
+    assert [x.member.member_id for x in rows[2:4]] == ["M3", "M4"] and rows[-1].member.member_id == "M4002"
+    assert rows[-1].line == 4003

@@ -163,6 +163,45 @@ def test_observation_details_are_softened_before_any_prompt(planner):
         assert leaked not in user
 
 
+def test_no_prompt_of_the_sample_population_carries_counts_or_times(tmp_path):
+    """What `run --dry-run` renders for the sample population: every first prompt, and none of their evidence
+    details carries a count, frequency, duration, date or time of day (before the scrubber: 1,076 of 1,822
+    first prompts of 2,000 members did); no notes block carries an e-mail address or a phone number."""
+    import re
+
+    from contentgen.config import load_campaign
+    from contentgen.load import iter_members, load_catalog, load_offers, load_suppression
+    from contentgen.plan import stratified_holdout
+    from contentgen.sample_data import write_sample_data
+    from tests.test_scrub import observed
+
+    c = load_campaign(write_sample_data(tmp_path, 800, seed=7)["campaign"])
+    catalog, _ = load_catalog(c.inputs.catalog)
+    offers, _ = load_offers(c.inputs.offers)
+    planner = Planner(c, catalog, offers, load_suppression(c.inputs.suppression),
+                      holdout=stratified_holdout(c.inputs.members, c.campaign_id, c.holdout_share))
+    prompts = Prompts(c.prompts_dir, c)
+    rendered = details = 0
+    for row in iter_members(c.inputs.members, c.inputs.recommendations, catalog):
+        if row.member is None:
+            continue
+        plan = planner.plan(row.member, row.recommendations, recently_bought=row.recently_bought,
+                            returned=row.returned)
+        if plan.action != "send":
+            continue
+        user = prompts.build(plan).user
+        rendered += 1
+        for line in re.findall(r"^\S+ reasons:(.*)$", user, re.M):
+            for detail in re.split(r"\(\d+\) \[\w+\]", line):
+                if detail.strip():
+                    details += 1
+                    assert not observed(detail), (row.member.member_id, detail)
+        notes = re.search(r"<member_notes>(.*?)</member_notes>", user, re.S)
+        if notes:
+            assert not re.search(r"@|\d{3}[-. ]\d{4}", notes.group(1)), notes.group(1)
+    assert rendered > 600 and details > 1000
+
+
 @pytest.mark.parametrize("tz,how,expected", [
     ("America/New_York", 31, "2026-11-24T12:00:00+00:00"),       # Tuesday 07:00 local, the send date itself
     ("America/New_York", 10, "2026-11-30T15:00:00+00:00"),       # Monday 10:00: the next Monday
