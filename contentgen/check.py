@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InputFileError
 from .gates import load_rules, run_gates, sort_findings, verdict
-from .gates.rules import RuleSet
+from .gates import RuleSet
 from .gates.schema import validate_message_dict
 from .models import EVIDENCE_SOURCES, Explanation, Finding, GateContext, Member, Offer, Product, Recommendation, RenderedMessage
 

@@ -41,7 +41,7 @@ def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext
     member = plan.member.model_copy(update={"opt_in_tier": 1}) if plan.basic else plan.member
     return GateContext(send_date=campaign.send_date, member=member, recommendations=recs,
                        offers=tuple(offers), catalog=catalog, hero_product_id=campaign.hero_product_id,
-                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel)
+                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel, brand=campaign.brand)
 
 
 class Decider:

@@ -14,7 +14,23 @@ from functools import lru_cache
 from typing import Any
 
 from ..models import RenderedMessage
-from .casefold import fold, lower
+
+
+@lru_cache(maxsize=4096)
+def lower(text: str) -> str:
+    """``text.lower()``, cached: several scans lowercase the same field text."""
+    return text.lower()
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def safe_lower_ok(text: str) -> bool:
+    """Whether lowercasing the text changes only A-Z (every other character is ASCII or has no
+    case): a case-insensitive regex can then only match where its lowercase form occurs."""
+    if text.isascii():
+        return True
+    return all(c.lower() == c == c.upper() for c in set(_NON_ASCII.findall(text)))
+
 
 #: Fields the model writes (or that carry model words); the footer is the renderer's.
 MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
@@ -99,18 +115,42 @@ def count_words(text: str) -> int:
 
 # --------------------------------------------------------------------------- body structure
 
-GREETING_RE = fold(re.compile(r"^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,80}$",
-                         re.I))
-SIGNOFF_RE = fold(re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", re.I))
 PRODUCT_LINE_RE = re.compile(r"^[ \t]*[^\n.!?:]{2,90}:\s*(?:\$|USD\s?)\d[^\n]*$")
+_DASHES = "—–-"
+
+
+def signoff_source(signoff: str, space: str = r"[ \t]*") -> str:
+    """A regex for the campaign's sign-off ("— The AthenaPlus team"): a leading dash may be an em
+    dash, an en dash or one or two hyphens, followed by any run of ``space``."""
+    words = signoff.strip()
+    if words[:1] in _DASHES:
+        return r"(?:—|–|-{1,2})" + space + re.escape(words.lstrip(_DASHES).strip())
+    return re.escape(words)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What frames an e-mail body's prose: the greeting line and the sign-off line."""
+
+    greeting: re.Pattern[str]
+    signoff: re.Pattern[str]
+
+
+@lru_cache(maxsize=64)
+def layout(greetings: tuple[str, ...], signoff: str) -> Layout:
+    """The layout for a greeting vocabulary (``hi``, ``good (?:morning|evening)``...) and a sign-off."""
+    greet = "|".join(greetings) or r"(?!x)x"
+    return Layout(greeting=re.compile(r"^[ \t]*(?:" + greet + r")\b[^\n]{0,80}$", re.I),
+                  signoff=re.compile(r"^[ \t]*" + signoff_source(signoff, r"\s*") + r"\s*$", re.I))
 
 
 @lru_cache(maxsize=4096)
-def body_prose_lines(body: str) -> list[tuple[int, int]]:
+def body_prose_lines(body: str, lay: Layout) -> list[tuple[int, int]]:
     """Spans of the lines of a body that are the model's prose (not greeting, product lines, sign-off)."""
     spans = []
     pos = 0
     first = True
+    greeting, signoff = lay.greeting, lay.signoff
     for line in body.split("\n"):
         a, b = pos, pos + len(line)
         pos = b + 1
@@ -118,9 +158,9 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
             continue
         if first:
             first = False
-            if GREETING_RE.match(line) and len(line.strip()) < 60:
+            if greeting.match(line) and len(line.strip()) < 60:
                 continue
-        if SIGNOFF_RE.match(line) or (":" in line and PRODUCT_LINE_RE.match(line)):
+        if signoff.match(line) or (":" in line and PRODUCT_LINE_RE.match(line)):
             continue
         spans.append((a, b))
     return spans
@@ -145,11 +185,11 @@ def spans_within(spans: list[tuple[int, int]], outer: list[tuple[int, int]]) -> 
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
 # Each big pattern opens with a lookahead on the characters a match can start with: the
 # matches are the same, but the engine rejects most positions at the first character.
-MONEY_RE = fold(re.compile(
+MONEY_RE = (re.compile(
     r"(?=[$0-9uU])(?:(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
     r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
     r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I))
-PERCENT_RE = fold(re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
+PERCENT_RE = (re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
                         r"|\bhalf[- ](?:off|price)\b)", re.I))
 
 
@@ -160,7 +200,7 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 _W_ONE = "|".join(_ONES)
 _W_UNDER_100 = (r"(?:(?:" + "|".join(_TENS) + r")(?:[ -](?:" + _W_ONE + r"))?|" + "|".join(_TEENS) + "|" + _W_ONE + ")")
 #: a whole-dollar price in words: "thirty-two dollars", "a hundred and twenty bucks"
-MONEY_WORDS_RE = fold(re.compile(
+MONEY_WORDS_RE = (re.compile(
     r"\b((?:(?:a|one|" + _W_ONE + r")[ -]hundred(?:[ -]and)?(?:[ -]" + _W_UNDER_100 + r")?)|" + _W_UNDER_100 + r")"
     r"[ -](?:dollars?|bucks)\b", re.I))
 
@@ -207,7 +247,7 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
 
 
 #: a percentage in words: "twenty percent", "fifteen per cent"
-PERCENT_WORDS_RE = fold(re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
+PERCENT_WORDS_RE = (re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
 
 
 @lru_cache(maxsize=8192)
@@ -245,7 +285,7 @@ MONTHS = {
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
 # A date never spans a line break, and a price's cents ("$18.05\nJune Garden Lamp") are not a day.
-DATE_RE = fold(re.compile(
+DATE_RE = (re.compile(
     r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?[ \t]+" + _DAY + r"\b(?:,?[ \t]+(\d{4}))?"
     r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
     r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
@@ -254,10 +294,10 @@ DATE_RE = fold(re.compile(
 
 
 _SPACE_DIGIT = re.compile(r"[ \t]\d")
-_DAY_SPACE = fold(re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I))
+_DAY_SPACE = (re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I))
 _MON3 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MAY_DIGIT = fold(re.compile(r"may\s+\d", re.I))
-_DIGIT_MAY = fold(re.compile(r"\d\s+may$", re.I))
+_MAY_DIGIT = (re.compile(r"may\s+\d", re.I))
+_DIGIT_MAY = (re.compile(r"\d\s+may$", re.I))
 
 
 @lru_cache(maxsize=8192)
@@ -304,7 +344,7 @@ def date_equals(md: tuple[int, int, int | None], day: dt.date) -> bool:
 
 # --------------------------------------------------------------------------- urls
 
-URL_RE = fold(re.compile(
+URL_RE = (re.compile(
     r"(?:https?://|www\.)[^\s<>\"'()]+"
     r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ly|me|info|biz|us|uk|shop|store|app|xyz|link|gl|to|ru|cn|example)"
     r"(?:/[^\s<>\"'()]*)?",

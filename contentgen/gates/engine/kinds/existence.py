@@ -1,0 +1,75 @@
+"""``kind: existence``: any of a list of words or phrases (regexes, matched as whole words)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pydantic import model_validator
+
+from ..findings import Hit
+from ..model import Rule, Strict
+from ..plugin import Build, Kind
+from ..registry import kind
+from ..phrases import Exceptions, Phrases, inside, rule_flags
+from ..slots import brand_key
+
+if TYPE_CHECKING:
+    from ..view import MessageView
+
+
+class Spec(Strict):
+    tokens: tuple[str, ...] = ()
+    exceptions: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _need(self) -> Spec:
+        if not self.tokens:
+            raise ValueError("kind 'existence' needs tokens")
+        return self
+
+
+class Spans:
+    """A word-list rule's spans in a text (not empty, not excepted), before protected spans are
+    taken out: pure in the rule, the brand and the text, so cached per text."""
+
+    def __init__(self, phrases: Phrases, exc: Exceptions) -> None:
+        self.phrases, self.exc = phrases, exc
+        self.cache: dict[object, tuple[tuple[int, int], ...]] = {}
+
+    def __call__(self, view: MessageView, text: str) -> tuple[tuple[int, int], ...]:
+        key: object = text if not (self.phrases.templated or self.exc.templated) else (brand_key(view.ctx.brand),
+                                                                                        text)
+        got = self.cache.get(key)
+        if got is None:
+            alt = self.phrases.get(view)
+            exc = self.exc
+            got = tuple((a, b) for a, b in (m.span() for m in alt.finditer(text, view.hits(text)))
+                        if a != b and not exc.covers(text, a, b, view))
+            if len(self.cache) > 8192:
+                self.cache.clear()
+            self.cache[key] = got
+        return got
+
+
+def field_hits(rule: Rule, spans: Spans, view: MessageView) -> Iterator[Hit]:
+    protect = rule.protects
+    for label, text in view.fields(rule.fields):
+        for a, b in spans(view, text):
+            if protect and inside(view.protected(label), a, b):
+                continue
+            yield Hit(label, a, b)
+
+
+@kind("existence")
+class Existence(Kind):
+    Spec = Spec
+
+    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+        super().__init__(rule, spec, build)
+        self.phrases = Phrases(build, spec.tokens, rule_flags(rule))
+        self.spans = Spans(self.phrases, Exceptions(build, spec.exceptions, rule_flags(rule)))
+        self.needs = self.phrases.ids
+
+    def hits(self, view: MessageView) -> Iterator[Hit]:
+        return field_hits(self.rule, self.spans, view)

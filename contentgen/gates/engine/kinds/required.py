@@ -1,0 +1,81 @@
+"""``kind: required``: a pattern that must occur (anywhere, at the start or at the end) in each
+field, or in one of them (``scope: message``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from ..findings import Hit
+from ..model import Rule, Strict
+from ..plugin import Build, Kind
+from ..registry import kind
+from ..slots import BrandKey, brand_key, check_slots, expand, has_slots
+from ..phrases import rule_flags
+
+if TYPE_CHECKING:
+    from ..view import MessageView
+
+
+class Spec(Strict):
+    pattern: str
+    position: Literal["anywhere", "start", "end"] = "anywhere"
+    scope: Literal["field", "message"] = "field"
+
+
+@kind("required")
+class Required(Kind):
+    Spec = Spec
+
+    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+        super().__init__(rule, spec, build)
+        check_slots(spec.pattern)
+        self.flags = rule_flags(rule)
+        self.templated = has_slots(spec.pattern)
+        from ....config import Brand
+
+        self.regex = re.compile(expand(spec.pattern, Brand()) if self.templated else spec.pattern, self.flags)
+        self._by_brand: dict[BrandKey, re.Pattern[str]] = {}
+        self.seen: dict[object, bool] = {}
+
+    def _rx(self, view: MessageView) -> re.Pattern[str]:
+        if not self.templated:
+            return self.regex
+        key = brand_key(view.ctx.brand)
+        rx = self._by_brand.get(key)
+        if rx is None:
+            rx = self._by_brand[key] = re.compile(expand(self.spec.pattern, view.ctx.brand), self.flags)
+        return rx
+
+    def _present(self, rx: re.Pattern[str], text: str) -> bool:
+        key = (rx, text)  # pure in the pattern and the text: footers and links repeat
+        got = self.seen.get(key)
+        if got is not None:
+            return got
+        pos = self.spec.position
+        if pos == "end":
+            got = any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
+        elif pos == "start":
+            got = rx.match(text.lstrip()) is not None
+        else:
+            got = rx.search(text) is not None
+        if len(self.seen) > 4096:
+            self.seen.clear()
+        self.seen[key] = got
+        return got
+
+    def hits(self, view: MessageView) -> Iterator[Hit]:
+        rule, spec = self.rule, self.spec
+        rx = self._rx(view)
+        fields = view.fields(rule.fields)
+        if spec.scope == "message":
+            if not any(self._present(rx, t) for _, t in fields):
+                label = fields[-1][0] if fields else rule.fields[-1]
+                yield Hit(label, 0, 0, excerpt="")
+            return
+        for label, text in fields:
+            if not self._present(rx, text):
+                tail = text.rstrip()
+                a = tail.rfind("\n") + 1 if spec.position == "end" else 0
+                yield Hit(label, a, len(tail), excerpt=tail[a:] if spec.position == "end" else "")

@@ -1,0 +1,127 @@
+"""A loaded rule set: compiled rules, their matcher, vocabularies and accept list; and running
+them on a message. Everything a rule caches lives on its compiled form here, so a rule set
+loaded again (an edited file, another folder) starts fresh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ...models import Finding, GateContext, RenderedMessage
+from .accept import AcceptList
+from .findings import make_findings
+from .matcher import Matcher
+from .model import Rule
+from .plugin import Build, Kind, Vocab
+from .view import MessageView
+
+T = TypeVar("T")
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    file: str
+    line: int | None
+    impl: Kind
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+def _offer_ends_within(view: MessageView, hours: int) -> bool:
+    limit = hours / 24.0
+    send = view.ctx.send_date
+    return any(o.valid_on(send) and (o.valid_until - send).days <= limit for o in view.ctx.offers)
+
+
+@dataclass
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+    files: tuple[str, ...]
+    build: Build
+    accept: AcceptList
+    digest: str
+    backend: str | None = None
+    _matcher: Matcher | None = field(default=None, repr=False)
+    _when: dict[tuple[int, str, bool, str], list[CompiledRule]] = field(default_factory=dict, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def shared(self, name: str, factory: Callable[[RuleSet], T]) -> T:
+        """State that shared analyses keep per rule set (per-catalog indexes...), made on first use."""
+        got = self._shared.get(name)
+        if got is None:
+            got = self._shared[name] = factory(self)
+        return got  # type: ignore[no-any-return]
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.build.vocab
+
+    @property
+    def matcher(self) -> Matcher:
+        """The prefilter over every pattern of the set (built on first use: compiling or loading the
+        database happens once per rule set)."""
+        if self._matcher is None:
+            self._matcher = Matcher(self.build.table, self.backend)
+        return self._matcher
+
+    def __iter__(self) -> Iterator[CompiledRule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def get(self, rule_id: str) -> CompiledRule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def applicable(self, key: tuple[int, str, bool, str]) -> list[CompiledRule]:
+        """The rules whose ``when`` holds for (tier, segment, has first name, channel)."""
+        got = self._when.get(key)
+        if got is None:
+            got = self._when[key] = [cr for cr in self.rules if cr.rule.when is None or cr.rule.when.holds(*key)]
+        return got
+
+    def view(self, msg: RenderedMessage, ctx: GateContext) -> MessageView:
+        return MessageView(msg, ctx, self)
+
+    def findings(self, msg: RenderedMessage, ctx: GateContext) -> list[Finding]:
+        """Every rule's findings on the message (unsorted; the accept list applied)."""
+        return self.run(MessageView(msg, ctx, self))
+
+    def run(self, view: MessageView) -> list[Finding]:
+        out: list[Finding] = []
+        for cr in self.applicable(view.when_key):
+            out.extend(self.evaluate(cr, view))
+        return self.accept.filter(out, view) if len(self.accept) else out
+
+    def evaluate(self, cr: CompiledRule, view: MessageView) -> list[Finding]:
+        """One rule's findings on a message whose member and channel its ``when`` allows."""
+        rule, impl = cr.rule, cr.impl
+        needs = impl.needs
+        if needs is not None and not view.may(needs, rule.fields):
+            return []
+        hits = list(impl.hits(view))
+        if not hits:
+            return []
+        u = rule.unless
+        if u is not None and u.offer_ends_within_hours is not None and _offer_ends_within(
+                view, u.offer_ends_within_hours):
+            return []
+        return make_findings(rule, view, hits)
+
+    def run_rule(self, cr: CompiledRule, msg: RenderedMessage, ctx: GateContext) -> list[Finding]:
+        """One rule on a message (its ``when`` and the accept list honoured)."""
+        view = MessageView(msg, ctx, self)
+        if cr.rule.when is not None and not cr.rule.when.holds(*view.when_key):
+            return []
+        return self.accept.filter(self.evaluate(cr, view), view)
