@@ -375,3 +375,16 @@ def may_contain_ci(text: str, low: str, needle_low: str) -> bool:
 @lru_cache(maxsize=4096)
 def word_re(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.I)
+
+
+# --------------------------------------------------------------------------- prefilter features
+
+#: what the parsers above look for, as (regex, flags): a check that reads only money (dates, links...)
+#: registers these with the prefilter (``Build.patterns``) and skips fields where none may match
+FEATURES: dict[str, tuple[tuple[str, int], ...]] = {
+    "money": ((MONEY_RE.pattern, MONEY_RE.flags), (MONEY_WORDS_RE.pattern, MONEY_WORDS_RE.flags)),
+    "percent": ((PERCENT_RE.pattern, PERCENT_RE.flags), (PERCENT_WORDS_RE.pattern, PERCENT_WORDS_RE.flags)),
+    "date": ((DATE_RE.pattern, DATE_RE.flags),),
+    "url": ((URL_RE.pattern, URL_RE.flags),),
+    "digit": ((r"\d", 0),),
+}

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import ahocorasick
 from rapidfuzz import fuzz, process
 
 from ...models import SEGMENTS, GateContext, Offer, Product
@@ -541,8 +542,13 @@ def catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], 
     got = cache.get(text)
     if got is None:
         assert idx.claims_rx is not None
-        low = text.lower() if T.safe_lower_ok(text) else None
-        if low is not None and not any(c in low for c in idx.claims_lower):
+        ac = idx.extra.get("claims_ac")
+        if ac is None:
+            ac = idx.extra["claims_ac"] = ahocorasick.Automaton()
+            for c in idx.claims_lower:
+                ac.add_word(c, c)
+            ac.make_automaton()
+        if T.safe_lower_ok(text) and next(ac.iter(text.lower()), None) is None:
             got = ()  # (claims_rx matches a claim case-insensitively: its lowercase occurs)
         else:
             got = tuple(m.span() for m in idx.claims_rx.finditer(text))

@@ -16,7 +16,7 @@ from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import prep
+from .catalog import FACT_FIELDS, prep
 
 
 class BehaviourCue:
@@ -78,13 +78,13 @@ class OfferDates(Check):
         self.kinds = params.offer_kind_cues.compiled()
         self.ship = Phrases(build, params.shipping_phrases, re.I, head="", tail="")
         self.holidays = frozenset(tuple(int(x) for x in h.split("-")) for h in params.holidays)
-        self.needs = build.patterns([r"\d"])  # every date holds a digit
+        self.date = self.needs = build.feature("date")
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
         send = view.ctx.send_date
         ship = self.ship.get(view)
-        for label, text in p.fields:
+        for label, text in view.fields_with(self.date, FACT_FIELDS):
             for a, b, md in T.date_matches(text, send):
                 if self.behaviour(text, a):
                     continue  # a date of the member's behaviour: brand.value-first
@@ -131,12 +131,12 @@ class BehaviourDates(Check):
         self.behaviour = BehaviourCue(params.behaviour_words, params.deadline_words)
         self.offer_before = re.compile(r"\b(?:" + "|".join(params.offer_words_before) + r")\s*$", re.I)
         self.cache: dict[tuple[str, dt.date], tuple[tuple[int, int], ...]] = {}
-        self.needs = build.patterns([r"\d"])  # every date holds a digit
+        self.date = self.needs = build.feature("date")
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         send = view.ctx.send_date
         cache = self.cache
-        for label, text in view.fields(rule.fields):
+        for label, text in view.fields_with(self.date, rule.fields):
             key = (text, send)  # pure in the text and the send date (explanations, subjects repeat)
             spans = cache.get(key)
             if spans is None:

@@ -70,7 +70,7 @@ class Prices(Check):
         self.ship = Phrases(build, params.shipping_phrases, re.I, head="", tail="")
         self.ship_word = words_rx(params.shipping_words)
         self.under = re.compile(r"(?:" + "|".join(params.ceiling_words) + r")\s*$")
-        self.needs = build.patterns([r"\d", "dollar", "buck"], re.I)  # every money match holds one
+        self.money = self.needs = build.feature("money")
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -78,7 +78,7 @@ class Prices(Check):
         pool = set(mentioned) | {x for x in p.rec_ids if x in p.idx.products}
         pool_allowed: set[int] | None = None  # computed when first needed
         totals = {sum(T.cents(p.idx.products[x].price) for x in mentioned)} if len(mentioned) > 1 else set()
-        for label, text in p.fields:
+        for label, text in view.fields_with(self.money, FACT_FIELDS):
             for a, b, val in T.money_matches(text):
                 c = T.cents(val)
                 sent = p.sentence_text(label, text, a)
@@ -121,11 +121,11 @@ class PercentOffers(Check):
     def __init__(self, params: PercentParams, build: Build) -> None:
         super().__init__(params, build)
         self.offish = words_rx(params.offer_words)
-        self.needs = build.patterns(["%", "per", "half"], re.I)  # every percent match holds one
+        self.percent = self.needs = build.feature("percent")
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
-        for label, text in p.fields:
+        for label, text in view.fields_with(self.percent, FACT_FIELDS):
             for a, b, val in T.percent_matches(text):
                 around = text[max(0, a - 25):min(len(text), b + 25)]
                 if not self.offish.search(around):
@@ -199,7 +199,7 @@ class Points(Check):
             r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:" + "|".join(params.amount_qualifiers) +
             r")\s+)?points?\b(?!\s+(?:" + "|".join(params.rate_words) + r")\b)", re.I)
         self.bonus = re.compile(r"\b(?:" + "|".join(params.bonus_phrases) + r")\b", re.I)
-        self.needs = build.patterns(["point"], re.I)  # every points pattern holds "point"
+        self.point = self.needs = build.patterns(["point"], re.I)  # every points pattern holds "point"
 
     def mult_rx(self, view: MessageView) -> re.Pattern[str]:
         program = view.ctx.brand.program
@@ -217,7 +217,7 @@ class Points(Check):
         mult_rx = self.mult_rx(view)
         allpts = [o for o in view.ctx.offers if o.kind == "points_multiplier"]
         validpts = [o for o in allpts if o in p.valid_offers]
-        for label, text in p.fields:
+        for label, text in view.fields_with(self.point, FACT_FIELDS):
             seen: list[tuple[int, int]] = []
             for m in mult_rx.finditer(text):
                 seen.append(m.span())

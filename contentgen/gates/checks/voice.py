@@ -134,6 +134,7 @@ class NameUse(Check):
         self.greeting = re.compile(r"^\s*(?:" + "|".join(params.name_greetings) + r")\s+([^\n,!:]{1,60})[,!:]", re.I)
         self.placeholder = re.compile("|".join(params.placeholders), re.I)
         self.empties: dict[str, tuple[tuple[int, int, str], ...]] = {}
+        self._ok: dict[str, frozenset[str]] = {}
 
     def _empty_names(self, text: str) -> tuple[tuple[int, int, str], ...]:
         """Empty-name greetings, empty name slots and unfilled placeholders in a text (pure: cached)."""
@@ -165,7 +166,10 @@ class NameUse(Check):
         if g:
             greeted = g.group(1).strip()
             program = view.ctx.brand.program
-            ok = {x.replace("{program}", program).lower() for x in self.params.generic_greetees}
+            ok = self._ok.get(program)
+            if ok is None:
+                ok = self._ok[program] = frozenset(x.replace("{program}", program).lower()
+                                                   for x in self.params.generic_greetees)
             if greeted.lower() not in ok and (not name or greeted.lower() != name.lower()):
                 yield Hit("body", g.start(1), g.end(1),
                           slots={"reason": f"the greeting names '{greeted}', not the member's first name"})

@@ -28,7 +28,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,6 +71,14 @@ class PatternTable:
             pid = self._ids[key] = len(self.patterns)
             self.patterns.append(key)
         return pid
+
+    def expanded(self, expand: Callable[[str], str] | None) -> PatternTable:
+        """The table with every pattern's brand slots filled in (same numbers)."""
+        if expand is None:
+            return self
+        out = PatternTable()
+        out.patterns = [(expand(src), flags) for src, flags in self.patterns]
+        return out
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -226,7 +234,8 @@ def build_prefilter(table: PatternTable, backend: str | None = None) -> Prefilte
 
 
 class Matcher:
-    """The prefilter of a rule set and its answers per text (texts repeat: footers, links, subjects)."""
+    """The prefilter of a rule set (for one brand: patterns may name it) and its answers per text
+    (texts repeat: footers, links, subjects)."""
 
     def __init__(self, table: PatternTable, backend: str | None = None) -> None:
         self.table = table
@@ -259,20 +268,25 @@ class Alternation:
     candidate items, in their order, finds exactly the full alternation's matches.
     """
 
-    __slots__ = ("items", "flags", "head", "tail", "named", "ids", "_rx", "_full", "_item_rx")
+    __slots__ = ("items", "flags", "head", "tail", "named", "ids", "idset", "_rx", "_full")
 
     def __init__(self, table: PatternTable | None, items: Sequence[str], flags: int, head: str = r"(?<![\w])(?:",
-                 tail: str = r")(?![\w])", named: str | None = None, prefilter: bool = True) -> None:
+                 tail: str = r")(?![\w])", named: str | None = None, prefilter: bool = True,
+                 ids: tuple[int, ...] | None = None) -> None:
         self.items = tuple(items)
         self.flags = flags
         self.head, self.tail, self.named = head, tail, named
         #: each item's pattern number (None: not prefiltered, always a candidate)
-        self.ids: tuple[int, ...] | None = (
-            tuple(table.add(self.head + "(?:" + it + ")" + self.tail, flags) for it in self.items)
+        self.ids: tuple[int, ...] | None = ids if ids is not None else (
+            tuple(table.add(self.item_source(i), flags) for i in range(len(self.items)))
             if table is not None and prefilter else None)
+        self.idset = frozenset(self.ids) if self.ids is not None else None
         self._rx: dict[tuple[int, ...], re.Pattern[str] | None] = {}
         self._full: re.Pattern[str] | None = None
-        self._item_rx: dict[int, re.Pattern[str]] = {}
+
+    def item_source(self, i: int) -> str:
+        """Item i as the prefilter sees it (with the alternation's head and tail)."""
+        return self.head + "(?:" + self.items[i] + ")" + self.tail
 
     def source(self, idx: Iterable[int]) -> str:
         if self.named:
@@ -291,6 +305,8 @@ class Alternation:
         ids = self.ids
         if ids is None or hits is None:
             return tuple(range(len(self.items)))
+        if hits.isdisjoint(self.idset):  # type: ignore[arg-type]
+            return ()
         return tuple(i for i, pid in enumerate(ids) if pid in hits)
 
     def regex(self, hits: frozenset[int] | None) -> re.Pattern[str] | None:

@@ -37,13 +37,16 @@ class Phrases:
         if self.templated:
             from ...config import Brand
 
+            # numbered with their slots: each brand's prefilter fills them in (see RuleSet.matcher_for)
+            template = Alternation(build.table, self.items, flags, head=head, tail=tail)
             Alternation(None, [expand(it, Brand()) for it in self.items], flags, head=head, tail=tail).full()
             self.alt: Alternation | None = None
-            self.ids: frozenset[int] | None = None
+            self._ids = template.ids
         else:
             self.alt = build.alternation(self.items, flags, head=head, tail=tail)
-            assert self.alt.ids is not None
-            self.ids = frozenset(self.alt.ids)
+            self._ids = self.alt.ids
+        assert self._ids is not None
+        self.ids: frozenset[int] | None = frozenset(self._ids)
 
     def get(self, view: MessageView) -> Alternation:
         if self.alt is not None:
@@ -52,7 +55,7 @@ class Phrases:
         alt = self._by_brand.get(key)
         if alt is None:
             alt = self._by_brand[key] = Alternation(None, [expand(it, view.ctx.brand) for it in self.items],
-                                                    self.flags, head=self.head, tail=self.tail)
+                                                    self.flags, head=self.head, tail=self.tail, ids=self._ids)
         return alt
 
     def finditer(self, view: MessageView, text: str) -> Iterator[re.Match[str]]:

@@ -56,6 +56,13 @@ class Build:
     def patterns(self, sources: Iterable[str], flags: int = 0) -> frozenset[int]:
         return frozenset(self.pattern(s, flags) for s in sources)
 
+    def feature(self, *names: str) -> frozenset[int]:
+        """The prefilter patterns of text features (``money``, ``percent``, ``date``, ``url``,
+        ``digit``: what the parsers in :mod:`contentgen.gates.text` look for)."""
+        from .. import text as T
+
+        return frozenset(self.table.add(src, flags) for n in names for src, flags in T.FEATURES[n])
+
     def alternation(self, items: Sequence[str], flags: int = re.I, *, head: str = r"(?<![\w])(?:",
                     tail: str = r")(?![\w])", named: str | None = None, prefilter: bool = True) -> Alternation:
         """A phrase list as one alternation, validated now and run on prefilter candidates."""

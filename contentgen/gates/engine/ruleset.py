@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ...config import Brand
 from ...models import Finding, GateContext, RenderedMessage
 from .accept import AcceptList
-from .findings import make_findings
+from .findings import Hit, make_findings
 from .matcher import Matcher
-from .model import Rule
+from .model import FIELD_NAMES, MODEL_FIELDS, Rule
+from .slots import BrandKey, brand_key, expand
 from .plugin import Build, Kind, Vocab
 from .view import MessageView
 
@@ -41,6 +43,26 @@ def _offer_ends_within(view: MessageView, hours: int) -> bool:
     return any(o.valid_on(send) and (o.valid_until - send).days <= limit for o in view.ctx.offers)
 
 
+class _Plan:
+    """The rules applicable to one (tier, segment, has first name, channel): those that always run,
+    and, per field group, pattern number -> the rules that need it."""
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.rules = rules
+        self.always: list[int] = []
+        groups: dict[tuple[str, ...], dict[int, list[int]]] = {}
+        for i, cr in enumerate(rules):
+            needs = cr.impl.needs
+            if needs is None:
+                self.always.append(i)
+                continue
+            names = MODEL_FIELDS if set(cr.rule.fields) <= set(MODEL_FIELDS) else FIELD_NAMES
+            by_id = groups.setdefault(names, {})
+            for pid in needs:
+                by_id.setdefault(pid, []).append(i)
+        self.gated = [(names, by_id, frozenset(by_id)) for names, by_id in groups.items()]
+
+
 @dataclass
 class RuleSet:
     rules: tuple[CompiledRule, ...]
@@ -49,8 +71,9 @@ class RuleSet:
     accept: AcceptList
     digest: str
     backend: str | None = None
-    _matcher: Matcher | None = field(default=None, repr=False)
+    _matchers: dict[BrandKey, Matcher] = field(default_factory=dict, repr=False)
     _when: dict[tuple[int, str, bool, str], list[CompiledRule]] = field(default_factory=dict, repr=False)
+    _plans: dict[tuple[int, str, bool, str], _Plan] = field(default_factory=dict, repr=False)
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def shared(self, name: str, factory: Callable[[RuleSet], T]) -> T:
@@ -64,13 +87,15 @@ class RuleSet:
     def vocab(self) -> Vocab:
         return self.build.vocab
 
-    @property
-    def matcher(self) -> Matcher:
-        """The prefilter over every pattern of the set (built on first use: compiling or loading the
-        database happens once per rule set)."""
-        if self._matcher is None:
-            self._matcher = Matcher(self.build.table, self.backend)
-        return self._matcher
+    def matcher_for(self, brand: Brand) -> Matcher:
+        """The prefilter over every pattern of the set, brand slots filled in for the campaign's brand
+        (built on first use: compiling or loading the database happens once per rule set and brand)."""
+        key = brand_key(brand)
+        m = self._matchers.get(key)
+        if m is None:
+            m = self._matchers[key] = Matcher(self.build.table.expanded(lambda src: expand(src, brand)),
+                                              self.backend)
+        return m
 
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)
@@ -98,11 +123,41 @@ class RuleSet:
         """Every rule's findings on the message (unsorted; the accept list applied)."""
         return self.run(MessageView(msg, ctx, self))
 
+    def _plan(self, key: tuple[int, str, bool, str]) -> _Plan:
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(self.applicable(key))
+        return plan
+
     def run(self, view: MessageView) -> list[Finding]:
+        """Every applicable rule's findings: the rules that always run, and the rules one of whose
+        patterns the prefilter found in the message (in rule order)."""
+        plan = self._plan(view.when_key)
+        selected: set[int] = set()
+        for names, by_id, keys in plan.gated:
+            present = view.present(names)
+            if present is None:
+                selected.update(i for ids in by_id.values() for i in ids)
+                continue
+            for pid in keys.intersection(present):
+                selected.update(by_id[pid])
+        order = sorted(plan.always + list(selected)) if selected else plan.always
+        rules = plan.rules
         out: list[Finding] = []
-        for cr in self.applicable(view.when_key):
-            out.extend(self.evaluate(cr, view))
+        for i in order:
+            cr = rules[i]
+            hits = list(cr.impl.hits(view))
+            if hits:
+                out.extend(self._found(cr, view, hits))
         return self.accept.filter(out, view) if len(self.accept) else out
+
+    @staticmethod
+    def _found(cr: CompiledRule, view: MessageView, hits: list[Hit]) -> list[Finding]:
+        u = cr.rule.unless
+        if u is not None and u.offer_ends_within_hours is not None and _offer_ends_within(
+                view, u.offer_ends_within_hours):
+            return []
+        return make_findings(cr.rule, view, hits)
 
     def evaluate(self, cr: CompiledRule, view: MessageView) -> list[Finding]:
         """One rule's findings on a message whose member and channel its ``when`` allows."""
@@ -111,13 +166,7 @@ class RuleSet:
         if needs is not None and not view.may(needs, rule.fields):
             return []
         hits = list(impl.hits(view))
-        if not hits:
-            return []
-        u = rule.unless
-        if u is not None and u.offer_ends_within_hours is not None and _offer_ends_within(
-                view, u.offer_ends_within_hours):
-            return []
-        return make_findings(rule, view, hits)
+        return self._found(cr, view, hits) if hits else []
 
     def run_rule(self, cr: CompiledRule, msg: RenderedMessage, ctx: GateContext) -> list[Finding]:
         """One rule on a message (its ``when`` and the accept list honoured)."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...models import GateContext, RenderedMessage
 from .. import text as T
-from .model import MODEL_FIELDS
+from .model import FIELD_NAMES, MODEL_FIELDS
 from .registry import ANALYSES
 
 if TYPE_CHECKING:
@@ -19,12 +19,13 @@ _MODEL_SET = frozenset(MODEL_FIELDS)
 class MessageView:
     """A message plus its context and its rule set, with per-message caches shared by all rules."""
 
-    __slots__ = ("msg", "ctx", "rules", "cache", "_fields", "_present", "_lower", "_lowered", "_by_name")
+    __slots__ = ("msg", "ctx", "rules", "matcher", "cache", "_fields", "_present", "_lower", "_lowered", "_by_name")
 
     def __init__(self, msg: RenderedMessage, ctx: GateContext, rules: RuleSet) -> None:
         self.msg = msg
         self.ctx = ctx
         self.rules = rules
+        self.matcher = rules.matcher_for(ctx.brand)
         self.cache: dict[str, Any] = {}
         self._fields: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._present: dict[tuple[str, ...], frozenset[int] | None] = {}
@@ -69,34 +70,49 @@ class MessageView:
 
     def hits(self, text: str) -> frozenset[int] | None:
         """The patterns that may match in a text (None: any of them)."""
-        return self.rules.matcher.hits(text)
+        return self.matcher.hits(text)
 
     def present(self, names: tuple[str, ...] = MODEL_FIELDS) -> frozenset[int] | None:
-        """The patterns that may match in any of the named fields (None: any of them)."""
+        """The patterns that may match in the named fields, or in more fields (None: any of them):
+        the union over the model's fields, or over every field when ``names`` reaches past them."""
+        key = MODEL_FIELDS if _MODEL_SET.issuperset(names) else FIELD_NAMES
         try:
-            return self._present[names]
+            return self._present[key]
         except KeyError:
             pass
         out: set[int] = set()
-        got: frozenset[int] | None = frozenset()
-        hits = self.rules.matcher.hits
-        for _, t in self.fields(names):
+        got: frozenset[int] | None
+        hits = self.matcher.hits
+        for _, t in self.fields(key):
             h = hits(t)
             if h is None:
                 got = None
                 break
-            out |= h
+            out.update(h)
         else:
             got = frozenset(out)
-        self._present[names] = got
+        self._present[key] = got
         return got
 
     def may(self, ids: frozenset[int] | None, names: tuple[str, ...] = MODEL_FIELDS) -> bool:
-        """Whether one of the patterns may match in the named fields (``ids`` None: always)."""
+        """Whether one of the patterns may match in the named fields (``ids`` None: always; a
+        superset: a True may be about another field)."""
         if ids is None:
             return True
         p = self.present(names)
         return p is None or not p.isdisjoint(ids)
+
+    def fields_with(self, ids: frozenset[int] | None, names: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The named fields in which one of the patterns may match (``ids`` None: every field)."""
+        if ids is None:
+            return self.fields(names)
+        hits = self.matcher.hits
+        out = []
+        for label, text in self.fields(names):
+            h = hits(text)
+            if h is None or not h.isdisjoint(ids):
+                out.append((label, text))
+        return out
 
     # ------------------------------------------------------------------ context
 

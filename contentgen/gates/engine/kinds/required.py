@@ -36,6 +36,9 @@ class Required(Kind):
         from ....config import Brand
 
         self.regex = re.compile(expand(spec.pattern, Brand()) if self.templated else spec.pattern, self.flags)
+        # the prefilter can tell that the pattern is absent (not where a match starts: "start" is
+        # judged on the text with its leading space stripped)
+        self.pid = build.table.add(spec.pattern, self.flags) if spec.position != "start" else None
         self._by_brand: dict[BrandKey, re.Pattern[str]] = {}
         self.seen: dict[object, bool] = {}
 
@@ -48,11 +51,15 @@ class Required(Kind):
             rx = self._by_brand[key] = re.compile(expand(self.spec.pattern, view.ctx.brand), self.flags)
         return rx
 
-    def _present(self, rx: re.Pattern[str], text: str) -> bool:
+    def _present(self, rx: re.Pattern[str], text: str, view: MessageView) -> bool:
         key = (rx, text)  # pure in the pattern and the text: footers and links repeat
         got = self.seen.get(key)
         if got is not None:
             return got
+        if self.pid is not None:
+            h = view.hits(text)
+            if h is not None and self.pid not in h:
+                return False
         pos = self.spec.position
         if pos == "end":
             got = any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
@@ -70,12 +77,12 @@ class Required(Kind):
         rx = self._rx(view)
         fields = view.fields(rule.fields)
         if spec.scope == "message":
-            if not any(self._present(rx, t) for _, t in fields):
+            if not any(self._present(rx, t, view) for _, t in fields):
                 label = fields[-1][0] if fields else rule.fields[-1]
                 yield Hit(label, 0, 0, excerpt="")
             return
         for label, text in fields:
-            if not self._present(rx, text):
+            if not self._present(rx, text, view):
                 tail = text.rstrip()
                 a = tail.rfind("\n") + 1 if spec.position == "end" else 0
                 yield Hit(label, a, len(tail), excerpt=tail[a:] if spec.position == "end" else "")
