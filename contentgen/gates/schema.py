@@ -114,7 +114,7 @@ _MSG_VALIDATOR = Draft202012Validator(MESSAGE_SCHEMA)
 
 
 #: Text fields that must not be empty, per channel (push/sms/in-app carry no footer; sms no subject).
-REQUIRED_TEXT = {"email": ("subject", "body", "footer"), "push": ("subject", "body"), "sms": ("body",),
+REQUIRED_TEXT = {"email": ("subject", "body", "cta_text", "cta_url", "footer"), "push": ("subject", "body"), "sms": ("body",),
                  "inapp": ("subject", "body")}
 
 

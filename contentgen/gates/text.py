@@ -56,6 +56,9 @@ _ABBREV = {
     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "ave",
     "mt", "ft", "oz", "lb", "lbs",
 }
+#: abbreviations that end a sentence when a capital follows ("It weighs 4.5 lb. It's $199."), unlike
+#: titles ("Dr. Lee"), months ("Dec. 6") and "e.g."
+_ENDING_ABBREV = frozenset({"ft", "oz", "lb", "lbs", "etc", "inc", "co", "ltd"})
 _HAS_DIGIT = re.compile(r"\d")
 _ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
 _ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
@@ -71,6 +74,13 @@ class Span:
 
 #: a newline, or a sentence end (_SENT_END) — one character class first, so a search jumps between them
 _SPLIT = re.compile(r"[\n.!?…](?:(?<=\n)|[.!?…]*[\"'”’)\]]*(?=\s|$))")
+
+
+def _capital_next(text: str, i: int, end: int) -> bool:
+    """Whether the next non-space character from ``i`` (before ``end``) is a capital letter."""
+    while i < end and text[i] in " \t":
+        i += 1
+    return i < end and text[i].isupper()
 
 
 @lru_cache(maxsize=8192)
@@ -92,7 +102,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
             j = dot
             while j > s and text[j - 1] in _ABBR_CHARS:
                 j -= 1
-            if j < dot and text[j:dot].lower().rstrip(".") in _ABBREV:
+            abbr = text[j:dot].lower().rstrip(".") if j < dot else ""
+            if abbr in _ABBREV and not (abbr in _ENDING_ABBREV and _capital_next(text, m.end(), end)):
                 continue
         spans.append((s, m.end()))
         s = m.end()

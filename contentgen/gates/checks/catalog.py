@@ -444,10 +444,14 @@ _SEGMENTS_LOWER = {s.lower(): s for s in SEGMENTS}
 _TIER_AUDIENCE = re.compile(r"tier\s*([123])(\+)?")
 
 
-def audience_ok(o: Offer, ctx: GateContext) -> bool:
+def audience_ok(o: Offer, ctx: GateContext, churn: frozenset[str] = frozenset()) -> bool:
+    """Whether the offer is open to the member: everyone, a segment, a tier ("tier2+"), or a
+    churn-prevention audience (``churn``: those names; tier 3 only)."""
     a = (o.audience or "all").strip().lower()
     if a in ("", "all", "everyone", "members", "all members", "all_members"):
         return True
+    if a in churn:
+        return ctx.member.opt_in_tier == 3
     if a in _SEGMENTS_LOWER or a.replace("_", " ") in _SEGMENTS_LOWER:
         return ctx.member.segment.lower() == a.replace("_", " ")
     m = _TIER_AUDIENCE.fullmatch(a)
@@ -460,19 +464,22 @@ def audience_ok(o: Offer, ctx: GateContext) -> bool:
 class _Offers:
     def __init__(self, rules: Any) -> None:
         self.cache: dict[tuple[Any, ...], tuple[Any, list[Offer]]] = {}
+        self.churn = frozenset(a.lower() for a in rules.vocab.get("churn-prevention-audiences"))
 
 
 def valid_offers(view: MessageView) -> list[Offer]:
     """The offers valid on the send date and open to the member (per offer list, date, segment and tier)."""
     ctx = view.ctx
-    cache = view.rules.shared("valid_offers", _Offers).cache
+    offers = view.rules.shared("valid_offers", _Offers)
+    cache = offers.cache
     m = ctx.member
     key = (id(ctx.offers), ctx.send_date, m.segment, m.opt_in_tier)
     got = cache.get(key)
     if got is None or got[0] is not ctx.offers:
         if len(cache) > 4096:
             cache.clear()
-        got = cache[key] = (ctx.offers, [o for o in ctx.offers if o.valid_on(ctx.send_date) and audience_ok(o, ctx)])
+        got = cache[key] = (ctx.offers, [o for o in ctx.offers
+                                         if o.valid_on(ctx.send_date) and audience_ok(o, ctx, offers.churn)])
     return list(got[1])
 
 
@@ -507,7 +514,7 @@ def prep(view: MessageView) -> Prep:
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 
 
-def _claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
+def claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
     """Catalog claims in a text, and quotations holding one (pure in the catalog and the text: cached)."""
     got = idx.claim_span_cache.get(text)
     if got is None:
@@ -532,7 +539,7 @@ def protected_spans(view: MessageView, label: str) -> list[tuple[int, int]]:
     if label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations["):
         spans.extend((m.start, m.end) for m in prep(view).mentions.get(label, ()))
     if idx.claims_rx is not None:
-        spans.extend(_claim_spans(idx, text))
+        spans.extend(claim_spans(idx, text))
     return spans
 
 

@@ -14,7 +14,7 @@ from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import FACT_FIELDS, Prep, prep
+from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, prep
 
 
 def words_rx(words: tuple[str, ...], flags: int = re.I) -> re.Pattern[str]:
@@ -107,9 +107,52 @@ class Prices(Check):
                 yield Hit(label, a, b, slots={"expected": names or "no product this price belongs to"})
 
 
+class Scope:
+    """An offer said of a whole group ("every reel", "all sunglasses", "sitewide") when it applies
+    to some products only (or to another category): its scope stretched."""
+
+    def __init__(self, quantifiers: tuple[str, ...], everything: tuple[str, ...], group_nouns: tuple[str, ...],
+                 product_nouns: tuple[str, ...]) -> None:
+        self.rx = re.compile(r"\b(?:(?P<all>" + "|".join(everything) + r")|(?:" + "|".join(quantifiers)
+                             + r")(?: of)?(?: (?:our|the|your|these|those))? (?:[a-z-]+ )??(?P<noun>[a-z-]+))\b", re.I)
+        self.group = frozenset(w.lower() for w in group_nouns)
+        self.nouns = frozenset(w.lower() for w in product_nouns)
+
+    def stretched(self, p: Prep, sent: str, offers: list[Offer]) -> str | None:
+        """What the sentence stretches the offers to (None: not stretched)."""
+        words = p.idx.extra.get("name_words")
+        if words is None:
+            words = p.idx.extra["name_words"] = (
+                {t for toks in p.idx.tokens.values() for t in toks if len(t) > 2}
+                | {w for pr in p.idx.products.values() for w in re.split(r"[\s_/-]+", (pr.category or "").lower()) if w})
+        for m in self.rx.finditer(sent):
+            noun = (m.group("noun") or "").lower()
+            single = noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
+            if m.group("all") or single in self.group or noun in self.group:
+                wide = True  # everything: any narrower offer is stretched
+            elif noun in words or single in words or noun in self.nouns or single in self.nouns:
+                wide = False  # a kind of product: stretched past a product list, not past its own category
+            else:
+                continue  # "every season", "all day": not a product group
+            for o in offers:
+                if not o.applies_to and not o.applies_to_category:
+                    return None  # the offer is for everything
+                if not wide and o.applies_to_category and single and single in o.applies_to_category.lower():
+                    return None  # "every reel" under a reels-category offer
+            return m.group(0)
+        return None
+
+
 class PercentParams(Params):
     #: words near a percentage that make it an offer ("15% off", "save 15%"): "100% merino" is not one
     offer_words: tuple[str, ...]
+    #: words that stretch an offer to a group ("every", "all", "any")
+    scope_quantifiers: tuple[str, ...]
+    #: phrases that stretch it to everything ("sitewide", "everything")
+    scope_everything: tuple[str, ...]
+    #: nouns for everything a shop sells ("items", "products", "orders")
+    scope_group_nouns: tuple[str, ...]
+    product_nouns: tuple[str, ...]
 
 
 @check("facts.percent_offers")
@@ -121,14 +164,22 @@ class PercentOffers(Check):
     def __init__(self, params: PercentParams, build: Build) -> None:
         super().__init__(params, build)
         self.offish = words_rx(params.offer_words)
+        self.scope = Scope(params.scope_quantifiers, params.scope_everything, params.scope_group_nouns,
+                           params.product_nouns)
         self.percent = self.needs = build.feature("percent")
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
         for label, text in view.fields_with(self.percent, FACT_FIELDS):
-            for a, b, val in T.percent_matches(text):
-                around = text[max(0, a - 25):min(len(text), b + 25)]
-                if not self.offish.search(around):
+            found = T.percent_matches(text)
+            claims = catalog_claim_spans(p.idx, text) if p.idx.claims_rx is not None else ()
+            for k, (a, b, val) in enumerate(found):
+                if any(ca <= a and b <= cb for ca, cb in claims):
+                    continue  # "100% linen": a catalog claim, not an offer
+                # the offer word must be this percentage's: not past a neighbouring one ("100% linen, 15% off")
+                lo = max(a - 25, found[k - 1][1] if k else 0)
+                hi = min(b + 25, found[k + 1][0] if k + 1 < len(found) else len(text))
+                if not self.offish.search(text[lo:hi]):
                     continue
                 allx = [o for o in view.ctx.offers if o.kind == "percent_off" and o.value is not None and
                         abs(o.value - val) < 1e-6]
@@ -144,7 +195,14 @@ class PercentOffers(Check):
                                                             f"{view.ctx.send_date:%B} {view.ctx.send_date.day} "
                                                             "(or not open to this member)"})
                     continue
-                targets = p.sentence_products(label, a) or p.attribute(label, a, b)
+                named = p.sentence_products(label, a)
+                if not named:
+                    wider = self.scope.stretched(p, clause(p, label, text, a, b), valid)
+                    if wider is not None:
+                        yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer applies to {_scope_of(p, valid)}, "
+                                                                f"not to '{wider}'"})
+                        continue
+                targets = named or p.attribute(label, a, b)
                 prods = [p.idx.products[t] for t in targets if t in p.idx.products]
                 if prods and not any(o.applies_to_product(pr) for o in valid for pr in prods):
                     yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer does not apply to "
@@ -164,6 +222,28 @@ def _head_noun(name: str) -> str:
     return ws[-1].rstrip("s") if ws else ""
 
 
+_CLAUSE_BREAK = re.compile(r"[,;:()–—]")
+
+
+def clause(p: Prep, label: str, text: str, a: int, b: int) -> str:
+    """The clause of its sentence that holds text[a:b] (between commas, semicolons, dashes...)."""
+    _, (sa, sb) = p.sentence_of(label, a)
+    lo = sa
+    for m in _CLAUSE_BREAK.finditer(text, sa, a):
+        lo = m.end()
+    m2 = _CLAUSE_BREAK.search(text, b, sb)
+    return text[lo:m2.start() if m2 else sb]
+
+
+def _scope_of(p: Prep, offers: list[Offer]) -> str:
+    parts = []
+    for o in offers:
+        if o.applies_to_category:
+            parts.append(f"the {o.applies_to_category} category")
+        parts.extend(p.name(x) for x in (o.applies_to or ()))
+    return ", ".join(dict.fromkeys(parts)) or "some products only"
+
+
 def _category_in(sent: str, offer: Offer) -> bool:
     if not offer.applies_to_category:
         return False
@@ -181,6 +261,10 @@ class PointsParams(Params):
     rate_words: tuple[str, ...]
     #: phrases that promise points without a number ("bonus points")
     bonus_phrases: tuple[str, ...]
+    scope_quantifiers: tuple[str, ...]
+    scope_everything: tuple[str, ...]
+    scope_group_nouns: tuple[str, ...]
+    product_nouns: tuple[str, ...]
 
 
 @check("facts.points")
@@ -199,6 +283,8 @@ class Points(Check):
             r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:" + "|".join(params.amount_qualifiers) +
             r")\s+)?points?\b(?!\s+(?:" + "|".join(params.rate_words) + r")\b)", re.I)
         self.bonus = re.compile(r"\b(?:" + "|".join(params.bonus_phrases) + r")\b", re.I)
+        self.scope = Scope(params.scope_quantifiers, params.scope_everything, params.scope_group_nouns,
+                           params.product_nouns)
         self.point = self.needs = build.patterns(["point"], re.I)  # every points pattern holds "point"
 
     def mult_rx(self, view: MessageView) -> re.Pattern[str]:
@@ -237,6 +323,13 @@ class Points(Check):
                                                f"{o.valid_until.isoformat()}, not on the send date"})
                     continue
                 sent = p.sentence_text(label, text, m.start())
+                if not p.sentence_products(label, m.start()):
+                    wider = self.scope.stretched(p, clause(p, label, text, m.start(), m.end()), ok)
+                    if wider is not None:
+                        yield Hit(label, m.start(), m.end(),
+                                  slots={"reason": f"the {mult}x points offer applies to {_scope_of(p, ok)}, "
+                                                   f"not to '{wider}'"})
+                        continue
                 if any(_category_in(sent, o) or (not o.applies_to and not o.applies_to_category) for o in ok):
                     continue
                 targets = p.sentence_products(label, m.start())

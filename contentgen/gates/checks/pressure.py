@@ -17,6 +17,13 @@ from .catalog import FACT_FIELDS, Prep, prep
 from .dates import OfferKindCues
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "a few": 3, "few": 3}
+#: a countdown's length in a time-pressure phrase ("48 hours", "three days")
+_COUNTDOWN = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|a few|few)[- ](hours?|days?)\b")
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
 
 
 class UrgencyParams(Params):
@@ -74,6 +81,10 @@ class Urgency(Check):
             for m in self.time.finditer(view, text):
                 phrase = m.group().lower()
                 need = 0 if self.same_day.search(phrase) else (1 if self.next_day.search(phrase) else limit)
+                span = _COUNTDOWN.search(phrase)
+                if span is not None:  # "the next 48 hours", "only 3 days left": the offer must end within that
+                    n = _count(span.group(1))  # (an offer ending today has under 24 hours left, tomorrow under 48)
+                    need = max(0, -(-n // 24) - 1) if span.group(2).startswith("hour") else n
                 prods = [p.idx.products[t] for t in p.attribute(label, m.start(), m.end()) if t in p.idx.products]
                 if "weekend" in phrase:  # "this weekend only": an offer ending on the coming weekend (Fri-Mon)
                     if any((o.valid_until - send).days <= 7 and o.valid_until.weekday() in (4, 5, 6) and (

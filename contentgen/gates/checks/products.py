@@ -14,7 +14,7 @@ from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import _NUMS, Mention, Prep, prep
+from .catalog import _NUMS, Mention, Prep, claim_spans, prep
 
 _LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 
@@ -81,6 +81,8 @@ class UnknownProductParams(Params):
     #: capitalized phrases that are never products ("Black Friday"); ``{program}`` and ``{sender}``
     #: stand for the campaign's names
     ignore_phrases: tuple[str, ...] = ()
+    #: last words that make a line-named phrase a group, not a product ("the Tidewater Collection")
+    group_words: tuple[str, ...] = ()
 
 
 _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")
@@ -97,6 +99,7 @@ class UnknownProduct(Check):
     def __init__(self, params: UnknownProductParams, build: Build) -> None:
         super().__init__(params, build)
         self.nouns = frozenset(n.lower() for n in params.product_nouns)
+        self.groups = frozenset(n.lower() for n in params.group_words)
         self._ignore: dict[tuple[str, str], frozenset[str]] = {}
 
     def ignore(self, view: MessageView) -> frozenset[str]:
@@ -128,13 +131,18 @@ class UnknownProduct(Check):
             if not unknown:
                 continue
             money = T.money_matches(text)
+            claims = claim_spans(p.idx, text) if p.idx.claims_rx is not None else ()
             for a, b, phrase in unknown:
+                if claims and any(ca <= a and b <= cb for ca, cb in claims):
+                    continue  # words of a catalog claim ("Best Value Tripod 2025 (Outdoor Photo Review)")
                 title_only = phrase.startswith("\x00")
                 phrase = phrase.lstrip("\x00")
                 if phrase.lower() in ignore:
                     continue
+                if self._generic(p, phrase):
+                    continue  # "a Riverline Reel": catalog words describing catalog products, no new product
                 last = phrase.split()[-1].lower().strip("’'")
-                noun = last in nouns or last.rstrip("s") in nouns or last[:-2] in nouns
+                noun = last in nouns or last.rstrip("s") in nouns or last[:-2] in nouns or self._line_variant(p, phrase)
                 near_price = any(0 <= ma - b <= 12 or (0 <= a - me <= 3) for ma, me, _ in money) or bool(
                     _PRICE_AFTER.match(text[b:b + 20]))
                 if title_only and not near_price:
@@ -145,6 +153,33 @@ class UnknownProduct(Check):
                     names = tuple(p.idx.names.values())
                 hint = _hint(phrase, names) if names else ""
                 yield Hit(label, a, b, slots={"hint": hint})
+
+
+    @staticmethod
+    def _generic(p: Prep, phrase: str) -> bool:
+        """Every word of the phrase is a word of some catalog name (and no number): a general
+        reference to products the catalog has ("your Riverline Reel"), not a product it lacks."""
+        if _HAS_DIGIT.search(phrase):
+            return False
+        owners = p.idx.token_owner
+        conn = p.idx.words.connectors
+        ws = [w.lower().strip("’'.,") for w in phrase.split()]
+        ws = [w[:-2] if w.endswith(("'s", "’s")) else w for w in ws]
+        return all(w in conn or w in owners or w.rstrip("s") in owners or (w + "s") in owners for w in ws)
+
+    def _line_variant(self, p: Prep, phrase: str) -> bool:
+        """A phrase that opens with a catalog product line's name ("Tidewater ...") and adds a word no
+        catalog name has: a product of that line the catalog doesn't carry ("Tidewater Hard Rod Tube")."""
+        lines = p.idx.extra.get("lines")
+        if lines is None:
+            words = p.idx.words
+            lines = p.idx.extra["lines"] = frozenset(
+                f for f in (name.split()[0].lower() for name in p.idx.names.values() if name.split())
+                if len(f) >= 4 and f not in words.openers and f not in words.non_products)
+        ws = [w.lower().strip("’'.,") for w in phrase.split()]
+        if len(ws) < 2 or ws[0] not in lines or ws[-1] in self.groups:
+            return False
+        return any(w not in p.idx.token_owner and w.rstrip("s") not in p.idx.token_owner for w in ws[1:])
 
 
 @lru_cache(maxsize=4096)

@@ -16,7 +16,8 @@ A rule file holds one rule family::
         exceptions: [best-selling]
         examples: {fail: ["The best socks ever."], pass: ["Socks for longer runs."]}
 
-A check's params may name a vocabulary instead of listing words: ``{vocab: product-nouns}``.
+A list may name a vocabulary instead of listing its words (``{vocab: product-nouns}``, alone or
+as one item of a list), and a regex may hold one as an alternation (``'celebrate {{vocab:occasions}}'``).
 """
 
 from __future__ import annotations
@@ -118,14 +119,26 @@ def read_vocab(folders: list[Path]) -> tuple[Vocab, list[Path]]:
     return Vocab(lists, files), paths
 
 
+_VOCAB_SLOT = re.compile(r"\{\{vocab:([\w-]+)\}\}")
+
+
 def _resolve_vocab(value: Any, vocab: Vocab) -> Any:
-    """Replace every ``{vocab: NAME}`` in params with the named list."""
+    """Replace every ``{vocab: NAME}`` with the named list, and every ``{{vocab:NAME}}`` inside a
+    string (a regex) with the alternation of its entries."""
     if isinstance(value, dict):
         if set(value) == {"vocab"} and isinstance(value["vocab"], str):
             return list(vocab.get(value["vocab"]))
         return {k: _resolve_vocab(v, vocab) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_vocab(v, vocab) for v in value]
+        out: list[Any] = []
+        for v in value:
+            if isinstance(v, dict) and set(v) == {"vocab"} and isinstance(v["vocab"], str):
+                out.extend(vocab.get(v["vocab"]))  # a vocabulary spliced into a list
+            else:
+                out.append(_resolve_vocab(v, vocab))
+        return out
+    if isinstance(value, str) and "{{vocab:" in value:
+        return _VOCAB_SLOT.sub(lambda m: "(?:" + "|".join(vocab.get(m.group(1))) + ")", value)
     return value
 
 
@@ -177,11 +190,11 @@ def compile_rule(raw: dict[str, Any], file: str, text: str, line: int | None, bu
     if cls is None:
         raise RuleFileError(f"rule '{rid}': unknown kind '{rule.kind}' (known: {', '.join(sorted(KINDS))})",
                             file=file, line=_key_line(text, line, "kind"), key=rid)
-    if "params" in own:
+    for k in list(own):
         try:
-            own["params"] = _resolve_vocab(own["params"], build.vocab)
+            own[k] = _resolve_vocab(own[k], build.vocab)
         except KeyError as e:
-            raise RuleFileError(f"rule '{rid}': {e.args[0]}", file=file, line=_key_line(text, line, "params"),
+            raise RuleFileError(f"rule '{rid}': {e.args[0]}", file=file, line=_key_line(text, line, k),
                                 key=rid) from e
     try:
         spec: BaseModel = cls.Spec.model_validate(own)

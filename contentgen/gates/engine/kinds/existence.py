@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 class Spec(Strict):
     tokens: tuple[str, ...] = ()
     exceptions: tuple[str, ...] = ()
+    #: a match whose capitalized words the member gave us (their stated preferences, the
+    #: stated-preference evidence) is not a finding ("kayaking on Lake Tahoe", which they told us)
+    unless_member_gave: bool = False
 
     @model_validator(mode="after")
     def _need(self) -> Spec:
@@ -52,11 +56,31 @@ class Spans:
         return got
 
 
-def field_hits(rule: Rule, spans: Spans, view: MessageView) -> Iterator[Hit]:
+_CAP_WORD = re.compile(r"\b[A-Z][\w'’-]*")
+
+
+def member_gave(view: MessageView) -> frozenset[str]:
+    """Lowercase words of what the member told us: stated preferences and stated-preference evidence."""
+    got = view.cache.get("member_gave")
+    if got is None:
+        texts = [view.ctx.member.stated_preferences] + [e.detail for r in view.ctx.recommendations
+                                                         for e in r.evidence if e.source == "stated_preference"]
+        got = view.cache["member_gave"] = frozenset(w.lower() for t in texts for w in re.findall(r"[\w'’-]+", t))
+    return got  # type: ignore[no-any-return]
+
+
+def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
+    caps = [w.lower() for w in _CAP_WORD.findall(text, a, b)]
+    return bool(caps) and member_gave(view).issuperset(caps)
+
+
+def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = False) -> Iterator[Hit]:
     protect = rule.protects
     for label, text in view.fields(rule.fields):
         for a, b in spans(view, text):
             if protect and inside(view.protected(label), a, b):
+                continue
+            if unless_gave and _gave(view, text, a, b):
                 continue
             yield Hit(label, a, b)
 
@@ -72,4 +96,4 @@ class Existence(Kind):
         self.needs = self.phrases.ids
 
     def hits(self, view: MessageView) -> Iterator[Hit]:
-        return field_hits(self.rule, self.spans, view)
+        return field_hits(self.rule, self.spans, view, self.spec.unless_member_gave)
