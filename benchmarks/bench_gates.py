@@ -17,8 +17,9 @@ catalog indexed, every rule regex combination compiled during the timing); "stea
 warm-up set that shares no text with the measured set (every model-written field of every case
 varied with another marker) so that per-catalog indexes and compiled regexes exist, as they do a
 few messages into a long batch run, then times the measured set. Per-text caches cannot carry a
-body's work across the two sets: in the measured set every body and preheader is new, and
-subjects, explanations, CTAs and footers repeat only as they do between cases.
+body's prose across the two sets: in the measured set every body, every prose line of a body and
+every preheader is new, while greetings, product lines, sign-offs, subjects, explanations, CTAs
+and footers repeat only as they do between cases (as the renderer's lines repeat in a batch).
 """
 
 from __future__ import annotations
@@ -74,6 +75,19 @@ def base_cases(cases_root: Path = ROOT) -> list[Any]:
     return _BASE
 
 
+def vary_prose(body: str, words: str) -> str:
+    """The body with ``words`` opening each of its prose lines (not the first line, which is the
+    greeting, a product line "Name: $12.00", or the sign-off), so that no prose line of the copy
+    was seen before, while the lines the renderer writes repeat as they do in a real batch."""
+    lines = body.split("\n")
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if i == 0 or not s or s[0] in "—–-" or (":" in s and "$" in s):
+            continue
+        lines[i] = f"{words} {line}"
+    return "\n".join(lines)
+
+
 def corpus(n: int, marker: str = "", cases_root: Path = ROOT) -> list[Any]:
     base = base_cases(cases_root)
     out = []
@@ -84,10 +98,10 @@ def corpus(n: int, marker: str = "", cases_root: Path = ROOT) -> list[Any]:
         if marker:  # the warm-up set: every model-written field differs from the measured set's
             msg = msg.model_copy(update={
                 "subject": f"{msg.subject} {marker}{k}", "preheader": f"{msg.preheader} {marker}{k}",
-                "body": msg.body.replace("\n\n", f"\n\nWarm {k} up. ", 1),
+                "body": vary_prose(msg.body, f"Warm {k} up."),
                 "explanations": tuple(e.model_copy(update={"text": f"{e.text} {marker}{k}"}) for e in msg.explanations)})
-        elif k:  # vary the text so nothing is cached per message
-            msg = msg.model_copy(update={"body": msg.body.replace("\n\n", f"\n\nRun {k} done. ", 1),
+        elif k:  # vary the text so nothing is cached per message (or per prose line)
+            msg = msg.model_copy(update={"body": vary_prose(msg.body, f"Run {k} done."),
                                          "preheader": f"{msg.preheader} ({k})"})
         out.append((msg, ctx))
         i += 1

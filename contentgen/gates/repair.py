@@ -17,8 +17,8 @@ def repair_instructions(findings: Iterable[Finding]) -> str:
 
     Only errors and undecidable findings are listed (warnings/info are not required fixes).
     """
-    lines = []
-    seen = set()
+    lines: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
     for f in findings:
         if f.severity != "error" and f.decidable:
             continue

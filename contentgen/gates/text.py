@@ -83,9 +83,23 @@ def _capital_next(text: str, i: int, end: int) -> bool:
     return i < end and text[i].isupper()
 
 
-@lru_cache(maxsize=8192)
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Sentence spans within text[start:end]; newlines are hard boundaries."""
+    """Sentence spans within text[start:end]; newlines are hard boundaries, so a text's sentences
+    are its lines' (each line's are cached: product lines, greetings and sign-offs repeat)."""
+    if start or end is not None or "\n" not in text:
+        return _split_sentences(text, start, end)
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            got = _split_sentences(line)
+            out.extend(got if not pos else [(a + pos, b + pos) for a, b in got])
+        pos += len(line) + 1
+    return out
+
+
+@lru_cache(maxsize=16384)
+def _split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
     s = start

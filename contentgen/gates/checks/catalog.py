@@ -96,6 +96,8 @@ class CatalogIndex:
     #: capitalized words -> (known partial product, words matched, fuzzy product) in this catalog
     phrase_cache: dict[tuple[str, ...], tuple[str | None, int, str | None]] = field(default_factory=dict)
     claim_span_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    #: body line -> its sentences and phrase items (see _line_parts)
+    line_cache: dict[str, Any] = field(default_factory=dict)
     claim_only_cache: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     claims_lower: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -154,8 +156,8 @@ def build_index(catalog: dict[str, Product], words: Words) -> CatalogIndex:
     names = {pid: p.name for pid, p in catalog.items()}
     keys_only = True
     for p in catalog.values():
-        toks = _name_tokens(p.name)
-        first = _camel_split(toks[0])[0] if toks else ""
+        name_toks = _name_tokens(p.name)
+        first = _camel_split(name_toks[0])[0] if name_toks else ""
         if not (len(first) >= 3 and first[:3].isascii() and first[:3].isalnum()):
             keys_only = False
     return CatalogIndex(products=catalog, by_key=by_key, tokens=tokens, token_owner=owner, names=names,
@@ -362,13 +364,91 @@ def _title_case(text: str) -> bool:
     return sum(1 for w in ws if w[0].isupper()) / len(ws) >= 0.6
 
 
-def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[int, int]], list[Mention],
-                                                                    list[tuple[int, int, str]]]:
-    """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
+def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, int, str, Any]]:
+    """The capitalized phrases of a text that are no stop words, each with what it is: ("mention",
+    (pid, how)) or ("unknown", phrase) (pure in the index, the text and ``title``)."""
     names = idx.name_list
     pids = idx.pid_list
     stop, lead = idx.words.non_products, idx.words.openers
-    sents = T.split_sentences(text)
+    phrase_cache = idx.phrase_cache
+    out: list[tuple[int, int, str, Any]] = []
+    for a, b, words in _cap_phrases(text, idx.words):
+        if len(words) == 1:
+            w = words[0].lower()
+            if w.strip(".,!?:;") in stop or w in lead:
+                continue
+        elif all(w.lower().strip(".,!?:;") in stop or w.lower() in lead or _ORDINAL.match(w) for w in words):
+            continue  # stop words, month names and day numbers ("October 12th") are no product
+        key = tuple(words)
+        got = phrase_cache.get(key)
+        if got is None:  # pure in the catalog and the words: product names and greetings repeat
+            pid, n = _known_partial(idx, words)
+            fuzzy = None
+            if pid is None and len(words) >= 2 and names:
+                best = process.extractOne(" ".join(words), names, scorer=fuzz.token_sort_ratio)
+                if best and best[1] >= FUZZY_MIN:
+                    fuzzy = pids[best[2]]
+            if len(phrase_cache) > 8192:
+                phrase_cache.clear()
+            got = phrase_cache[key] = (pid, n, fuzzy)
+        pid, n, fuzzy = got
+        if pid is not None:
+            out.append((a, b, "mention", (pid, "partial" if n >= 2 else "partial1")))
+            continue
+        phrase = " ".join(words)
+        if fuzzy is not None:
+            nums = _NUMS.findall(phrase)
+            if nums and nums != _NUMS.findall(idx.products[fuzzy].name):
+                out.append((a, b, "unknown", phrase))  # a near-miss with another size or count: a variant
+                continue
+            out.append((a, b, "mention", (fuzzy, "fuzzy")))
+            continue
+        if len(words) >= 2 and not title:
+            out.append((a, b, "unknown", phrase))
+        elif len(words) >= 1 and title:
+            out.append((a, b, "unknown", "\x00" + phrase))  # title-case field: only flagged next to a price
+    return out
+
+
+def _line_parts(idx: CatalogIndex, line: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]]]:
+    """A body line's sentences and phrase items (cached per catalog and line: product lines, the
+    greeting and the sign-off repeat from message to message)."""
+    got = idx.line_cache.get(line)
+    if got is None:
+        got = (T.split_sentences(line), _phrase_items(idx, line, False))  # (a line's sentences: cached too)
+        if len(idx.line_cache) > 16384:
+            idx.line_cache.clear()
+        idx.line_cache[line] = got
+    return got
+
+
+def _body_parts(idx: CatalogIndex, text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]]]:
+    """A body's sentences and phrase items, line by line: newlines are hard sentence boundaries and
+    no capitalized phrase crosses one, so the whole body's are its lines' (shifted)."""
+    sents: list[tuple[int, int]] = []
+    items: list[tuple[int, int, str, Any]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            ls, li = _line_parts(idx, line)
+            if pos:
+                sents.extend((a + pos, b + pos) for a, b in ls)
+                items.extend((a + pos, b + pos, k, v) for a, b, k, v in li)
+            else:
+                sents.extend(ls)
+                items.extend(li)
+        pos += len(line) + 1
+    return sents, items
+
+
+def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[int, int]], list[Mention],
+                                                                    list[tuple[int, int, str]]]:
+    """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
+    if label == "body":
+        sents, items = _body_parts(idx, text)
+    else:
+        sents = T.split_sentences(text)
+        items = _phrase_items(idx, text, _title_case(text))
     ms: list[Mention] = []
     pos = 0
     by_key = idx.by_key
@@ -388,19 +468,11 @@ def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[
             ms.append(Mention(best[0], best[1], best[2], "exact"))
             pos = best[1]
     unk: list[tuple[int, int, str]] = []
-    phrase_cache = idx.phrase_cache
-    title = label != "body" and _title_case(text)
     exact = [(m.start, m.end) for m in ms]  # every mention so far is exact
     greeting_end = -2  # the greeting line's end in a body (-1: no newline), once known
-    for a, b, words in _cap_phrases(text, idx.words):
+    for a, b, kind, what in items:
         if exact and any(s < b and a < e for s, e in exact):
             continue
-        if len(words) == 1:
-            w = words[0].lower()
-            if w.strip(".,!?:;") in stop or w in lead:
-                continue
-        elif all(w.lower().strip(".,!?:;") in stop or w.lower() in lead or _ORDINAL.match(w) for w in words):
-            continue  # stop words, month names and day numbers ("October 12th") are no product
         if label == "body" and a < 40:
             if greeting_end == -2:
                 first_nl = text.find("\n")
@@ -408,34 +480,10 @@ def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[
                                 else -3)
             if greeting_end != -3 and (greeting_end < 0 or a < greeting_end):
                 continue  # the greeting line holds the member's name
-        key = tuple(words)
-        got = phrase_cache.get(key)
-        if got is None:  # pure in the catalog and the words: product names and greetings repeat
-            pid, n = _known_partial(idx, words)
-            fuzzy = None
-            if pid is None and len(words) >= 2 and names:
-                best = process.extractOne(" ".join(words), names, scorer=fuzz.token_sort_ratio)
-                if best and best[1] >= FUZZY_MIN:
-                    fuzzy = pids[best[2]]
-            if len(phrase_cache) > 8192:
-                phrase_cache.clear()
-            got = phrase_cache[key] = (pid, n, fuzzy)
-        pid, n, fuzzy = got
-        if pid is not None:
-            ms.append(Mention(a, b, pid, "partial" if n >= 2 else "partial1"))
-            continue
-        phrase = " ".join(words)
-        if fuzzy is not None:
-            nums = _NUMS.findall(phrase)
-            if nums and nums != _NUMS.findall(idx.products[fuzzy].name):
-                unk.append((a, b, phrase))  # a near-miss with another size or count: a variant not in the catalog
-                continue
-            ms.append(Mention(a, b, fuzzy, "fuzzy"))
-            continue
-        if len(words) >= 2 and not title:
-            unk.append((a, b, phrase))
-        elif len(words) >= 1 and title:
-            unk.append((a, b, "\x00" + phrase))  # title-case field: only flagged next to a price
+        if kind == "mention":
+            ms.append(Mention(a, b, what[0], what[1]))
+        else:
+            unk.append((a, b, what))
     ms.sort(key=lambda m: m.start)
     return sents, ms, unk
 
@@ -543,6 +591,11 @@ def protected_spans(view: MessageView, label: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _is_word(c: str) -> bool:
+    """What ``\\w`` matches."""
+    return c.isalnum() or c == "_"
+
+
 def catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
     """Catalog claims in a text (pure in the catalog and the text: cached)."""
     cache = idx.claim_only_cache
@@ -555,8 +608,23 @@ def catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], 
             for c in idx.claims_lower:
                 ac.add_word(c, c)
             ac.make_automaton()
-        if T.safe_lower_ok(text) and next(ac.iter(text.lower()), None) is None:
-            got = ()  # (claims_rx matches a claim case-insensitively: its lowercase occurs)
+        if T.safe_lower_ok(text):
+            # claims_rx (longest claim first, whole words, any case) on text whose lowercase keeps
+            # every position: at each start the longest claim that is a whole word there, then on
+            # from its end, leftmost first (what its finditer returns)
+            best: dict[int, int] = {}
+            for end, c in ac.iter(text.lower()):
+                a, b = end - len(c) + 1, end + 1
+                if (a == 0 or not _is_word(text[a - 1])) and (b == len(text) or not _is_word(text[b])):
+                    if b > best.get(a, -1):
+                        best[a] = b
+            out = []
+            nxt = 0
+            for a in sorted(best):
+                if a >= nxt:
+                    out.append((a, best[a]))
+                    nxt = best[a]
+            got = tuple(out)
         else:
             got = tuple(m.span() for m in idx.claims_rx.finditer(text))
         if len(cache) > 8192:

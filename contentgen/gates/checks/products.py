@@ -67,12 +67,12 @@ class InStock(Check):
                 if not prod.in_stock or prod.stock == 0:
                     yield Hit(label, m.start, m.end, slots={"name": prod.name})
         for r in view.ctx.recommendations:  # a recommended product that is out of stock, named or not
-            prod = p.idx.products.get(r.product_id)
-            if prod is not None and (not prod.in_stock or prod.stock == 0) and not any(
-                    m.pid == prod.product_id for ms in p.mentions.values() for m in ms):
+            rec = p.idx.products.get(r.product_id)
+            if rec is not None and (not rec.in_stock or rec.stock == 0) and not any(
+                    m.pid == rec.product_id for ms in p.mentions.values() for m in ms):
                 for i, ex in enumerate(view.msg.explanations):
-                    if ex.product_id == prod.product_id:
-                        yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"name": prod.name})
+                    if ex.product_id == rec.product_id:
+                        yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"name": rec.name})
 
 
 class UnknownProductParams(Params):
@@ -192,11 +192,11 @@ def _hint(phrase: str, names: tuple[str, ...]) -> str:
 def _variant_patterns(p: Prep) -> list[tuple[re.Pattern[str], list[str], str, str]]:
     """For each catalog name holding a number ("Starlight 500-Piece Puzzle"), a pattern for the same
     name with any number: another size or count is a variant the catalog doesn't have."""
-    got = p.idx.extra.get("variants")
+    got: list[tuple[re.Pattern[str], list[str], str, str]] | None = p.idx.extra.get("variants")
     if got is None:
         got = p.idx.extra["variants"] = _variants_for(
             tuple(pr.name for pr in p.idx.products.values() if _HAS_DIGIT.search(pr.name)))
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def _variants_for(names: tuple[str, ...]) -> list[tuple[re.Pattern[str], list[str], str, str]]:

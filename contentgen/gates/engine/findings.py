@@ -4,7 +4,8 @@ with the rule's message and fix text filled in; their order and the verdict."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import TYPE_CHECKING, Any
 
 from ...models import Finding
@@ -27,7 +28,7 @@ class Hit:
     start: int
     end: int
     excerpt: str | None = None  # None: the text at the span
-    slots: dict[str, Any] = field(default_factory=dict)
+    slots: dict[str, Any] = dc_field(default_factory=dict)
     decidable: bool | None = None  # None: the rule's
     severity: str | None = None  # None: the rule's
 
@@ -41,13 +42,13 @@ class Slots(dict[str, Any]):
 
 def brand_slots(view: MessageView) -> dict[str, str]:
     """The campaign's identity, for ``{program}``-style slots in messages and fix texts."""
-    got = view.cache.get("brand_slots")
+    got: dict[str, str] | None = view.cache.get("brand_slots")
     if got is None:
         b = view.ctx.brand
         got = view.cache["brand_slots"] = {
             "program": b.program, "sender": b.sender, "signoff": b.signoff, "postal_address": b.postal_address,
             "allowed_domains": " or ".join(d for d in view.ctx.allowed_domains)}
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def _fill(template: str, slots: Slots) -> str:

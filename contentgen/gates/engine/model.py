@@ -11,12 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Fields a rule may read; ``explanations`` expands to every explanation's text.
-FIELD_NAMES: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
-#: Fields the model writes (or that carry model words); the footer and the link are the renderer's.
-MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
-
 FieldName = Literal["subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer"]
+#: Fields a rule may read; ``explanations`` expands to every explanation's text.
+FIELD_NAMES: tuple[FieldName, ...] = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
+#: Fields the model writes (or that carry model words); the footer and the link are the renderer's.
+MODEL_FIELDS: tuple[FieldName, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
 GateName = Literal["facts", "brand", "compliance", "schema"]
 SeverityName = Literal["error", "warning", "info"]
 

@@ -22,7 +22,7 @@ C = TypeVar("C", bound="type[Check]")
 KINDS: dict[str, type[Kind]] = {}
 CHECKS: dict[str, type[Check]] = {}
 #: name -> function of a message view, run at most once per message (``view.analysis(name)``)
-ANALYSES: dict[str, Callable[[MessageView], Any]] = {}
+ANALYSES: dict[str, Callable[..., Any]] = {}
 
 
 def kind(name: str) -> Callable[[K], K]:

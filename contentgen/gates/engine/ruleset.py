@@ -78,10 +78,10 @@ class RuleSet:
 
     def shared(self, name: str, factory: Callable[[RuleSet], T]) -> T:
         """State that shared analyses keep per rule set (per-catalog indexes...), made on first use."""
-        got = self._shared.get(name)
+        got: T | None = self._shared.get(name)
         if got is None:
             got = self._shared[name] = factory(self)
-        return got  # type: ignore[no-any-return]
+        return got
 
     @property
     def vocab(self) -> Vocab:

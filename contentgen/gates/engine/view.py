@@ -128,10 +128,10 @@ class MessageView:
     @property
     def layout(self) -> T.Layout:
         """The body's greeting and sign-off lines (the greeting vocabulary and the campaign's sign-off)."""
-        lay = self.cache.get("layout")
+        lay: T.Layout | None = self.cache.get("layout")
         if lay is None:
             lay = self.cache["layout"] = T.layout(self.rules.vocab.get("greetings"), self.ctx.brand.signoff)
-        return lay  # type: ignore[no-any-return]
+        return lay
 
     def analysis(self, name: str) -> Any:
         """A shared per-message analysis (registered with :func:`~.registry.analysis`), run once."""
@@ -144,8 +144,8 @@ class MessageView:
     def protected(self, label: str) -> list[tuple[int, int]]:
         """Spans of catalog product names and catalog claims in a field (brand rules skip them)."""
         key = "protected:" + label
-        p = self.cache.get(key)
+        p: list[tuple[int, int]] | None = self.cache.get(key)
         if p is None:
             fn = ANALYSES.get("protected_spans")
             p = self.cache[key] = fn(self, label) if fn is not None else []
-        return p  # type: ignore[no-any-return]
+        return p

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class CheckSpec(Strict):
     check: str
     params: dict[str, Any] = {}
 
@@ -29,9 +29,10 @@ class BadParams(ValueError):
 
 @kind("check")
 class CheckKind(Kind):
-    Spec = Spec
+    Spec = CheckSpec
+    spec: CheckSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: CheckSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         cls = CHECKS.get(spec.check)
         if cls is None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class ExistenceSpec(Strict):
     tokens: tuple[str, ...] = ()
     exceptions: tuple[str, ...] = ()
     #: a match whose capitalized words the member gave us (their stated preferences, the
@@ -27,7 +27,7 @@ class Spec(Strict):
     unless_member_gave: bool = False
 
     @model_validator(mode="after")
-    def _need(self) -> Spec:
+    def _need(self) -> ExistenceSpec:
         if not self.tokens:
             raise ValueError("kind 'existence' needs tokens")
         return self
@@ -61,12 +61,12 @@ _CAP_WORD = re.compile(r"\b[A-Z][\w'’-]*")
 
 def member_gave(view: MessageView) -> frozenset[str]:
     """Lowercase words of what the member told us: stated preferences and stated-preference evidence."""
-    got = view.cache.get("member_gave")
+    got: frozenset[str] | None = view.cache.get("member_gave")
     if got is None:
         texts = [view.ctx.member.stated_preferences] + [e.detail for r in view.ctx.recommendations
                                                          for e in r.evidence if e.source == "stated_preference"]
         got = view.cache["member_gave"] = frozenset(w.lower() for t in texts for w in re.findall(r"[\w'’-]+", t))
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
@@ -87,9 +87,10 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
 
 @kind("existence")
 class Existence(Kind):
-    Spec = Spec
+    Spec = ExistenceSpec
+    spec: ExistenceSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: ExistenceSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         self.phrases = Phrases(build, spec.tokens, rule_flags(rule))
         self.spans = Spans(self.phrases, Exceptions(build, spec.exceptions, rule_flags(rule)))

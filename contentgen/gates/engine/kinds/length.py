@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class LengthSpec(Strict):
     max: int | None = None
     min: int | None = None
 
     @model_validator(mode="after")
-    def _need(self) -> Spec:
+    def _need(self) -> LengthSpec:
         if self.max is None and self.min is None:
             raise ValueError("kind 'length' needs max or min")
         return self
@@ -29,7 +29,8 @@ class Spec(Strict):
 
 @kind("length")
 class Length(Kind):
-    Spec = Spec
+    Spec = LengthSpec
+    spec: LengthSpec
 
     def hits(self, view: MessageView) -> Iterator[Hit]:
         mx, mn = self.spec.max, self.spec.min

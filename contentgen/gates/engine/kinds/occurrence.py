@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class OccurrenceSpec(Strict):
     pattern: str | None = None
     tokens: tuple[str, ...] = ()
     exceptions: tuple[str, ...] = ()
@@ -28,7 +28,7 @@ class Spec(Strict):
     scope: Literal["field", "message"] = "field"
 
     @model_validator(mode="after")
-    def _need(self) -> Spec:
+    def _need(self) -> OccurrenceSpec:
         if not ((self.pattern or self.tokens) and (self.max is not None or self.min is not None)):
             raise ValueError("kind 'occurrence' needs pattern or tokens, and max or min")
         return self
@@ -36,9 +36,10 @@ class Spec(Strict):
 
 @kind("occurrence")
 class Occurrence(Kind):
-    Spec = Spec
+    Spec = OccurrenceSpec
+    spec: OccurrenceSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: OccurrenceSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         flags = rule_flags(rule)
         self.phrases = (Phrases(build, spec.tokens, flags) if spec.tokens

@@ -16,16 +16,17 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class RegexSpec(Strict):
     pattern: str
     exceptions: tuple[str, ...] = ()
 
 
 @kind("regex")
 class Regex(Kind):
-    Spec = Spec
+    Spec = RegexSpec
+    spec: RegexSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: RegexSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         self.phrases = Phrases(build, (spec.pattern,), rule_flags(rule), head="", tail="")
         self.spans = Spans(self.phrases, Exceptions(build, spec.exceptions, rule_flags(rule)))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class RequiredSpec(Strict):
     pattern: str
     position: Literal["anywhere", "start", "end"] = "anywhere"
     scope: Literal["field", "message"] = "field"
@@ -26,9 +26,10 @@ class Spec(Strict):
 
 @kind("required")
 class Required(Kind):
-    Spec = Spec
+    Spec = RequiredSpec
+    spec: RequiredSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: RequiredSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         check_slots(spec.pattern)
         self.flags = rule_flags(rule)
@@ -41,6 +42,7 @@ class Required(Kind):
         self.pid = build.table.add(spec.pattern, self.flags) if spec.position != "start" else None
         self._by_brand: dict[BrandKey, re.Pattern[str]] = {}
         self.seen: dict[object, bool] = {}
+        self.results: dict[object, tuple[Hit, ...]] = {}
 
     def _rx(self, view: MessageView) -> re.Pattern[str]:
         if not self.templated:
@@ -72,10 +74,20 @@ class Required(Kind):
         self.seen[key] = got
         return got
 
-    def hits(self, view: MessageView) -> Iterator[Hit]:
-        rule, spec = self.rule, self.spec
+    def hits(self, view: MessageView) -> Iterator[Hit] | tuple[Hit, ...]:
         rx = self._rx(view)
-        fields = view.fields(rule.fields)
+        fields = view.fields(self.rule.fields)
+        key = (rx, tuple(fields))  # pure in the pattern and the fields' texts: footers and links repeat
+        got = self.results.get(key)
+        if got is None:
+            got = tuple(self._hits(rx, fields, view))
+            if len(self.results) > 4096:
+                self.results.clear()
+            self.results[key] = got
+        return got
+
+    def _hits(self, rx: re.Pattern[str], fields: list[tuple[str, str]], view: MessageView) -> Iterator[Hit]:
+        rule, spec = self.rule, self.spec
         if spec.scope == "message":
             if not any(self._present(rx, t, view) for _, t in fields):
                 label = fields[-1][0] if fields else rule.fields[-1]

@@ -16,34 +16,40 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class SentenceLengthSpec(Strict):
     max: int
 
 
 @kind("sentence_length")
 class SentenceLength(Kind):
-    Spec = Spec
+    Spec = SentenceLengthSpec
+    spec: SentenceLengthSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: SentenceLengthSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
-        self.cache: dict[object, tuple[tuple[int, int, int], ...]] = {}
+        self.cache: dict[str, tuple[tuple[int, int, int], ...]] = {}
+
+    def _long(self, text: str) -> tuple[tuple[int, int, int], ...]:
+        """(start, end, words) of each sentence of a text over the limit (pure in the text: cached;
+        a body is read line by line, since no sentence crosses a line)."""
+        got = self.cache.get(text)
+        if got is None:
+            mx = self.spec.max
+            words = T.WORD_RE.findall
+            got = tuple((a, b, n) for a, b in T.split_sentences(text) if (n := len(words(text, a, b))) > mx)
+            if len(self.cache) > 16384:
+                self.cache.clear()
+            self.cache[text] = got
+        return got
 
     def hits(self, view: MessageView) -> Iterator[Hit]:
         mx = self.spec.max
-        cache = self.cache
         for label, text in view.fields(self.rule.fields):
-            body = label == "body"
-            key = (view.layout, text) if body else text
-            long_ = cache.get(key)
-            if long_ is None:
-                # lines split independently, so a line's sentences are the whole text's sentences in it
-                sents = T.split_sentences(text)
-                if body:
-                    sents = T.spans_within(sents, T.body_prose_lines(text, view.layout))
-                words = T.WORD_RE.findall
-                long_ = tuple((a, b, n) for a, b in sents if (n := len(words(text, a, b))) > mx)
-                if len(cache) > 8192:
-                    cache.clear()
-                cache[key] = long_
-            for a, b, n in long_:
-                yield Hit(label, a, b, slots={"count": n, "max": mx})
+            if label != "body":
+                for a, b, n in self._long(text):
+                    yield Hit(label, a, b, slots={"count": n, "max": mx})
+                continue
+            # the body's prose lines (body_prose_lines: not the greeting, product lines or sign-off)
+            for a0, b0 in T.body_prose_lines(text, view.layout):
+                for a, b, n in self._long(text[a0:b0]):
+                    yield Hit(label, a + a0, b + a0, slots={"count": n, "max": mx})

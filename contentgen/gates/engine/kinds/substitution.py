@@ -17,12 +17,12 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class Spec(Strict):
+class SubstitutionSpec(Strict):
     swap: dict[str, str] = {}
     exceptions: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _need(self) -> Spec:
+    def _need(self) -> SubstitutionSpec:
         if not self.swap:
             raise ValueError("kind 'substitution' needs swap")
         return self
@@ -30,9 +30,10 @@ class Spec(Strict):
 
 @kind("substitution")
 class Substitution(Kind):
-    Spec = Spec
+    Spec = SubstitutionSpec
+    spec: SubstitutionSpec
 
-    def __init__(self, rule: Rule, spec: Spec, build: Build) -> None:
+    def __init__(self, rule: Rule, spec: SubstitutionSpec, build: Build) -> None:
         super().__init__(rule, spec, build)
         flags = rule_flags(rule)
         self.swaps = tuple((Phrases(build, (bad,), flags), good) for bad, good in spec.swap.items())
