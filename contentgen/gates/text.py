@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..models import RenderedMessage
 
@@ -211,10 +212,10 @@ _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
 # Each big pattern opens with a lookahead on the characters a match can start with: the
 # matches are the same, but the engine rejects most positions at the first character.
 MONEY_RE = (re.compile(
-    r"(?=[$0-9uU])(?:(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
-    r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
-    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I))
-PERCENT_RE = (re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
+    r"(?=[$0-9uU])(?:(?:(?<![\w.])\$[ \t]?" + _NUM + r"(?!\.?\d)(?:[ \t]?(?:USD|dollars?)\b)?)"
+    r"|(?:\bUSD[ \t]?\$?" + _NUM + r"(?!\.?\d))"
+    r"|(?:(?<![\w.$])" + _NUM + r"[ \t]?(?:dollars?|bucks|USD)\b))", re.I))
+PERCENT_RE = (re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)[ \t]?(?:%|percent\b|per cent\b)"
                         r"|\bhalf[- ](?:off|price)\b)", re.I))
 
 
@@ -250,8 +251,43 @@ def _with_words(found: list[tuple[int, int, float]], rx: Any, text: str) -> list
     return sorted(found + words) if words else found
 
 
-@lru_cache(maxsize=8192)
+_Found = TypeVar("_Found", bound=tuple[Any, ...])
+
+
+def by_line(fn: Callable[[str], list[_Found]], text: str) -> list[_Found]:
+    """``fn`` of a text whose matches never span a line break, from its lines' (each cached by
+    ``fn``: greetings, product lines and sign-offs repeat): (start, end, ...) shifted to the text."""
+    if "\n" not in text:
+        return fn(text)
+    out: list[_Found] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            got = fn(line)
+            if got:
+                out.extend(got if not pos else [(a + pos, b + pos, *rest) for a, b, *rest in got])  # type: ignore[misc]
+        pos += len(line) + 1
+    return out
+
+
 def money_matches(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
+    and whole dollars in words ("fourteen dollars"); a price never spans a line break."""
+    return by_line(_money_matches, text)
+
+
+def percent_matches(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, value) of each percentage ("15%", "15 percent", "fifteen percent", "half off")."""
+    return by_line(_percent_matches, text)
+
+
+def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
+    """(start, end, (month, day, year or None)) for each date in text (a date never spans a line)."""
+    return by_line(lambda line: _date_matches(line, ref), text)
+
+
+@lru_cache(maxsize=16384)
+def _money_matches(text: str) -> list[tuple[int, int, float]]:
     """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
     and whole dollars in words ("fourteen dollars")."""
     out: list[tuple[int, int, float]] = []
@@ -275,8 +311,8 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
 PERCENT_WORDS_RE = (re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
 
 
-@lru_cache(maxsize=8192)
-def percent_matches(text: str) -> list[tuple[int, int, float]]:
+@lru_cache(maxsize=16384)
+def _percent_matches(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
     if "%" not in text:
         low = text.lower()
@@ -325,9 +361,8 @@ _MAY_DIGIT = (re.compile(r"may\s+\d", re.I))
 _DIGIT_MAY = (re.compile(r"\d\s+may$", re.I))
 
 
-@lru_cache(maxsize=8192)
-def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
-    """(start, end, (month, day, year or None)) for each date in text."""
+@lru_cache(maxsize=16384)
+def _date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
     out: list[tuple[int, int, tuple[int, int, int | None]]] = []
     if not _HAS_DIGIT.search(text):
         return out

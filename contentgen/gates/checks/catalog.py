@@ -49,8 +49,9 @@ def _name_regex(name: str) -> re.Pattern[str]:
                 pieces[-1] = re.escape(lp[:-1]) + "s?"
             elif re.fullmatch(r"[A-Za-z]+", lp):
                 pieces[-1] = re.escape(lp) + "(?:s|es)?"
-        parts.append(r"[\s\-]?".join(pieces))
-    return re.compile(r"(?<![\w])" + r"[\s\-]+".join(parts) + r"(?![\w])", re.I)
+        parts.append(r"[ \t\-]?".join(pieces))
+    # (a product name never spans a line break, so a body's mentions are its lines')
+    return re.compile(r"(?<![\w])" + r"[ \t\-]+".join(parts) + r"(?![\w])", re.I)
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -410,46 +411,45 @@ def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, 
     return out
 
 
-def _line_parts(idx: CatalogIndex, line: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]]]:
-    """A body line's sentences and phrase items (cached per catalog and line: product lines, the
-    greeting and the sign-off repeat from message to message)."""
+def _line_parts(idx: CatalogIndex, line: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]],
+                                                       list[tuple[int, int, str]]]:
+    """A body line's sentences, phrase items and catalog names (cached per catalog and line:
+    product lines, the greeting and the sign-off repeat from message to message)."""
     got = idx.line_cache.get(line)
     if got is None:
-        got = (T.split_sentences(line), _phrase_items(idx, line, False))  # (a line's sentences: cached too)
+        got = (T.split_sentences(line), _phrase_items(idx, line, False), _exact_mentions(idx, line))
         if len(idx.line_cache) > 16384:
             idx.line_cache.clear()
         idx.line_cache[line] = got
     return got
 
 
-def _body_parts(idx: CatalogIndex, text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]]]:
-    """A body's sentences and phrase items, line by line: newlines are hard sentence boundaries and
-    no capitalized phrase crosses one, so the whole body's are its lines' (shifted)."""
+def _body_parts(idx: CatalogIndex, text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int, str, Any]],
+                                                       list[tuple[int, int, str]]]:
+    """A body's sentences, phrase items and catalog names, line by line: newlines are hard sentence
+    boundaries and no capitalized phrase or product name crosses one, so the body's are its lines'."""
     sents: list[tuple[int, int]] = []
     items: list[tuple[int, int, str, Any]] = []
+    names: list[tuple[int, int, str]] = []
     pos = 0
     for line in text.split("\n"):
         if line:
-            ls, li = _line_parts(idx, line)
+            ls, li, ln = _line_parts(idx, line)
             if pos:
                 sents.extend((a + pos, b + pos) for a, b in ls)
                 items.extend((a + pos, b + pos, k, v) for a, b, k, v in li)
+                names.extend((a + pos, b + pos, p) for a, b, p in ln)
             else:
                 sents.extend(ls)
                 items.extend(li)
+                names.extend(ln)
         pos += len(line) + 1
-    return sents, items
+    return sents, items, names
 
 
-def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[int, int]], list[Mention],
-                                                                    list[tuple[int, int, str]]]:
-    """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
-    if label == "body":
-        sents, items = _body_parts(idx, text)
-    else:
-        sents = T.split_sentences(text)
-        items = _phrase_items(idx, text, _title_case(text))
-    ms: list[Mention] = []
+def _exact_mentions(idx: CatalogIndex, text: str) -> list[tuple[int, int, str]]:
+    """(start, end, product id) of each catalog name in the text, longest first, left to right."""
+    ms: list[tuple[int, int, str]] = []
     pos = 0
     by_key = idx.by_key
     for st in _name_starts(idx, text):
@@ -465,10 +465,23 @@ def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[
             if mm and (best is None or mm.end() > best[1]):
                 best = (mm.start(), mm.end(), pid)
         if best:
-            ms.append(Mention(best[0], best[1], best[2], "exact"))
+            ms.append(best)
             pos = best[1]
+    return ms
+
+
+def analyse_field(idx: CatalogIndex, label: str, text: str) -> tuple[list[tuple[int, int]], list[Mention],
+                                                                    list[tuple[int, int, str]]]:
+    """Sentences, product mentions and unknown capitalized phrases of one field (pure in idx, label, text)."""
+    if label == "body":
+        sents, items, exact_ms = _body_parts(idx, text)
+    else:
+        sents = T.split_sentences(text)
+        items = _phrase_items(idx, text, _title_case(text))
+        exact_ms = _exact_mentions(idx, text)
+    ms = [Mention(a, b, pid, "exact") for a, b, pid in exact_ms]
     unk: list[tuple[int, int, str]] = []
-    exact = [(m.start, m.end) for m in ms]  # every mention so far is exact
+    exact = [(a, b) for a, b, _ in exact_ms]
     greeting_end = -2  # the greeting line's end in a body (-1: no newline), once known
     for a, b, kind, what in items:
         if exact and any(s < b and a < e for s, e in exact):
@@ -597,7 +610,21 @@ def _is_word(c: str) -> bool:
 
 
 def catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
-    """Catalog claims in a text (pure in the catalog and the text: cached)."""
+    """Catalog claims in a text (a claim never spans a line break: found line by line, cached)."""
+    if "\n" not in text:
+        return _catalog_claim_spans(idx, text)
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            got = _catalog_claim_spans(idx, line)
+            if got:
+                out.extend((a + pos, b + pos) for a, b in got)
+        pos += len(line) + 1
+    return tuple(out)
+
+
+def _catalog_claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
     cache = idx.claim_only_cache
     got = cache.get(text)
     if got is None:

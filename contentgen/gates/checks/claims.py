@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pydantic import BaseModel, ConfigDict
 
 from ..engine.findings import Hit
+from ..engine.matcher import line_local
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
@@ -55,15 +56,32 @@ class Claims(Check):
         assert self.alt.ids is not None
         self.ids = frozenset(self.alt.ids)
         self.supports = supports
-        self.neg = re.compile(r"\b(?:" + "|".join(params.negations) + r")\s+(?:\w+\s+)?$", re.I)
+        # (a negation sits on its claim's line, in the 20 characters before it)
+        self.neg = re.compile(r"\b(?:" + "|".join(params.negations) + r")[ \t]+(?:\w+[ \t]+)?$", re.I)
         self.found: dict[str, list[tuple[int, int, str, int]]] = {}
+        self.local = all(line_local(it, re.I) for it in parts)
 
     def _found(self, view: MessageView, text: str) -> list[tuple[int, int, str, int]]:
-        """The claim phrases in a text that are not negated (pure in the rule and the text)."""
+        """The claim phrases in a text that are not negated (pure in the rule and the text; line by
+        line when no claim or negation reaches across a line break)."""
+        if not self.local or "\n" not in text:
+            return self._found_in(text, view.hits(text))
+        hits = view.hits(text)
+        out: list[tuple[int, int, str, int]] = []
+        pos = 0
+        for line in text.split("\n"):
+            if line:
+                got = self._found_in(line, hits)
+                if got:
+                    out.extend((a + pos, b + pos, g, i) for a, b, g, i in got)
+            pos += len(line) + 1
+        return out
+
+    def _found_in(self, text: str, hits: frozenset[int] | None) -> list[tuple[int, int, str, int]]:
         got = self.found.get(text)
         if got is None:
             got = []
-            for m in self.alt.finditer(text, view.hits(text)):
+            for m in self.alt.finditer(text, hits):
                 if self.neg.search(text[max(0, m.start() - 20):m.start()]):
                     continue
                 got.append((m.start(), m.end(), m.group(), int(m.lastgroup[1:])))  # type: ignore[index]

@@ -41,9 +41,19 @@ def _bad_links(text: str, allowed: tuple[str, ...], is_cta: bool) -> tuple[tuple
 class Links(Check):
     """Links only to the campaign's allowed domains; the call-to-action link is https."""
 
+    def __init__(self, params: Params, build: Build) -> None:
+        super().__init__(params, build)
+        self.url = build.feature("url") | build.patterns([_MAYBE_HOST.pattern, "://"])
+
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         allowed = tuple(d.lower() for d in view.ctx.allowed_domains)
+        hits = view.hits
+        url = self.url
         for label, text in view.fields(rule.fields):
+            if label != "cta_url":
+                h = hits(text)
+                if h is not None and h.isdisjoint(url):
+                    continue  # no link can be here
             for a, b, host in _bad_links(text, allowed, label == "cta_url"):
                 yield Hit(label, a, b, slots={"host": host})
 
@@ -93,6 +103,10 @@ class Pii(Check):
             r"\d(?<![\w$.,]\d)\d{0,4}[ \t]+(?:[NSEW]\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:"
             + "|".join(params.street_suffixes) + r"))(?![\w])")
         self.partial = Phrases(build, params.partial_numbers, re.I, head=r"\b(?:", tail=r")\b")
+        self.digit = build.feature("digit")
+        # what a phone number, a member id or a street address holds (the scans run where one may be)
+        self.scan_ids = build.patterns([_PHONE_TAIL.pattern, self.street.pattern]) | build.patterns([r"member"], re.I)
+        self.partial_ids = self.partial.ids
         self.scans: dict[str, tuple[tuple[tuple[int, int], ...], tuple[tuple[str, int, int], ...],
                                     tuple[tuple[int, int, int, int, str], ...]]] = {}
         self._not_names: dict[tuple[str, str], frozenset[str]] = {}
@@ -147,11 +161,18 @@ class Pii(Check):
                     if T.host_allowed(dom, allowed):
                         continue
                     yield Hit(label, m.start(), m.end(), slots={"what": "an email address"})
+            h = view.hits(text)
+            if h is not None and h.isdisjoint(self.digit):
+                continue  # phones, member ids, street addresses and account numbers hold a digit
+            if h is None or not (self.partial_ids is not None and h.isdisjoint(self.partial_ids)):
+                for m in self.partial.finditer(view, text):
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"what": "part of the member's phone, card or account number"})
+            if h is not None and h.isdisjoint(self.scan_ids):
+                continue
             phones, member_ids, streets = self._scan(text, low)
             for a, b in phones:
                 yield Hit(label, a, b, slots={"what": "a phone number"})
-            for m in self.partial.finditer(view, text):
-                yield Hit(label, m.start(), m.end(), slots={"what": "part of the member's phone, card or account number"})
             for g, a, b in member_ids:
                 if m_.member_id and g == m_.member_id:
                     continue  # already reported above
@@ -165,7 +186,25 @@ class Pii(Check):
 
     def _scan(self, text: str, low: str) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[str, int, int], ...],
                                                  tuple[tuple[int, int, int, int, str], ...]]:
-        """The member-independent scans (phones, member ids, streets): pure in the text."""
+        """The member-independent scans (phones, member ids, streets), line by line: none spans a
+        line break (each line's are cached: product lines and greetings repeat)."""
+        if "\n" not in text:
+            return self._scan_line(text, low)
+        phones: list[tuple[int, int]] = []
+        ids: list[tuple[str, int, int]] = []
+        streets: list[tuple[int, int, int, int, str]] = []
+        pos = 0
+        for line in text.split("\n"):
+            if line:
+                p, i, s = self._scan_line(line, line.lower())
+                phones.extend((a + pos, b + pos) for a, b in p)
+                ids.extend((g, a + pos, b + pos) for g, a, b in i)
+                streets.extend((a + pos, b + pos, a1 + pos, b1 + pos, w) for a, b, a1, b1, w in s)
+            pos += len(line) + 1
+        return tuple(phones), tuple(ids), tuple(streets)
+
+    def _scan_line(self, text: str, low: str) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[str, int, int], ...],
+                                                      tuple[tuple[int, int, int, int, str], ...]]:
         got = self.scans.get(text)
         if got is None:
             if _DIGIT.search(text) is None:  # phone numbers, member ids and street addresses all hold a digit

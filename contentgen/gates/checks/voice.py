@@ -48,6 +48,7 @@ class Shouting(Check):
         self.allowed = frozenset(a.upper() for a in params.allowed)
         self.phrases = re.compile("|".join([r"https?://\S+", *params.allowed_phrases]))
         self._by_index: dict[int, tuple[CatalogIndex, frozenset[str]]] = {}
+        self.caps = self.needs = build.patterns([_CAPS.pattern])  # a word in capitals, case-sensitive
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         idx = catalog_index(view)
@@ -57,7 +58,7 @@ class Shouting(Check):
                 self._by_index.clear()
             got = self._by_index[id(idx)] = (idx, self.allowed | idx.brand_caps)
         allowed = got[1]
-        for label, text in view.fields(rule.fields):
+        for label, text in view.fields_with(self.caps, rule.fields):
             for m in _CAPS.finditer(text):
                 w = m.group().rstrip("'’S") if m.group().endswith(("'S", "’S")) else m.group()
                 if w.upper() in allowed or any(a <= m.start() and m.end() <= b for a, b in view.protected(label)):
@@ -71,11 +72,19 @@ class MaxParams(Params):
     max: int = 1
 
 
+#: what every emoji opens with (its first character class), for the prefilter
+_EMOJI_START = _EMOJI.pattern[:_EMOJI.pattern.index("]") + 1]
+
+
 @check("brand.emoji")
 class Emoji(Check):
     """At most ``max`` emoji in the fields the rule reads."""
 
     Params = MaxParams
+
+    def __init__(self, params: MaxParams, build: Build) -> None:
+        super().__init__(params, build)
+        self.needs = build.patterns([_EMOJI_START])
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         max_n = self.params.max
@@ -89,6 +98,10 @@ class Emoji(Check):
 @check("brand.emoji_subject")
 class EmojiSubject(Check):
     """No emoji in the subject."""
+
+    def __init__(self, params: Params, build: Build) -> None:
+        super().__init__(params, build)
+        self.needs = build.patterns([_EMOJI_START])
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         for m in _EMOJI.finditer(view.msg.subject):
@@ -158,8 +171,10 @@ class NameUse(Check):
         name = view.ctx.member.first_name.strip()
         max_n = self.params.max
         fields = view.fields(rule.fields)
+        empties = self.empties
         for label, text in fields:
-            for a, b, reason in self._empty_names(text):
+            got = empties.get(text)
+            for a, b, reason in (got if got is not None else self._empty_names(text)):
                 yield Hit(label, a, b, slots={"reason": reason})
         body = view.msg.body
         g = self.greeting.match(body)
@@ -175,6 +190,9 @@ class NameUse(Check):
                           slots={"reason": f"the greeting names '{greeted}', not the member's first name"})
         if not name:
             return
+        joined = view.lower(rule.fields)
+        if name.isascii() and T.safe_lower_ok(joined) and joined.count(name.lower()) <= max_n:
+            return  # the name (a whole word, any case) cannot occur more often than its lowercase does
         rx = _name_rx(name)
         found = [(label, m) for label, text in fields for m in _name_spans(text, name)]
         if len(found) > max_n:  # rare: don't count the name where it is part of a product name ("Aurora Rain Jacket")

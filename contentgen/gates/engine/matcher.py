@@ -255,6 +255,28 @@ class Matcher:
         return got
 
 
+_NL_ESCAPES = re.compile(r"\\(?:[sWDnAZ]|x0[aA]|012|u000[aA]|N)")
+_NEG_CLASS = re.compile(r"\[\^((?:\\.|[^\]\\])*)\]")
+
+
+def line_local(source: str, flags: int) -> bool:
+    """Whether no match of the regex can cross or touch a line break, so that a text's matches are
+    its lines' (a conservative reading of the source: no ``\\s``, ``\\W``, ``\\D``, ``\\n``,
+    no ``\\A``/``\\Z``, no negated class that lets a newline in, no ``^``/``$`` without MULTILINE,
+    no DOTALL)."""
+    if flags & re.DOTALL or "\n" in source or "(?s" in source:
+        return False
+    for m in _NEG_CLASS.finditer(source):
+        if "\\n" not in m.group(1):
+            return False  # [^...] without \n matches a newline
+    rest = _NEG_CLASS.sub("", source)  # (classes that keep \n out are fine)
+    if _NL_ESCAPES.search(rest):
+        return False
+    if not flags & re.MULTILINE and ("^" in rest or "$" in rest.replace("\\$", "")):
+        return False
+    return True
+
+
 def may_match(ids: Iterable[int] | frozenset[int], hits: frozenset[int] | None) -> bool:
     """Whether any of the pattern ids is a candidate (``hits`` None: every pattern is)."""
     return hits is None or not hits.isdisjoint(ids)

@@ -61,6 +61,9 @@ class _Plan:
             for pid in needs:
                 by_id.setdefault(pid, []).append(i)
         self.gated = [(names, by_id, frozenset(by_id)) for names, by_id in groups.items()]
+        #: (rule, its hits function) by index, and those of the rules that always run
+        self.fns = [(cr, cr.impl.hits) for cr in rules]
+        self.always_fns = [self.fns[i] for i in self.always]
 
 
 @dataclass
@@ -141,14 +144,19 @@ class RuleSet:
                 continue
             for pid in keys.intersection(present):
                 selected.update(by_id[pid])
-        order = sorted(plan.always + list(selected)) if selected else plan.always
-        rules = plan.rules
+        # (the order rules run in does not matter: findings are sorted on a total key afterwards)
         out: list[Finding] = []
-        for i in order:
-            cr = rules[i]
-            hits = list(cr.impl.hits(view))
+        for cr, fn in plan.always_fns:
+            hits = list(fn(view))
             if hits:
                 out.extend(self._found(cr, view, hits))
+        if selected:
+            fns = plan.fns
+            for i in selected:
+                cr, fn = fns[i]
+                hits = list(fn(view))
+                if hits:
+                    out.extend(self._found(cr, view, hits))
         return self.accept.filter(out, view) if len(self.accept) else out
 
     @staticmethod

@@ -12,6 +12,7 @@ from ..findings import Hit
 from ..model import Rule, Strict
 from ..plugin import Build, Kind
 from ..registry import kind
+from ..matcher import line_local
 from ..phrases import Exceptions, Phrases, inside, rule_flags
 from ..slots import brand_key
 
@@ -35,22 +36,40 @@ class ExistenceSpec(Strict):
 
 class Spans:
     """A word-list rule's spans in a text (not empty, not excepted), before protected spans are
-    taken out: pure in the rule, the brand and the text, so cached per text."""
+    taken out: pure in the rule, the brand and the text, so cached per text; when no item or
+    exception can reach across a line break, per line (greetings, product lines and sign-offs repeat)."""
 
     def __init__(self, phrases: Phrases, exc: Exceptions) -> None:
         self.phrases, self.exc = phrases, exc
         self.cache: dict[object, tuple[tuple[int, int], ...]] = {}
+        self.local = all(line_local(it, phrases.flags) for it in phrases.items) and all(
+            line_local(e, exc.flags) for e in exc.items)
 
     def __call__(self, view: MessageView, text: str) -> tuple[tuple[int, int], ...]:
+        if not self.local or "\n" not in text:
+            return self._spans(view, text, view.hits(text))
+        hits = view.hits(text)  # (a superset for each line: the field's candidates)
+        out: list[tuple[int, int]] = []
+        pos = 0
+        for line in text.split("\n"):
+            if line:
+                got = self._spans(view, line, hits)
+                if got:
+                    out.extend((a + pos, b + pos) for a, b in got)
+            pos += len(line) + 1
+        return tuple(out)
+
+    def _spans(self, view: MessageView, text: str, hits: frozenset[int] | None) -> tuple[tuple[int, int], ...]:
+        """``hits``: the prefilter's candidates for the text (or for the field it is a line of)."""
         key: object = text if not (self.phrases.templated or self.exc.templated) else (brand_key(view.ctx.brand),
                                                                                         text)
         got = self.cache.get(key)
         if got is None:
             alt = self.phrases.get(view)
             exc = self.exc
-            got = tuple((a, b) for a, b in (m.span() for m in alt.finditer(text, view.hits(text)))
+            got = tuple((a, b) for a, b in (m.span() for m in alt.finditer(text, hits))
                         if a != b and not exc.covers(text, a, b, view))
-            if len(self.cache) > 8192:
+            if len(self.cache) > 16384:
                 self.cache.clear()
             self.cache[key] = got
         return got
