@@ -172,9 +172,9 @@ class Catalogs:
 
     def __init__(self, rules: Any) -> None:
         v = rules.vocab
-        self.openers = frozenset(w.lower() for w in v.get("sentence-openers"))
-        self.non_products = frozenset(w.lower() for w in v.get("capitalized-non-products"))
-        self.connectors = frozenset(w.lower() for w in v.get("name-connectors"))
+        self.openers = frozenset(w.lower() for w in v.find("sentence-openers"))
+        self.non_products = frozenset(w.lower() for w in v.find("capitalized-non-products"))
+        self.connectors = frozenset(w.lower() for w in v.find("name-connectors"))
         self.by_id: dict[int, tuple[dict[str, Product], Any, CatalogIndex]] = {}
         self.by_content: dict[tuple[Any, ...], CatalogIndex] = {}
 
@@ -525,7 +525,7 @@ def audience_ok(o: Offer, ctx: GateContext, churn: frozenset[str] = frozenset())
 class _Offers:
     def __init__(self, rules: Any) -> None:
         self.cache: dict[tuple[Any, ...], tuple[Any, list[Offer]]] = {}
-        self.churn = frozenset(a.lower() for a in rules.vocab.get("churn-prevention-audiences"))
+        self.churn = frozenset(a.lower() for a in rules.vocab.find("churn-prevention-audiences"))
 
 
 def valid_offers(view: MessageView) -> list[Offer]:

@@ -118,7 +118,7 @@ class Pii(Check):
         if got is None:
             v = view.rules.vocab
             got = self._not_names[key] = frozenset(
-                {*(w.lower() for w in v.get("capitalized-non-products")), *(w.lower() for w in v.get("sentence-openers")),
+                {*(w.lower() for w in v.find("capitalized-non-products")), *(w.lower() for w in v.find("sentence-openers")),
                  *(w.lower() for w in self.params.not_surnames), *brand_words(b)})
         return got
 

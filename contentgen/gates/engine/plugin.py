@@ -33,6 +33,10 @@ class Vocab:
         self.lists = lists
         self.files = files
 
+    def find(self, name: str) -> tuple[str, ...]:
+        """The named list, or none (for what the engine reads when a rules folder has it)."""
+        return self.lists.get(name, ())
+
     def get(self, name: str) -> tuple[str, ...]:
         try:
             return self.lists[name]

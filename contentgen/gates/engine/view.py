@@ -130,7 +130,7 @@ class MessageView:
         """The body's greeting and sign-off lines (the greeting vocabulary and the campaign's sign-off)."""
         lay: T.Layout | None = self.cache.get("layout")
         if lay is None:
-            lay = self.cache["layout"] = T.layout(self.rules.vocab.get("greetings"), self.ctx.brand.signoff)
+            lay = self.cache["layout"] = T.layout(self.rules.vocab.find("greetings"), self.ctx.brand.signoff)
         return lay
 
     def analysis(self, name: str) -> Any:
