@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .matcher import Alternation
 from .plugin import Build
-from .slots import BrandKey, brand_key, check_slots, expand, has_slots
+from .slots import BrandKey, check_slots, expand, has_slots
 
 if TYPE_CHECKING:
     from .model import Rule
@@ -51,7 +51,7 @@ class Phrases:
     def get(self, view: MessageView) -> Alternation:
         if self.alt is not None:
             return self.alt
-        key = brand_key(view.ctx.brand)
+        key = view.bkey
         alt = self._by_brand.get(key)
         if alt is None:
             alt = self._by_brand[key] = Alternation(None, [expand(it, view.ctx.brand) for it in self.items],
@@ -93,7 +93,7 @@ class Exceptions:
     def regexes(self, view: MessageView | None) -> tuple[re.Pattern[str], ...]:
         if not self.templated or view is None:
             return self.plain
-        key = brand_key(view.ctx.brand)
+        key = view.bkey
         got = self._by_brand.get(key)
         if got is None:
             got = self._by_brand[key] = tuple(re.compile(expand(e, view.ctx.brand), self.flags) for e in self.items)

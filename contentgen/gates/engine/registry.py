@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .plugin import Check, Kind
-    from .view import MessageView
 
 K = TypeVar("K", bound="type[Kind]")
 C = TypeVar("C", bound="type[Check]")

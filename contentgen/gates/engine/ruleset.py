@@ -75,6 +75,7 @@ class RuleSet:
     digest: str
     backend: str | None = None
     _matchers: dict[BrandKey, Matcher] = field(default_factory=dict, repr=False)
+    _by_brand: dict[int, tuple[Brand, Matcher, BrandKey]] = field(default_factory=dict, repr=False)
     _when: dict[tuple[int, str, bool, str], list[CompiledRule]] = field(default_factory=dict, repr=False)
     _plans: dict[tuple[int, str, bool, str], _Plan] = field(default_factory=dict, repr=False)
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -90,15 +91,22 @@ class RuleSet:
     def vocab(self) -> Vocab:
         return self.build.vocab
 
-    def matcher_for(self, brand: Brand) -> Matcher:
+    def matcher_for(self, brand: Brand) -> tuple[Matcher, BrandKey]:
         """The prefilter over every pattern of the set, brand slots filled in for the campaign's brand
-        (built on first use: compiling or loading the database happens once per rule set and brand)."""
+        (built on first use: compiling or loading the database happens once per rule set and brand),
+        and the brand's key."""
+        got = self._by_brand.get(id(brand))
+        if got is not None and got[0] is brand:
+            return got[1], got[2]
         key = brand_key(brand)
         m = self._matchers.get(key)
         if m is None:
             m = self._matchers[key] = Matcher(self.build.table.expanded(lambda src: expand(src, brand)),
                                               self.backend)
-        return m
+        if len(self._by_brand) > 4096:
+            self._by_brand.clear()
+        self._by_brand[id(brand)] = (brand, m, key)  # (holds the brand: its id is not reused meanwhile)
+        return m, key
 
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)

@@ -19,13 +19,14 @@ _MODEL_SET = frozenset(MODEL_FIELDS)
 class MessageView:
     """A message plus its context and its rule set, with per-message caches shared by all rules."""
 
-    __slots__ = ("msg", "ctx", "rules", "matcher", "cache", "_fields", "_present", "_lower", "_lowered", "_by_name")
+    __slots__ = ("msg", "ctx", "rules", "matcher", "bkey", "cache", "_fields", "_present", "_lower", "_lowered",
+                 "_by_name")
 
     def __init__(self, msg: RenderedMessage, ctx: GateContext, rules: RuleSet) -> None:
         self.msg = msg
         self.ctx = ctx
         self.rules = rules
-        self.matcher = rules.matcher_for(ctx.brand)
+        self.matcher, self.bkey = rules.matcher_for(ctx.brand)
         self.cache: dict[str, Any] = {}
         self._fields: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._present: dict[tuple[str, ...], frozenset[int] | None] = {}

@@ -14,7 +14,7 @@ from ..plugin import Build, Kind
 from ..registry import kind
 from ..matcher import line_local
 from ..phrases import Exceptions, Phrases, inside, rule_flags
-from ..slots import brand_key
+
 
 if TYPE_CHECKING:
     from ..view import MessageView
@@ -61,7 +61,7 @@ class Spans:
 
     def _spans(self, view: MessageView, text: str, hits: frozenset[int] | None) -> tuple[tuple[int, int], ...]:
         """``hits``: the prefilter's candidates for the text (or for the field it is a line of)."""
-        key: object = text if not (self.phrases.templated or self.exc.templated) else (brand_key(view.ctx.brand),
+        key: object = text if not (self.phrases.templated or self.exc.templated) else (view.bkey,
                                                                                         text)
         got = self.cache.get(key)
         if got is None:

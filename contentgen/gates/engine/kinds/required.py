@@ -11,7 +11,7 @@ from ..findings import Hit
 from ..model import Rule, Strict
 from ..plugin import Build, Kind
 from ..registry import kind
-from ..slots import BrandKey, brand_key, check_slots, expand, has_slots
+from ..slots import BrandKey, check_slots, expand, has_slots
 from ..phrases import rule_flags
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Required(Kind):
     def _rx(self, view: MessageView) -> re.Pattern[str]:
         if not self.templated:
             return self.regex
-        key = brand_key(view.ctx.brand)
+        key = view.bkey
         rx = self._by_brand.get(key)
         if rx is None:
             rx = self._by_brand[key] = re.compile(expand(self.spec.pattern, view.ctx.brand), self.flags)
