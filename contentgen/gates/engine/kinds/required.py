@@ -11,6 +11,7 @@ from ..findings import Hit
 from ..model import Rule, Strict
 from ..plugin import Build, Kind
 from ..registry import kind
+from ..matcher import line_local
 from ..slots import BrandKey, check_slots, expand, has_slots
 from ..phrases import rule_flags
 
@@ -43,6 +44,9 @@ class Required(Kind):
         self._by_brand: dict[BrandKey, re.Pattern[str]] = {}
         self.seen: dict[object, bool] = {}
         self.results: dict[object, tuple[Hit, ...]] = {}
+        #: no match can cross or touch a line break: "end" is judged on the last line alone (its answer
+        #: cached: the sign-off repeats from message to message)
+        self.local = spec.position == "end" and line_local(spec.pattern, self.flags)
 
     def _rx(self, view: MessageView) -> re.Pattern[str]:
         if not self.templated:
@@ -62,6 +66,9 @@ class Required(Kind):
             h = view.hits(text)
             if h is not None and self.pid not in h:
                 return False
+        if self.local and "\n" in text:
+            tail = text.rstrip()
+            return self._present(rx, tail[tail.rfind("\n") + 1:], view) if tail else False
         pos = self.spec.position
         if pos == "end":
             got = any(m.end() == len(text.rstrip()) for m in rx.finditer(text))
