@@ -14,7 +14,6 @@ from functools import lru_cache
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..models import RenderedMessage
 
 
 @lru_cache(maxsize=4096)
@@ -33,23 +32,6 @@ def safe_lower_ok(text: str) -> bool:
     return all(c.lower() == c == c.upper() for c in set(_NON_ASCII.findall(text)))
 
 
-#: Fields the model writes (or that carry model words); the footer is the renderer's.
-MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
-ALL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
-
-
-def message_fields(msg: RenderedMessage, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(field label, text) for the named fields; explanations expand to explanations[i].text."""
-    out: list[tuple[str, str]] = []
-    for name in names:
-        if name == "explanations":
-            for i, ex in enumerate(msg.explanations):
-                out.append((f"explanations[{i}].text", ex.text))
-        else:
-            out.append((name, getattr(msg, name, "") or ""))
-    return out
-
-
 # --------------------------------------------------------------------------- sentences
 
 _ABBREV = {
@@ -61,19 +43,12 @@ _ABBREV = {
 #: titles ("Dr. Lee"), months ("Dec. 6") and "e.g."
 _ENDING_ABBREV = frozenset({"ft", "oz", "lb", "lbs", "etc", "inc", "co", "ltd"})
 _HAS_DIGIT = re.compile(r"\d")
-_ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
 _ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
-_SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _WORD = WORD_RE = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    start: int
-    end: int
-
-
-#: a newline, or a sentence end (_SENT_END) — one character class first, so a search jumps between them
+#: a newline, or a sentence end ("." "!" "?" "…", closing quotes, then a space or the end) — one character
+#: class first, so a search jumps between them
 _SPLIT = re.compile(r"[\n.!?…](?:(?<=\n)|[.!?…]*[\"'”’)\]]*(?=\s|$))")
 
 
@@ -113,7 +88,7 @@ def _split_sentences(text: str, start: int = 0, end: int | None = None) -> list[
             continue
         if ch == ".":
             # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end: the run of
-            # letters and dots right before the dot (what _ABBR_TAIL.search(text, s, dot) finds)
+            # letters and dots right before the dot
             j = dot
             while j > s and text[j - 1] in _ABBR_CHARS:
                 j -= 1

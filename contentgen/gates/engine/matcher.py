@@ -277,11 +277,6 @@ def line_local(source: str, flags: int) -> bool:
     return True
 
 
-def may_match(ids: Iterable[int] | frozenset[int], hits: frozenset[int] | None) -> bool:
-    """Whether any of the pattern ids is a candidate (``hits`` None: every pattern is)."""
-    return hits is None or not hits.isdisjoint(ids)
-
-
 class Alternation:
     """``head (?:item1)|(?:item2)|... tail`` run with ``re`` on only the items the prefilter reports.
 
