@@ -1,25 +1,27 @@
-"""Text helpers shared by the gates: fields, sentences, words, money, percents, dates.
+"""Text parsers shared by the gates: sentences, words, money, percents, dates, links.
 
-Everything here is pure and allocation-light: the gates run on every generated
-message (2.3M a week), so patterns are compiled once at import.
+These read formats (what a price or a date looks like), not policy: which words matter is in the
+rules folders. Everything here is pure and allocation-light: the gates run on every generated
+message (2.3M a week), so patterns are compiled once at import; a price, a percentage, a date and
+a sentence never span a line break, so a body is read line by line and each line's answer cached.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from collections.abc import Callable
 from typing import Any, TypeVar
-
 
 
 @lru_cache(maxsize=4096)
 def lower(text: str) -> str:
     """``text.lower()``, cached: several scans lowercase the same field text."""
     return text.lower()
+
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
