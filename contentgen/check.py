@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InputFileError
 from .gates import load_rules, run_gates, sort_findings, verdict
-from .gates.rules import RuleSet
+from .gates import RuleSet
 from .gates.schema import validate_message_dict
 from .models import EVIDENCE_SOURCES, Explanation, Finding, GateContext, Member, Offer, Product, Recommendation, RenderedMessage
 
@@ -264,15 +264,16 @@ def print_rules(*, as_json: bool = False, out: IO[str] | None = None) -> None:
         for cr in rules:
             r = cr.rule
             out.write(json.dumps({"id": r.id, "gate": r.gate, "severity": r.severity, "kind": r.kind,
-                                  "message": r.message, "ref": r.ref, "file": cr.file, "line": cr.line}) + "\n")
+                                  "message": r.message, "fix": r.fix, "ref": r.ref, "file": cr.file,
+                                  "line": cr.line}) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{len(rules)} rules")
-    for col in ("id", "gate", "severity", "kind", "message"):
+    for col in ("id", "gate", "severity", "kind", "message", "fix"):
         table.add_column(col, overflow="fold")
     for cr in rules:
         r = cr.rule
-        table.add_row(r.id, r.gate, r.severity, r.kind, r.message)
+        table.add_row(r.id, r.gate, r.severity, r.kind, r.message, r.fix)
     Console(file=out, width=160).print(table)

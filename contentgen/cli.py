@@ -43,13 +43,39 @@ def check_cmd(cases: Path, as_json: bool, rules_dirs: tuple[Path, ...]) -> None:
     sys.exit(code)
 
 
-@cli.command("rules")
+@cli.group("rules", cls=_Group, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
-def rules_cmd(as_json: bool) -> None:
-    """List every rule with id, gate, severity and message."""
-    from .check import print_rules
+@click.pass_context
+def rules_cmd(ctx: click.Context, as_json: bool) -> None:
+    """List every rule with id, gate, severity and message (or: rules impact)."""
+    if ctx.invoked_subcommand is None:
+        from .check import print_rules
 
-    print_rules(as_json=as_json, out=sys.stdout)
+        print_rules(as_json=as_json, out=sys.stdout)
+
+
+@rules_cmd.command("impact")
+@click.argument("old", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--on", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="a finished run's folder (messages.jsonl, run.db)")
+@click.option("--campaign", type=click.Path(dir_okay=False, path_type=Path),
+              help="the run's campaign file (default: the one its run store recorded)")
+@click.option("--examples", type=click.IntRange(0), default=3, show_default=True, help="examples per rule")
+@click.option("--json", "as_json", is_flag=True)
+def rules_impact_cmd(old: Path, new: Path, run_dir: Path, campaign: Path | None, examples: int,
+                     as_json: bool) -> None:
+    """Re-gate a past run's messages with OLD and NEW rules: per rule, messages newly flagged and
+    newly cleared, with examples. OLD/NEW: a rules folder, or a checkout with brand_rules/ and compliance/."""
+    import json
+
+    from .gates.impact import format_impact, rules_impact
+
+    imp = rules_impact(old, new, run_dir, campaign, examples)
+    if as_json:
+        sys.stdout.write(json.dumps(imp.as_dict(), indent=1, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(format_impact(imp, str(old), str(new)))
 
 
 def _progress_printer():

@@ -15,6 +15,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .config import Brand
+
 Segment = Literal[
     "Enthusiasts", "Routine Buyers", "Bargain Hunters", "Lapsed VIPs", "New Members", "Gift Givers", "Browsers"
 ]
@@ -174,6 +176,7 @@ class Finding(_Frozen):
     excerpt: str = ""
     message: str = ""
     decidable: bool = True  # False: the rule could not decide -> review
+    fix: str = ""  # what to change, in the rule's words (the repair prompt's instruction)
 
 
 class GateContext(_Frozen):
@@ -187,6 +190,9 @@ class GateContext(_Frozen):
     hero_product_id: str | None = None
     allowed_domains: tuple[str, ...] = ("athena.example", "athenaplus.example")
     channel: str = "email"
+    #: the campaign's brand identity (program name, sender, sign-off, postal address): rules that
+    #: name the sender read it from here, never from code
+    brand: Brand = Field(default_factory=Brand)
 
 
 class PlannedProduct(_Frozen):

@@ -47,7 +47,7 @@ def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext
     # offers, deadlines and dates are judged on the day the message arrives in the member's time zone
     return GateContext(send_date=delivery_date(plan) or campaign.send_date, member=member, recommendations=recs,
                        offers=tuple(offers), catalog=catalog, hero_product_id=campaign.hero_product_id,
-                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel)
+                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel, brand=campaign.brand)
 
 
 def grammar_schema(plan: Plan) -> dict[str, Any]:

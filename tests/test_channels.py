@@ -8,8 +8,8 @@ import pytest
 
 from contentgen.check import check_case
 from contentgen.gates import load_rules, run_gates, verdict
-from contentgen.gates.compliance import gsm7_septets
-from contentgen.gates.rules import example_context
+from contentgen.gates.checks.sms import gsm7_septets
+from tests.examples import example_context
 from contentgen.models import Explanation, RenderedMessage
 
 EXPL = (Explanation(product_id="P300", text="We recommended this because: (1) You bought hiking boots. (2) It suits "

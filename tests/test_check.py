@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PUBLIC = SHARED / "cases" / "public.jsonl"
 # the red-team set (written from the brief alone, without reading the rules) is measured on its own below
-OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith("redteam"))
+OWN = sorted(p for p in (REPO / "tests" / "cases").glob("*.jsonl") if not p.name.startswith(("redteam", "fresh")))
 REDTEAM = sorted((REPO / "tests" / "cases").glob("redteam-*.jsonl"))
 
 
@@ -193,6 +193,28 @@ LATER_REDTEAMS = [
     # jewelry, instruments, hobby models, bath gifts, grilling: recall 0.888, FP 0.075
     ("red team 5", "redteam5-*.jsonl", 90, 45),
 ]
+
+#: Fresh sets (issue 16): written from the brief alone in new product domains; first contact is in
+#: benchmarks/RESULTS.md ("Gates: first contact with fresh set A"). Five of set A's failing cases
+#: are labelled fail for a warning-severity rule (emoji, second person, contractions: "warning" in
+#: the brand voice guide), which the check-cases contract counts as pass: the floor is set below them.
+FRESH = [
+    # fishing, golf, photography, aquariums, eyewear, bedding: recall 0.852, FP 0.057, right gate 0.986
+    ("fresh set A", "fresh-a-*.jsonl", 150, 110, 0.95),
+]
+
+
+@pytest.mark.parametrize("name,pattern,min_fail,min_clean,min_recall", FRESH, ids=[x[0] for x in FRESH])
+def test_fresh_sets_meet_the_thresholds(capsys, name, pattern, min_fail, min_clean, min_recall):
+    paths = sorted((REPO / "tests" / "cases").glob(pattern))
+    if not paths:
+        pytest.skip(f"no {name} cases")
+    tp, fn, fp, tn, gate_ok, misses = _metrics(paths)
+    with capsys.disabled():
+        print(f"\n{name}: {tp + fn} failing, {fp + tn} clean; recall {tp / (tp + fn):.3f}, "
+              f"false-positive rate {fp / (fp + tn):.3f}, right gate {gate_ok / max(tp, 1):.3f}; misclassified: {misses}")
+    assert tp + fn > min_fail and fp + tn > min_clean
+    assert tp / (tp + fn) >= min_recall and fp / (fp + tn) <= 0.03 and gate_ok / max(tp, 1) >= 0.9
 
 
 @pytest.mark.parametrize("name,pattern,min_fail,min_clean", LATER_REDTEAMS, ids=[x[0] for x in LATER_REDTEAMS])

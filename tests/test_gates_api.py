@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from contentgen.gates import load_rules, repair_instructions, run_gates, verdict
-from contentgen.gates.rules import example_context
+from tests.examples import example_context
 from contentgen.gates.schema import DRAFT_SCHEMA, validate_draft, validate_message_dict
 from contentgen.models import Explanation, Finding, RenderedMessage
 

@@ -1,58 +1,64 @@
 """The four gates: schema, facts, brand, compliance.
 
-    rules = load_rules()                       # brand_rules/ + compliance/ (cached)
+    rules = load_rules()                       # brand_rules/ + compliance/ (cached by content)
     findings = run_gates(message, ctx, rules)  # pure; records, never exceptions
     verdict(findings)                          # "pass" | "fail" | "review"
     repair_instructions(findings)              # numbered plain-language fixes for the model
+
+The engine (``gates/engine/``) knows no client and no policy: rules, word lists, the accept list
+and fix texts are data in the rule folders; named checks (``gates/checks/``) take typed params.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from pathlib import Path
 
+from ..errors import RuleFileError
 from ..models import Finding, GateContext, RenderedMessage
+from .engine.findings import GATE_ORDER, Hit, sort_findings, verdict
+from .engine.load import load_folders, rule_files
+from .engine.ruleset import CompiledRule, RuleSet
 from .repair import repair_instructions
-from .rules import MessageView, RuleSet, evaluate, load_rules
 from .schema import validate_message
 
-__all__ = ["GATE_ORDER", "load_rules", "repair_instructions", "run_gates", "sort_findings", "verdict"]
+__all__ = ["DEFAULT_DIRS", "GATE_ORDER", "CompiledRule", "Finding", "Hit", "RuleSet", "load_rules",
+           "repair_instructions", "run_gates", "sort_findings", "verdict"]
 
-#: Findings are reported most serious first: schema, compliance, facts, brand.
-GATE_ORDER = {"schema": 0, "compliance": 1, "facts": 2, "brand": 3}
-_SEV = {"error": 0, "warning": 1, "info": 2}
-_FIELD_ORDER = {"subject": 0, "preheader": 1, "body": 2, "cta_text": 3, "cta_url": 4, "explanations": 5, "footer": 6}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIRS: tuple[Path, ...] = (REPO_ROOT / "brand_rules", REPO_ROOT / "compliance")
 
-
-def _field_rank(field: str) -> int:
-    return _FIELD_ORDER.get(field.split("[", 1)[0].split(".", 1)[0], 9)
+_CACHE: dict[tuple[tuple[str, ...], str, str | None], RuleSet] = {}
 
 
-def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (_SEV.get(f.severity, 3), GATE_ORDER.get(f.gate, 9), _field_rank(f.field),
-                                           f.field, f.span or (0, 0), f.rule_id))
+def load_rules(dirs: Sequence[Path] | None = None, *, backend: str | None = None) -> RuleSet:
+    """Load the rule folders (default: the repo's brand_rules/ and compliance/): every ``*.yaml``
+    rule file, the ``vocab/`` word lists and ``accept.yaml``.
+
+    Cached on the files' contents, so an edited file is read again. Raises RuleFileError for a
+    broken file. ``backend`` picks the prefilter (see :mod:`.engine.matcher`).
+    """
+    from .engine.load import digest
+
+    folders = [Path(d) for d in (dirs or DEFAULT_DIRS)]
+    files, vocab, accept = rule_files(folders)
+    try:
+        key = (tuple(str(f.resolve()) for f in files + vocab + accept), digest(files + vocab + accept), backend)
+    except OSError as e:
+        raise RuleFileError(f"cannot read rule files: {e}") from e
+    rs = _CACHE.get(key)
+    if rs is None:
+        rs = load_folders(folders, backend)
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = rs
+    return rs
 
 
 def run_gates(message: RenderedMessage, ctx: GateContext, rules: RuleSet | None = None) -> list[Finding]:
-    """Run schema-shape, facts, brand and compliance rules on a rendered message."""
+    """Run the schema-shape, facts, brand and compliance rules on a rendered message."""
     rs = rules if rules is not None else load_rules()
-    findings = list(validate_message(message, ctx.channel))
-    view = MessageView(message, ctx)
-    rules_ = rs.rules
-    each, batched = rs.split(view)
-    for i in each:
-        found = evaluate(rules_[i], view, True)
-        if found:
-            findings.extend(found)
-    findings.extend(rs.batch.findings(rs, view, batched))
+    view = rs.view(message, ctx)
+    findings = validate_message(message, ctx.channel, view.layout)
+    findings.extend(rs.run(view))
     return sort_findings(findings)
-
-
-def verdict(findings: Iterable[Finding]) -> str:
-    """fail: any error; review: no error but a finding that could not be decided; else pass."""
-    review = False
-    for f in findings:
-        if f.severity == "error":
-            return "fail"
-        if not f.decidable:
-            review = True
-    return "review" if review else "pass"

@@ -114,7 +114,7 @@ _MSG_VALIDATOR = Draft202012Validator(MESSAGE_SCHEMA)
 
 
 #: Text fields that must not be empty, per channel (push/sms/in-app carry no footer; sms no subject).
-REQUIRED_TEXT = {"email": ("subject", "body", "footer"), "push": ("subject", "body"), "sms": ("body",),
+REQUIRED_TEXT = {"email": ("subject", "body", "cta_text", "cta_url", "footer"), "push": ("subject", "body"), "sms": ("body",),
                  "inapp": ("subject", "body")}
 
 
@@ -141,9 +141,10 @@ def validate_message_dict(obj: Any, channel: str = "email") -> list[Finding]:
     return out
 
 
-def validate_message(message: Any, channel: str = "email") -> list[Finding]:
+def validate_message(message: Any, channel: str = "email", layout: Any = None) -> list[Finding]:
     """Schema-shape findings for a RenderedMessage the pipeline assembled: empty required text, and
-    model-written text with no word in it (a stray "{" from a broken JSON answer is not copy)."""
+    model-written text with no word in it (a stray "{" from a broken JSON answer is not copy).
+    ``layout``: the body's greeting and sign-off lines (:func:`.text.layout`; None: every line is prose)."""
     out = []
     for name in REQUIRED_TEXT.get(channel, REQUIRED_TEXT["email"]):
         if not (getattr(message, name, "") or "").strip():
@@ -152,7 +153,9 @@ def validate_message(message: Any, channel: str = "email") -> list[Finding]:
 
     texts = [("subject", message.subject or ""), ("preheader", message.preheader or "")]
     body = message.body or ""
-    texts.append(("body", "\n".join(body[a:b] for a, b in T.body_prose_lines(body)) if channel == "email" else body))
+    prose = body if layout is None or channel != "email" else "\n".join(
+        body[a:b] for a, b in T.body_prose_lines(body, layout))
+    texts.append(("body", prose))
     texts += [(f"explanations[{i}].text", e.text) for i, e in enumerate(message.explanations)]
     for name, text in texts:
         if text.strip() and not _WORD.search(text):

@@ -1,36 +1,37 @@
-"""Text helpers shared by the gates: fields, sentences, words, money, percents, dates.
+"""Text parsers shared by the gates: sentences, words, money, percents, dates, links.
 
-Everything here is pure and allocation-light: the gates run on every generated
-message (2.3M a week), so patterns are compiled once at import.
+These read formats (what a price or a date looks like), not policy: which words matter is in the
+rules folders. Everything here is pure and allocation-light: the gates run on every generated
+message (2.3M a week), so patterns are compiled once at import; a price, a percentage, a date and
+a sentence never span a line break, so a body is read line by line and each line's answer cached.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from typing import Any
-
-from ..models import RenderedMessage
-from .casefold import fold, lower
-
-#: Fields the model writes (or that carry model words); the footer is the renderer's.
-MODEL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "explanations")
-ALL_FIELDS: tuple[str, ...] = ("subject", "preheader", "body", "cta_text", "cta_url", "explanations", "footer")
+from typing import Any, TypeVar
 
 
-def message_fields(msg: RenderedMessage, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(field label, text) for the named fields; explanations expand to explanations[i].text."""
-    out: list[tuple[str, str]] = []
-    for name in names:
-        if name == "explanations":
-            for i, ex in enumerate(msg.explanations):
-                out.append((f"explanations[{i}].text", ex.text))
-        else:
-            out.append((name, getattr(msg, name, "") or ""))
-    return out
+@lru_cache(maxsize=4096)
+def lower(text: str) -> str:
+    """``text.lower()``, cached: several scans lowercase the same field text."""
+    return text.lower()
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def safe_lower_ok(text: str) -> bool:
+    """Whether lowercasing the text changes only A-Z (every other character is ASCII or has no
+    case): a case-insensitive regex can then only match where its lowercase form occurs."""
+    if text.isascii():
+        return True
+    return all(c.lower() == c == c.upper() for c in set(_NON_ASCII.findall(text)))
 
 
 # --------------------------------------------------------------------------- sentences
@@ -40,26 +41,43 @@ _ABBREV = {
     "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "ave",
     "mt", "ft", "oz", "lb", "lbs",
 }
+#: abbreviations that end a sentence when a capital follows ("It weighs 4.5 lb. It's $199."), unlike
+#: titles ("Dr. Lee"), months ("Dec. 6") and "e.g."
+_ENDING_ABBREV = frozenset({"ft", "oz", "lb", "lbs", "etc", "inc", "co", "ltd"})
 _HAS_DIGIT = re.compile(r"\d")
-_ABBR_TAIL = re.compile(r"([A-Za-z.]+)$")
 _ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
-_SENT_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _WORD = WORD_RE = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    start: int
-    end: int
-
-
-#: a newline, or a sentence end (_SENT_END) — one character class first, so a search jumps between them
+#: a newline, or a sentence end ("." "!" "?" "…", closing quotes, then a space or the end) — one character
+#: class first, so a search jumps between them
 _SPLIT = re.compile(r"[\n.!?…](?:(?<=\n)|[.!?…]*[\"'”’)\]]*(?=\s|$))")
 
 
-@lru_cache(maxsize=8192)
+def _capital_next(text: str, i: int, end: int) -> bool:
+    """Whether the next non-space character from ``i`` (before ``end``) is a capital letter."""
+    while i < end and text[i] in " \t":
+        i += 1
+    return i < end and text[i].isupper()
+
+
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Sentence spans within text[start:end]; newlines are hard boundaries."""
+    """Sentence spans within text[start:end]; newlines are hard boundaries, so a text's sentences
+    are its lines' (each line's are cached: product lines, greetings and sign-offs repeat)."""
+    if start or end is not None or "\n" not in text:
+        return _split_sentences(text, start, end)
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            got = _split_sentences(line)
+            out.extend(got if not pos else [(a + pos, b + pos) for a, b in got])
+        pos += len(line) + 1
+    return out
+
+
+@lru_cache(maxsize=16384)
+def _split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
     s = start
@@ -72,11 +90,12 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
             continue
         if ch == ".":
             # an abbreviation ("Dec. 6", "e.g.") or a decimal is not an end: the run of
-            # letters and dots right before the dot (what _ABBR_TAIL.search(text, s, dot) finds)
+            # letters and dots right before the dot
             j = dot
             while j > s and text[j - 1] in _ABBR_CHARS:
                 j -= 1
-            if j < dot and text[j:dot].lower().rstrip(".") in _ABBREV:
+            abbr = text[j:dot].lower().rstrip(".") if j < dot else ""
+            if abbr in _ABBREV and not (abbr in _ENDING_ABBREV and _capital_next(text, m.end(), end)):
                 continue
         spans.append((s, m.end()))
         s = m.end()
@@ -99,18 +118,42 @@ def count_words(text: str) -> int:
 
 # --------------------------------------------------------------------------- body structure
 
-GREETING_RE = fold(re.compile(r"^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)\b[^\n]{0,80}$",
-                         re.I))
-SIGNOFF_RE = fold(re.compile(r"^[ \t]*(?:—|–|-{1,2})\s*The AthenaPlus team\s*$", re.I))
 PRODUCT_LINE_RE = re.compile(r"^[ \t]*[^\n.!?:]{2,90}:\s*(?:\$|USD\s?)\d[^\n]*$")
+_DASHES = "—–-"
+
+
+def signoff_source(signoff: str, space: str = r"[ \t]*") -> str:
+    """A regex for the campaign's sign-off ("— The AthenaPlus team"): a leading dash may be an em
+    dash, an en dash or one or two hyphens, followed by any run of ``space``."""
+    words = signoff.strip()
+    if words[:1] in _DASHES:
+        return r"(?:—|–|-{1,2})" + space + re.escape(words.lstrip(_DASHES).strip())
+    return re.escape(words)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What frames an e-mail body's prose: the greeting line and the sign-off line."""
+
+    greeting: re.Pattern[str]
+    signoff: re.Pattern[str]
+
+
+@lru_cache(maxsize=64)
+def layout(greetings: tuple[str, ...], signoff: str) -> Layout:
+    """The layout for a greeting vocabulary (``hi``, ``good (?:morning|evening)``...) and a sign-off."""
+    greet = "|".join(greetings) or r"(?!x)x"
+    return Layout(greeting=re.compile(r"^[ \t]*(?:" + greet + r")\b[^\n]{0,80}$", re.I),
+                  signoff=re.compile(r"^[ \t]*" + signoff_source(signoff, r"\s*") + r"\s*$", re.I))
 
 
 @lru_cache(maxsize=4096)
-def body_prose_lines(body: str) -> list[tuple[int, int]]:
+def body_prose_lines(body: str, lay: Layout) -> list[tuple[int, int]]:
     """Spans of the lines of a body that are the model's prose (not greeting, product lines, sign-off)."""
     spans = []
     pos = 0
     first = True
+    greeting, signoff = lay.greeting, lay.signoff
     for line in body.split("\n"):
         a, b = pos, pos + len(line)
         pos = b + 1
@@ -118,9 +161,9 @@ def body_prose_lines(body: str) -> list[tuple[int, int]]:
             continue
         if first:
             first = False
-            if GREETING_RE.match(line) and len(line.strip()) < 60:
+            if greeting.match(line) and len(line.strip()) < 60:
                 continue
-        if SIGNOFF_RE.match(line) or (":" in line and PRODUCT_LINE_RE.match(line)):
+        if signoff.match(line) or (":" in line and PRODUCT_LINE_RE.match(line)):
             continue
         spans.append((a, b))
     return spans
@@ -145,11 +188,11 @@ def spans_within(spans: list[tuple[int, int]], outer: list[tuple[int, int]]) -> 
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
 # Each big pattern opens with a lookahead on the characters a match can start with: the
 # matches are the same, but the engine rejects most positions at the first character.
-MONEY_RE = fold(re.compile(
-    r"(?=[$0-9uU])(?:(?:(?<![\w.])\$\s?" + _NUM + r"(?!\.?\d)(?:\s?(?:USD|dollars?)\b)?)"
-    r"|(?:\bUSD\s?\$?" + _NUM + r"(?!\.?\d))"
-    r"|(?:(?<![\w.$])" + _NUM + r"\s?(?:dollars?|bucks|USD)\b))", re.I))
-PERCENT_RE = fold(re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)"
+MONEY_RE = (re.compile(
+    r"(?=[$0-9uU])(?:(?:(?<![\w.])\$[ \t]?" + _NUM + r"(?!\.?\d)(?:[ \t]?(?:USD|dollars?)\b)?)"
+    r"|(?:\bUSD[ \t]?\$?" + _NUM + r"(?!\.?\d))"
+    r"|(?:(?<![\w.$])" + _NUM + r"[ \t]?(?:dollars?|bucks|USD)\b))", re.I))
+PERCENT_RE = (re.compile(r"(?=[0-9hH])(?:(?<![\w.])(\d{1,3}(?:\.\d+)?)[ \t]?(?:%|percent\b|per cent\b)"
                         r"|\bhalf[- ](?:off|price)\b)", re.I))
 
 
@@ -160,7 +203,7 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
 _W_ONE = "|".join(_ONES)
 _W_UNDER_100 = (r"(?:(?:" + "|".join(_TENS) + r")(?:[ -](?:" + _W_ONE + r"))?|" + "|".join(_TEENS) + "|" + _W_ONE + ")")
 #: a whole-dollar price in words: "thirty-two dollars", "a hundred and twenty bucks"
-MONEY_WORDS_RE = fold(re.compile(
+MONEY_WORDS_RE = (re.compile(
     r"\b((?:(?:a|one|" + _W_ONE + r")[ -]hundred(?:[ -]and)?(?:[ -]" + _W_UNDER_100 + r")?)|" + _W_UNDER_100 + r")"
     r"[ -](?:dollars?|bucks)\b", re.I))
 
@@ -185,8 +228,43 @@ def _with_words(found: list[tuple[int, int, float]], rx: Any, text: str) -> list
     return sorted(found + words) if words else found
 
 
-@lru_cache(maxsize=8192)
+_Found = TypeVar("_Found", bound=tuple[Any, ...])
+
+
+def by_line(fn: Callable[[str], list[_Found]], text: str) -> list[_Found]:
+    """``fn`` of a text whose matches never span a line break, from its lines' (each cached by
+    ``fn``: greetings, product lines and sign-offs repeat): (start, end, ...) shifted to the text."""
+    if "\n" not in text:
+        return fn(text)
+    out: list[_Found] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line:
+            got = fn(line)
+            if got:
+                out.extend(got if not pos else [(a + pos, b + pos, *rest) for a, b, *rest in got])  # type: ignore[misc]
+        pos += len(line) + 1
+    return out
+
+
 def money_matches(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
+    and whole dollars in words ("fourteen dollars"); a price never spans a line break."""
+    return by_line(_money_matches, text)
+
+
+def percent_matches(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, value) of each percentage ("15%", "15 percent", "fifteen percent", "half off")."""
+    return by_line(_percent_matches, text)
+
+
+def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
+    """(start, end, (month, day, year or None)) for each date in text (a date never spans a line)."""
+    return by_line(lambda line: _date_matches(line, ref), text)
+
+
+@lru_cache(maxsize=16384)
+def _money_matches(text: str) -> list[tuple[int, int, float]]:
     """(start, end, amount) of each price in the text: "$14", "$14.00", "14 dollars", "USD 14",
     and whole dollars in words ("fourteen dollars")."""
     out: list[tuple[int, int, float]] = []
@@ -207,11 +285,11 @@ def money_matches(text: str) -> list[tuple[int, int, float]]:
 
 
 #: a percentage in words: "twenty percent", "fifteen per cent"
-PERCENT_WORDS_RE = fold(re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
+PERCENT_WORDS_RE = (re.compile(r"\b(" + _W_UNDER_100 + r")[ -](?:percent|per cent)\b", re.I))
 
 
-@lru_cache(maxsize=8192)
-def percent_matches(text: str) -> list[tuple[int, int, float]]:
+@lru_cache(maxsize=16384)
+def _percent_matches(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
     if "%" not in text:
         low = text.lower()
@@ -245,7 +323,7 @@ MONTHS = {
 _MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)"
 _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
 # A date never spans a line break, and a price's cents ("$18.05\nJune Garden Lamp") are not a day.
-DATE_RE = fold(re.compile(
+DATE_RE = (re.compile(
     r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?[ \t]+" + _DAY + r"\b(?:,?[ \t]+(\d{4}))?"
     r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
     r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
@@ -254,15 +332,14 @@ DATE_RE = fold(re.compile(
 
 
 _SPACE_DIGIT = re.compile(r"[ \t]\d")
-_DAY_SPACE = fold(re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I))
+_DAY_SPACE = (re.compile(r"\d(?:st|nd|rd|th)?[ \t]", re.I))
 _MON3 = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MAY_DIGIT = fold(re.compile(r"may\s+\d", re.I))
-_DIGIT_MAY = fold(re.compile(r"\d\s+may$", re.I))
+_MAY_DIGIT = (re.compile(r"may\s+\d", re.I))
+_DIGIT_MAY = (re.compile(r"\d\s+may$", re.I))
 
 
-@lru_cache(maxsize=8192)
-def date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
-    """(start, end, (month, day, year or None)) for each date in text."""
+@lru_cache(maxsize=16384)
+def _date_matches(text: str, ref: dt.date) -> list[tuple[int, int, tuple[int, int, int | None]]]:
     out: list[tuple[int, int, tuple[int, int, int | None]]] = []
     if not _HAS_DIGIT.search(text):
         return out
@@ -304,7 +381,7 @@ def date_equals(md: tuple[int, int, int | None], day: dt.date) -> bool:
 
 # --------------------------------------------------------------------------- urls
 
-URL_RE = fold(re.compile(
+URL_RE = (re.compile(
     r"(?:https?://|www\.)[^\s<>\"'()]+"
     r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|ly|me|info|biz|us|uk|shop|store|app|xyz|link|gl|to|ru|cn|example)"
     r"(?:/[^\s<>\"'()]*)?",
@@ -335,3 +412,16 @@ def may_contain_ci(text: str, low: str, needle_low: str) -> bool:
 @lru_cache(maxsize=4096)
 def word_re(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.I)
+
+
+# --------------------------------------------------------------------------- prefilter features
+
+#: what the parsers above look for, as (regex, flags): a check that reads only money (dates, links...)
+#: registers these with the prefilter (``Build.patterns``) and skips fields where none may match
+FEATURES: dict[str, tuple[tuple[str, int], ...]] = {
+    "money": ((MONEY_RE.pattern, MONEY_RE.flags), (MONEY_WORDS_RE.pattern, MONEY_WORDS_RE.flags)),
+    "percent": ((PERCENT_RE.pattern, PERCENT_RE.flags), (PERCENT_WORDS_RE.pattern, PERCENT_WORDS_RE.flags)),
+    "date": ((DATE_RE.pattern, DATE_RE.flags),),
+    "url": ((URL_RE.pattern, URL_RE.flags),),
+    "digit": ((r"\d", 0),),
+}

@@ -1,0 +1,446 @@
+"""Facts: prices, percent offers, points and free shipping against the catalog and the offers
+valid on the send date. The phrases (what counts as an offer word, a threshold, a points
+multiplier...) are the rules' params."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from ...models import Offer
+from .. import text as T
+from ..engine.findings import Hit
+from ..engine.model import Rule
+from ..engine.phrases import Phrases
+from ..engine.plugin import Build, Check, Params
+from ..engine.registry import check
+from ..engine.view import MessageView
+from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, prep
+
+
+def words_rx(words: tuple[str, ...], flags: int = re.I) -> re.Pattern[str]:
+    """``\\b(?:w1|w2|...)\\b`` (the words are regex fragments)."""
+    return re.compile(r"\b(?:" + "|".join(words) + r")\b", flags)
+
+
+def allowed_cents(p: Prep, pid: str) -> set[int]:
+    """Prices (cents) a product may be quoted at: its price, its discounted price and the saving
+    (computed once per message and product; callers must not mutate the set)."""
+    cache = p.extra.get("cents")
+    if cache is None:
+        cache = p.extra["cents"] = {}
+    out: set[int] | None = cache.get(pid)
+    if out is not None:
+        return out
+    prod = p.idx.products.get(pid)
+    if prod is None:
+        out = set()
+    else:
+        base = T.cents(prod.price)
+        out = {base}
+        for o in p.valid_offers:
+            if o.kind == "percent_off" and o.value and o.applies_to_product(prod):
+                for d in T.discounted(prod.price, o.value):
+                    out.add(d)
+                    out.add(base - d)
+    cache[pid] = out
+    return out
+
+
+def fmt_money(c: int) -> str:
+    return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
+
+
+class PricesParams(Params):
+    #: free-shipping phrases: a price in a sentence that holds one is a threshold (facts.free-shipping's)
+    shipping_phrases: tuple[str, ...]
+    #: words that mean delivery ("shipping", "delivery"): same
+    shipping_words: tuple[str, ...]
+    #: words before a price that make it a ceiling ("under $40"): true when a product costs no more
+    ceiling_words: tuple[str, ...]
+
+
+@check("facts.prices")
+class Prices(Check):
+    """Every price matches a product's catalog price, its offer price or the saving, or a total."""
+
+    Params = PricesParams
+
+    def __init__(self, params: PricesParams, build: Build) -> None:
+        super().__init__(params, build)
+        self.ship = Phrases(build, params.shipping_phrases, re.I, head="", tail="")
+        self.ship_word = words_rx(params.shipping_words)
+        self.under = re.compile(r"(?:" + "|".join(params.ceiling_words) + r")\s*$")
+        self.money = self.needs = build.feature("money")
+
+    def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
+        p = prep(view)
+        mentioned = p.all_mentioned()
+        pool = set(mentioned) | {x for x in p.rec_ids if x in p.idx.products}
+        pool_allowed: set[int] | None = None  # computed when first needed
+        totals = {sum(T.cents(p.idx.products[x].price) for x in mentioned)} if len(mentioned) > 1 else set()
+        for label, text in view.fields_with(self.money, FACT_FIELDS):
+            for a, b, val in T.money_matches(text):
+                c = T.cents(val)
+                sent = p.sentence_text(label, text, a)
+                low = sent.lower()  # every shipping pattern's match holds "ship" or "deliver"
+                if ("ship" in low or "deliver" in low or not sent.isascii()) and (
+                        self.ship.get(view).search(sent, None) or self.ship_word.search(sent)):
+                    continue  # thresholds in shipping sentences: facts.free-shipping checks them
+                targets = p.sentence_products(label, a)
+                if any(c in allowed_cents(p, pid) for pid in (targets or p.attribute(label, a, b))):
+                    continue
+                if not targets:
+                    if pool_allowed is None:
+                        pool_allowed = set()
+                        for pid in pool:
+                            pool_allowed |= allowed_cents(p, pid)
+                    if c in pool_allowed:
+                        continue
+                pre = text[max(0, a - 16):a].lower()
+                if self.under.search(pre):
+                    if any(p.idx.products[x].price <= val for x in pool):
+                        continue
+                if c in totals:
+                    continue
+                names = ", ".join(f"{p.name(x)} {fmt_money(T.cents(p.idx.products[x].price))}"
+                                  for x in (targets or p.attribute(label, a, b)) if x in p.idx.products)
+                yield Hit(label, a, b, slots={"expected": names or "no product this price belongs to"})
+
+
+class Scope:
+    """An offer said of a whole group ("every reel", "all sunglasses", "sitewide") when it applies
+    to some products only (or to another category): its scope stretched."""
+
+    def __init__(self, quantifiers: tuple[str, ...], everything: tuple[str, ...], group_nouns: tuple[str, ...],
+                 product_nouns: tuple[str, ...]) -> None:
+        self.rx = re.compile(r"\b(?:(?P<all>" + "|".join(everything) + r")|(?:" + "|".join(quantifiers)
+                             + r")(?: of)?(?: (?:our|the|your|these|those))? (?:[a-z-]+ )??(?P<noun>[a-z-]+))\b", re.I)
+        self.group = frozenset(w.lower() for w in group_nouns)
+        self.nouns = frozenset(w.lower() for w in product_nouns)
+
+    def stretched(self, p: Prep, sent: str, offers: list[Offer]) -> str | None:
+        """What the sentence stretches the offers to (None: not stretched)."""
+        words = p.idx.extra.get("name_words")
+        if words is None:
+            words = p.idx.extra["name_words"] = (
+                {t for toks in p.idx.tokens.values() for t in toks if len(t) > 2}
+                | {w for pr in p.idx.products.values() for w in re.split(r"[\s_/-]+", (pr.category or "").lower()) if w})
+        for m in self.rx.finditer(sent):
+            noun = (m.group("noun") or "").lower()
+            single = noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
+            if m.group("all") or single in self.group or noun in self.group:
+                wide = True  # everything: any narrower offer is stretched
+            elif noun in words or single in words or noun in self.nouns or single in self.nouns:
+                wide = False  # a kind of product: stretched past a product list, not past its own category
+            else:
+                continue  # "every season", "all day": not a product group
+            for o in offers:
+                if not o.applies_to and not o.applies_to_category:
+                    return None  # the offer is for everything
+                if not wide and o.applies_to_category and single and single in o.applies_to_category.lower():
+                    return None  # "every reel" under a reels-category offer
+            return m.group(0)
+        return None
+
+
+class PercentParams(Params):
+    #: words near a percentage that make it an offer ("15% off", "save 15%"): "100% merino" is not one
+    offer_words: tuple[str, ...]
+    #: words that stretch an offer to a group ("every", "all", "any")
+    scope_quantifiers: tuple[str, ...]
+    #: phrases that stretch it to everything ("sitewide", "everything")
+    scope_everything: tuple[str, ...]
+    #: nouns for everything a shop sells ("items", "products", "orders")
+    scope_group_nouns: tuple[str, ...]
+    product_nouns: tuple[str, ...]
+
+
+@check("facts.percent_offers")
+class PercentOffers(Check):
+    """A percentage offer exists, is valid on the send date and applies to the product it is said of."""
+
+    Params = PercentParams
+
+    def __init__(self, params: PercentParams, build: Build) -> None:
+        super().__init__(params, build)
+        self.offish = words_rx(params.offer_words)
+        self.scope = Scope(params.scope_quantifiers, params.scope_everything, params.scope_group_nouns,
+                           params.product_nouns)
+        self.percent = self.needs = build.feature("percent")
+
+    def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
+        p = prep(view)
+        for label, text in view.fields_with(self.percent, FACT_FIELDS):
+            found = T.percent_matches(text)
+            claims = catalog_claim_spans(p.idx, text) if p.idx.claims_rx is not None else ()
+            for k, (a, b, val) in enumerate(found):
+                if any(ca <= a and b <= cb for ca, cb in claims):
+                    continue  # "100% linen": a catalog claim, not an offer
+                # the offer word must be this percentage's: not past a neighbouring one ("100% linen, 15% off")
+                lo = max(a - 25, found[k - 1][1] if k else 0)
+                hi = min(b + 25, found[k + 1][0] if k + 1 < len(found) else len(text))
+                if not self.offish.search(text[lo:hi]):
+                    continue
+                allx = [o for o in view.ctx.offers if o.kind == "percent_off" and o.value is not None and
+                        abs(o.value - val) < 1e-6]
+                valid = [o for o in allx if o in p.valid_offers]
+                if not allx:
+                    yield Hit(label, a, b, slots={"reason": f"there is no {val:g}% offer"})
+                    continue
+                if not valid:
+                    o = allx[0]
+                    yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer runs {o.valid_from:%B} "
+                                                            f"{o.valid_from.day} to {o.valid_until:%B} "
+                                                            f"{o.valid_until.day} and is not valid on "
+                                                            f"{view.ctx.send_date:%B} {view.ctx.send_date.day} "
+                                                            "(or not open to this member)"})
+                    continue
+                named = p.sentence_products(label, a)
+                if not named:
+                    wider = self.scope.stretched(p, clause(p, label, text, a, b), valid)
+                    if wider is not None:
+                        yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer applies to {_scope_of(p, valid)}, "
+                                                                f"not to '{wider}'"})
+                        continue
+                targets = named or p.attribute(label, a, b)
+                prods = [p.idx.products[t] for t in targets if t in p.idx.products]
+                if prods and not any(o.applies_to_product(pr) for o in valid for pr in prods):
+                    yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer does not apply to "
+                                                            + ", ".join(pr.name for pr in prods)})
+
+
+_WORDS_RE = re.compile(r"[a-z][a-z'’-]*")
+
+
+def _words_of(low: str) -> set[str]:
+    return {w.rstrip("s") for w in _WORDS_RE.findall(low)}
+
+
+def _head_noun(name: str) -> str:
+    """The last word of a product name, singular ("Maple Ave Candle" -> "candle")."""
+    ws = _WORDS_RE.findall(name.lower())
+    return ws[-1].rstrip("s") if ws else ""
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:()–—]")
+
+
+def clause(p: Prep, label: str, text: str, a: int, b: int) -> str:
+    """The clause of its sentence that holds text[a:b] (between commas, semicolons, dashes...)."""
+    _, (sa, sb) = p.sentence_of(label, a)
+    lo = sa
+    for m in _CLAUSE_BREAK.finditer(text, sa, a):
+        lo = m.end()
+    m2 = _CLAUSE_BREAK.search(text, b, sb)
+    return text[lo:m2.start() if m2 else sb]
+
+
+def _scope_of(p: Prep, offers: list[Offer]) -> str:
+    parts = []
+    for o in offers:
+        if o.applies_to_category:
+            parts.append(f"the {o.applies_to_category} category")
+        parts.extend(p.name(x) for x in (o.applies_to or ()))
+    return ", ".join(dict.fromkeys(parts)) or "some products only"
+
+
+def _category_in(sent: str, offer: Offer) -> bool:
+    if not offer.applies_to_category:
+        return False
+    return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
+
+
+class PointsParams(Params):
+    #: multiplier words and their factor ("double": 2, "two times the": 2)
+    multiplier_words: dict[str, int]
+    #: words between a multiplier and "points" ("bonus", "member"); the program's name counts too
+    points_qualifiers: tuple[str, ...]
+    #: words between a number and "points" in an absolute amount ("500 bonus points")
+    amount_qualifiers: tuple[str, ...]
+    #: what after "N points" makes it an earning rate, not an amount ("per", "for every")
+    rate_words: tuple[str, ...]
+    #: phrases that promise points without a number ("bonus points")
+    bonus_phrases: tuple[str, ...]
+    scope_quantifiers: tuple[str, ...]
+    scope_everything: tuple[str, ...]
+    scope_group_nouns: tuple[str, ...]
+    product_nouns: tuple[str, ...]
+
+
+@check("facts.points")
+class Points(Check):
+    """Points multipliers and amounts match a points offer valid on the send date, for the product."""
+
+    Params = PointsParams
+
+    def __init__(self, params: PointsParams, build: Build) -> None:
+        super().__init__(params, build)
+        self.mult_words = {k.lower(): v for k, v in params.multiplier_words.items()}
+        words = sorted(self.mult_words, key=len, reverse=True)
+        self._mult_head = r"\b(?:(" + "|".join(re.escape(w).replace(r"\ ", " ") for w in words) + r")"
+        self._by_brand: dict[str, re.Pattern[str]] = {}
+        self.abs_points = re.compile(
+            r"(?=[0-9])(?<![\w.$])(\d{1,3}(?:,\d{3})+|\d+)\s+(?:(?:" + "|".join(params.amount_qualifiers) +
+            r")\s+)?points?\b(?!\s+(?:" + "|".join(params.rate_words) + r")\b)", re.I)
+        self.bonus = re.compile(r"\b(?:" + "|".join(params.bonus_phrases) + r")\b", re.I)
+        self.scope = Scope(params.scope_quantifiers, params.scope_everything, params.scope_group_nouns,
+                           params.product_nouns)
+        self.point = self.needs = build.patterns(["point"], re.I)  # every points pattern holds "point"
+
+    def mult_rx(self, view: MessageView) -> re.Pattern[str]:
+        program = view.ctx.brand.program
+        rx = self._by_brand.get(program)
+        if rx is None:
+            quals = "|".join([*self.params.points_qualifiers, re.escape(program.lower())])
+            rx = self._by_brand[program] = re.compile(
+                self._mult_head + r"|(\d+)\s?[x×]|[x×](\d+))\s+(?:the\s+)?(?:(?:" + quals + r")\s+)?points?\b", re.I)
+        return rx
+
+    def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
+        if "point" not in view.lower(FACT_FIELDS):
+            return
+        p = prep(view)
+        mult_rx = self.mult_rx(view)
+        allpts = [o for o in view.ctx.offers if o.kind == "points_multiplier"]
+        validpts = [o for o in allpts if o in p.valid_offers]
+        for label, text in view.fields_with(self.point, FACT_FIELDS):
+            seen: list[tuple[int, int]] = []
+            for m in mult_rx.finditer(text):
+                seen.append(m.span())
+                if m.group(1):
+                    mult = self.mult_words.get(" ".join(m.group(1).lower().split()), 0)
+                else:
+                    mult = int(m.group(2) or m.group(3))
+                same = [o for o in allpts if o.value is not None and abs(o.value - mult) < 1e-6]
+                ok = [o for o in same if o in validpts]
+                if not same:
+                    yield Hit(label, m.start(), m.end(), slots={"reason": f"there is no {mult}x points offer"})
+                    continue
+                if not ok:
+                    o = same[0]
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"reason": f"the {mult}x points offer runs {o.valid_from.isoformat()} to "
+                                               f"{o.valid_until.isoformat()}, not on the send date"})
+                    continue
+                sent = p.sentence_text(label, text, m.start())
+                if not p.sentence_products(label, m.start()):
+                    wider = self.scope.stretched(p, clause(p, label, text, m.start(), m.end()), ok)
+                    if wider is not None:
+                        yield Hit(label, m.start(), m.end(),
+                                  slots={"reason": f"the {mult}x points offer applies to {_scope_of(p, ok)}, "
+                                                   f"not to '{wider}'"})
+                        continue
+                if any(_category_in(sent, o) or (not o.applies_to and not o.applies_to_category) for o in ok):
+                    continue
+                targets = p.sentence_products(label, m.start())
+                if not targets:  # no product named in the sentence: a head noun ("The candle") names one
+                    low_sent = sent.lower()
+                    targets = [pid for pid in p.rec_ids if pid in p.idx.products
+                               and _head_noun(p.idx.products[pid].name) in _words_of(low_sent)]
+                if not targets:  # none referred to: true if it applies to a recommended product
+                    recs = [p.idx.products[t] for t in p.rec_ids if t in p.idx.products]
+                    if any(o.applies_to_product(pr) for o in ok for pr in recs):
+                        continue
+                    targets = p.attribute(label, m.start(), m.end())
+                prods = [p.idx.products[t] for t in targets if t in p.idx.products]
+                if prods and not any(o.applies_to_product(pr) for o in ok for pr in prods):
+                    where = ok[0].applies_to_category or ", ".join(ok[0].applies_to or ())
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"reason": f"the {mult}x points offer applies to {where}, not to "
+                                               + ", ".join(pr.name for pr in prods)})
+            for m in self.abs_points.finditer(text):
+                if any(a <= m.start() < b for a, b in seen):
+                    continue
+                n = float(m.group(1).replace(",", ""))
+                if any(o.value is not None and abs(o.value - n) < 1e-6 for o in validpts):
+                    continue
+                yield Hit(label, m.start(), m.end(), slots={"reason": f"no offer gives {m.group(1)} points"})
+            if not validpts:
+                for m in self.bonus.finditer(text):
+                    if not any(a <= m.start() < b for a, b in seen):
+                        yield Hit(label, m.start(), m.end(),
+                                  slots={"reason": "no points offer is valid on the send date"})
+
+
+class FreeShippingParams(Params):
+    #: phrases that promise free shipping
+    shipping_phrases: tuple[str, ...]
+    #: words right before an amount that make it an order threshold ("over $50", "orders of $50")
+    threshold_words: tuple[str, ...]
+    #: phrases that say free shipping has no minimum ("any order", "sitewide")
+    unconditional_phrases: tuple[str, ...]
+    #: words a sentence about "it" opens with ("It ships free"): the product before it is meant
+    pronouns: tuple[str, ...]
+
+
+@check("facts.free_shipping")
+class FreeShipping(Check):
+    """Free shipping only while a free-shipping offer is valid, with its minimum order."""
+
+    Params = FreeShippingParams
+
+    def __init__(self, params: FreeShippingParams, build: Build) -> None:
+        super().__init__(params, build)
+        self.ship = Phrases(build, params.shipping_phrases, re.I, head="", tail="")
+        self.threshold = re.compile(r"(?:" + "|".join(params.threshold_words) + r")\s*$", re.I)
+        self.unconditional = words_rx(params.unconditional_phrases)
+        self.pronoun = re.compile(r"[\"'“‘(]*(?:" + "|".join(params.pronouns) + r")\b", re.I)
+        self.needs = self.ship.ids
+
+    def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
+        p = prep(view)
+        allfs = [o for o in view.ctx.offers if o.kind == "free_shipping"]
+        valid = [o for o in allfs if o in p.valid_offers]
+        for label, text in p.fields:
+            for m in self.ship.finditer(view, text):
+                if not valid:
+                    why = "no free-shipping offer is valid on the send date" if not allfs else \
+                        f"the free-shipping offer runs {allfs[0].valid_from.isoformat()} to " \
+                        f"{allfs[0].valid_until.isoformat()}"
+                    yield Hit(label, m.start(), m.end(), slots={"reason": why})
+                    continue
+                i, (sa, sb) = p.sentence_of(label, m.start())
+                sent = text[sa:sb]
+                money = T.money_matches(sent)
+                amounts = [T.cents(v) for _, _, v in money]
+                mins = {T.cents(o.min_order) for o in valid if o.min_order}
+                wrong = False
+                prices = {T.cents(p.idx.products[x].price) for x in p.sentence_products(label, m.start())
+                          if x in p.idx.products}
+                for a0, _, v in money:
+                    c = T.cents(v)
+                    threshold = self.threshold.search(sent[max(0, a0 - 18):a0])
+                    if mins and c not in mins and (threshold or (c < min(mins) and c not in prices)):
+                        wrong = True  # a threshold that isn't the offer's (a product's own price is not one)
+                if wrong:
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"reason": "the minimum order is " + " or ".join(fmt_money(x) for x in sorted(mins))})
+                elif mins and all(c in own for c in amounts for own in [self._sentence_prices(p, label, m)]) and (
+                        self.unconditional.search(sent) or self._below_minimum(p, label, m, mins)):
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"reason": "free shipping needs a minimum order of "
+                                               + " or ".join(fmt_money(x) for x in sorted(mins))})
+
+    @staticmethod
+    def _sentence_prices(p: Prep, label: str, m: re.Match[str]) -> set[int]:
+        """Every price (cents) the products named in the match's sentence may be quoted at."""
+        out: set[int] = set()
+        for t in p.sentence_products(label, m.start()):
+            if t in p.idx.products:
+                out |= allowed_cents(p, t)
+        return out
+
+    def _below_minimum(self, p: Prep, label: str, m: re.Match[str], mins: set[int]) -> bool:
+        """Free shipping said of the product(s) the sentence is about ("It ships free, too."), with no
+        threshold named, when together they cost less than the smallest minimum order."""
+        text = dict(p.fields)[label]
+        if any(T.cents(v) in mins for _, _, v in T.money_matches(text)):
+            return False  # the field names the minimum order: the line is qualified
+        targets = p.sentence_products(label, m.start())
+        if not targets:
+            i, (sa, sb) = p.sentence_of(label, m.start())
+            if not self.pronoun.match(text, sa):
+                return False  # a general line about shipping
+            targets = p.attribute(label, m.start(), m.end())  # "It ships free, too.": the product before
+        targets = [t for t in targets if t in p.idx.products]
+        return bool(targets) and sum(min(allowed_cents(p, t)) for t in targets) < min(mins)

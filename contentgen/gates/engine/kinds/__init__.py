@@ -1,0 +1,1 @@
+"""Rule kinds, one module each (each registers itself with :func:`..registry.kind`)."""

@@ -1,0 +1,42 @@
+"""``kind: length``: a field's length in characters, at most ``max`` / at least ``min``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pydantic import model_validator
+
+from ..findings import Hit
+from ..model import Strict
+from ..plugin import Kind
+from ..registry import kind
+
+if TYPE_CHECKING:
+    from ..view import MessageView
+
+
+class LengthSpec(Strict):
+    max: int | None = None
+    min: int | None = None
+
+    @model_validator(mode="after")
+    def _need(self) -> LengthSpec:
+        if self.max is None and self.min is None:
+            raise ValueError("kind 'length' needs max or min")
+        return self
+
+
+@kind("length")
+class Length(Kind):
+    Spec = LengthSpec
+    spec: LengthSpec
+
+    def hits(self, view: MessageView) -> Iterator[Hit]:
+        mx, mn = self.spec.max, self.spec.min
+        for label, text in view.fields(self.rule.fields):
+            n = len(text)
+            if mx is not None and n > mx:
+                yield Hit(label, mx, n, excerpt=text, slots={"count": n, "max": mx})
+            elif mn is not None and n < mn:
+                yield Hit(label, 0, n, excerpt=text, slots={"count": n, "min": mn})

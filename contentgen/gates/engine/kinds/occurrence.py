@@ -1,0 +1,70 @@
+"""``kind: occurrence``: a pattern (or word list) may occur at most ``max`` / at least ``min``
+times per field, or per message (``scope: message``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import model_validator
+
+from ..findings import Hit
+from ..model import Rule, Strict
+from ..plugin import Build, Kind
+from ..registry import kind
+from ..phrases import Exceptions, Phrases, matches, rule_flags
+
+if TYPE_CHECKING:
+    from ..view import MessageView
+
+
+class OccurrenceSpec(Strict):
+    pattern: str | None = None
+    tokens: tuple[str, ...] = ()
+    exceptions: tuple[str, ...] = ()
+    max: int | None = None
+    min: int | None = None
+    scope: Literal["field", "message"] = "field"
+
+    @model_validator(mode="after")
+    def _need(self) -> OccurrenceSpec:
+        if not ((self.pattern or self.tokens) and (self.max is not None or self.min is not None)):
+            raise ValueError("kind 'occurrence' needs pattern or tokens, and max or min")
+        return self
+
+
+@kind("occurrence")
+class Occurrence(Kind):
+    Spec = OccurrenceSpec
+    spec: OccurrenceSpec
+
+    def __init__(self, rule: Rule, spec: OccurrenceSpec, build: Build) -> None:
+        super().__init__(rule, spec, build)
+        flags = rule_flags(rule)
+        self.phrases = (Phrases(build, spec.tokens, flags) if spec.tokens
+                        else Phrases(build, (spec.pattern or "",), flags, head="", tail=""))
+        self.exc = Exceptions(build, spec.exceptions, flags)
+        self.needs = self.phrases.ids if spec.min is None else None
+
+    def hits(self, view: MessageView) -> Iterator[Hit]:
+        rule, spec = self.rule, self.spec
+        fields = view.fields(rule.fields)
+        alt = self.phrases.get(view)
+
+        def found(label: str, text: str) -> list[tuple[str, re.Match[str]]]:
+            return [(label, m) for m in matches(alt, self.exc, rule, view, label, text)]
+
+        groups: list[list[tuple[str, re.Match[str]]]] = []
+        if spec.scope == "message":
+            groups.append([x for label, text in fields for x in found(label, text)])
+        else:
+            groups.extend(found(label, text) for label, text in fields)
+        for g in groups:
+            n = len(g)
+            if spec.max is not None and n > spec.max:
+                label, m = g[spec.max]
+                yield Hit(label, m.start(), m.end(), slots={"count": n, "max": spec.max})
+            elif spec.min is not None and n < spec.min:
+                label = g[0][0] if g else (fields[0][0] if fields else rule.fields[0])
+                yield Hit(label, 0, 0, excerpt="", slots={"count": n, "min": spec.min})

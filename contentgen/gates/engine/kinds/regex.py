@@ -1,0 +1,36 @@
+"""``kind: regex``: one regular expression, matched anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..findings import Hit
+from ..model import Rule, Strict
+from ..plugin import Build, Kind
+from ..registry import kind
+from ..phrases import Exceptions, Phrases, rule_flags
+from .existence import Spans, field_hits
+
+if TYPE_CHECKING:
+    from ..view import MessageView
+
+
+class RegexSpec(Strict):
+    pattern: str
+    exceptions: tuple[str, ...] = ()
+
+
+@kind("regex")
+class Regex(Kind):
+    Spec = RegexSpec
+    spec: RegexSpec
+
+    def __init__(self, rule: Rule, spec: RegexSpec, build: Build) -> None:
+        super().__init__(rule, spec, build)
+        self.phrases = Phrases(build, (spec.pattern,), rule_flags(rule), head="", tail="")
+        self.spans = Spans(self.phrases, Exceptions(build, spec.exceptions, rule_flags(rule)))
+        self.needs = self.phrases.ids
+
+    def hits(self, view: MessageView) -> Iterator[Hit]:
+        return field_hits(self.rule, self.spans, view)
