@@ -208,3 +208,4 @@ class Plan(_Frozen):
     channel: str = "email"
     basic: bool = False  # the pre-approved tier-1 content (fallback, holdout): judged as tier 1
     send_at: dt.datetime | None = None  # scheduled send time, UTC
+    lever_cell: str = ""  # the lever this member's randomized cell switched off (levers.py); "" = none

@@ -20,6 +20,7 @@ from rapidfuzz import fuzz
 
 from .config import Campaign
 from .errors import ConfigError, InputFileError
+from .levers import lever_cell, switch_off
 from .models import (
     SEGMENTS,
     TIER_SOURCES,
@@ -317,9 +318,17 @@ class Planner:
                       for i, pp in enumerate(priced)]
         variant = assign_variant(self.campaign.campaign_id, member.member_id, self.campaign.variants)
         framings = self.variant_framings.get(variant, self.framings)
-        return Plan(member=member, action="send", framing=framings.framing_for(member),
+        plan = Plan(member=member, action="send", framing=framings.framing_for(member),
                     products=tuple(priced), offers=tuple(member_offers), send_at=self.send_at(member),
                     channel=self.channel_for(member) or "email", variant=variant)
+        return self.lever_cells(plan)
+
+    def lever_cells(self, plan: Plan) -> Plan:
+        """Per-lever holdouts (contentgen/levers.py): a randomized cell switches one lever off."""
+        cells = self.campaign.levers
+        if not (cells.content or cells.timing or cells.channel or cells.offer):
+            return plan
+        return switch_off(plan, lever_cell(self.campaign.campaign_id, plan.member.member_id, cells), self)
 
     def send_at(self, member: Member) -> dt.datetime:
         default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))
