@@ -1045,6 +1045,10 @@ def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.
         "holdout_share": 0.05,
         "max_repairs": 2,
     }
-    paths["campaign"].write_text(_CAMPAIGN_HEADER + yaml.safe_dump(campaign, sort_keys=False, allow_unicode=True),
+    if raw:  # the raw data comes with per-lever holdout cells to measure (contentgen/levers.py)
+        campaign["levers"] = {"content": 0.1, "timing": 0.1, "channel": 0.1, "offer": 0.1}
+    header = _CAMPAIGN_HEADER + ("# levers        per-lever holdout cells: shares of members with one lever switched off\n"
+                                 if raw else "")
+    paths["campaign"].write_text(header + yaml.safe_dump(campaign, sort_keys=False, allow_unicode=True),
                                  encoding="utf-8")
     return paths
