@@ -128,12 +128,26 @@ def read_member_groups(path: Path) -> pd.DataFrame:
     return out.drop_duplicates("member_id")
 
 
+AGE_ORDER = ("<25", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
+
+
+def _group_order(g: Any) -> tuple[int, str]:
+    from .models import SEGMENTS
+
+    s = str(g)
+    if s in AGE_ORDER:
+        return AGE_ORDER.index(s), s
+    if s in SEGMENTS:
+        return SEGMENTS.index(s), s
+    return 100 if s == "unknown" else 50, s
+
+
 def _compare(events: np.ndarray, groups: np.ndarray, margin: float, min_n: int) -> list[dict[str, Any]]:
     from .report import _ci, _r, newcombe_diff, wilson
 
     rows = []
     total_n, total_x = len(events), int(events.sum())
-    for g in sorted(set(groups.tolist()), key=str):
+    for g in sorted(set(groups.tolist()), key=_group_order):
         sel = groups == g
         n, x = int(sel.sum()), int(events[sel].sum())
         rn, rx = total_n - n, total_x - x
@@ -206,7 +220,7 @@ def audit(run: pd.DataFrame, joined: pd.DataFrame, members: pd.DataFrame | None,
                        "snapshot": "the churn model's validation snapshot (fitted on the one before it)"}
         for dim in DIMENSIONS:
             rows = []
-            for r in by.get(dim, []):
+            for r in sorted(by.get(dim, []), key=lambda r: _group_order(r["group"])):
                 ci = r.get("observed_ci") or [None, None]
                 pred = r["mean_predicted"]
                 beyond = ci[0] is not None and (ci[0] > pred + margin or ci[1] < pred - margin)
@@ -216,7 +230,8 @@ def audit(run: pd.DataFrame, joined: pd.DataFrame, members: pd.DataFrame | None,
                 if flagged:
                     flags.append({"metric": "churn_calibration", "label": "Churn-model calibration", "dimension": dim,
                                   "group": r["group"], "n": r["n"], "rate": r["observed"], "rest_rate": pred,
-                                  "diff": r["difference"], "diff_ci": None, "margin": margin})
+                                  "diff": r["difference"], "margin": margin,
+                                  "diff_ci": [round(ci[0] - pred, 6), round(ci[1] - pred, 6)]})
             calibration["by"][dim] = rows
     return {
         "dimensions": dims,

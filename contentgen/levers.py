@@ -44,10 +44,10 @@ __all__ = ["LEVERS", "DESCRIPTIONS", "lever_fraction", "lever_cell", "switch_off
 
 LEVERS = ("content", "timing", "channel", "offer")
 DESCRIPTIONS = {
-    "content": "personalized copy and picks -> the segment's pre-approved template",
-    "timing": "best send time -> the segment's default hour",
-    "channel": "preferred channel -> email",
-    "offer": "offers -> none",
+    "content": "personalized copy and picks → the segment's pre-approved template",
+    "timing": "best send time → the segment's default hour",
+    "channel": "preferred channel → email",
+    "offer": "offers → none",
 }
 
 

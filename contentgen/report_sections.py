@@ -10,7 +10,8 @@ __all__ = ["levers_html", "fairness_html"]
 
 _FAIR_CSS = ("<style>tr.flag td{background:#fef2f2;color:#991b1b;font-weight:600}"
              ".flagtag{display:inline-block;font-size:11px;padding:1px 7px;border-radius:9px;background:#dc2626;"
-             "color:#fff}td.l{text-align:left}</style>")
+             "color:#fff}td.l,th.l{text-align:left}td.lever{text-align:left;white-space:normal;vertical-align:top;"
+             "width:230px;background:#f8fafc}</style>")
 
 
 def levers_html(rep: dict[str, Any]) -> str:
@@ -36,16 +37,19 @@ def levers_html(rep: dict[str, Any]) -> str:
         panels.append(f'<div class="panel">{forest_chart(rows, f, title=label + ": lever on − off" + unit, tick_fmt=tf)}'
                       "</div>")
     parts.append('<div class="grid2">' + "".join(panels) + "</div>")
-    head = ("<tr><th>Lever</th><th>Switched off means</th><th>Metric</th><th>n on</th><th>n off</th><th>On</th>"
-            "<th>Off</th><th>Lift (on − off)</th><th>95% CI</th><th>Relative</th><th>Share of overall lift</th></tr>")
+    head = ("<tr><th>Lever (switched off means)</th><th>Metric</th><th>n on</th><th>n off</th><th>On</th><th>Off</th>"
+            "<th>Lift (on − off)</th><th>95% CI</th><th>Relative</th><th>Share of overall lift</th></tr>")
     body = []
+    defs = _metric_defs()
     for g in lv["levers"]:
-        for key, mlabel, f, _tf, tv, cv in _metric_defs():
+        for j, (key, mlabel, f, _tf, tv, cv) in enumerate(defs):
             m = g["metrics"][key]
             total = (overall.get(key) or {}).get("diff")
             share = (m["diff"] / total) if (m.get("diff") is not None and total) else None
-            body.append(f'<tr class="{"small" if g["small_n"] else ""}"><td>{esc(g["lever"])}</td>'
-                        f'<td class="l">{esc(g["description"])}</td><td class="l">{esc(mlabel)}</td>'
+            lever = (f'<td class="lever" rowspan="{len(defs)}"><b>{esc(g["lever"])}</b><br>'
+                     f'<span class="note">{esc(g["description"])}</span>'
+                     + ('<br><span class="tag">n too small</span>' if g["small_n"] else "") + "</td>") if j == 0 else ""
+            body.append(f'<tr class="{"small" if g["small_n"] else ""}">{lever}<td class="l">{esc(mlabel)}</td>'
                         f'<td>{m["treated"]["n"]:,}</td><td>{m["control"]["n"]:,}</td>'
                         f'<td>{esc(tv(m["treated"]))}</td><td>{esc(cv(m["control"]))}</td>'
                         f'<td>{esc(f(m["diff"]) if m.get("diff") is not None else "–")}</td>'
@@ -73,13 +77,13 @@ def fairness_html(rep: dict[str, Any]) -> str:
         parts.append(f'<div class="warn">{esc(note)}</div>')
     flags = fa["flags"]
     if flags:
-        head = ("<tr><th>Metric</th><th>Dimension</th><th>Group</th><th>n</th><th>Group rate</th>"
+        head = ("<tr><th>Metric</th><th class=\"l\">Dimension</th><th class=\"l\">Group</th><th>n</th><th>Group rate</th>"
                 "<th>Rest (or predicted)</th><th>Difference</th><th>95% CI</th><th>Margin</th></tr>")
         body = []
         for fl in flags:
             f = pp
-            body.append(f'<tr class="flag"><td>{esc(fl["label"])}</td><td>{esc(fl["dimension"].replace("_", " "))}</td>'
-                        f'<td>{esc(fl["group"])}</td><td>{fl["n"]:,}</td><td>{esc(pct(fl["rate"], 2))}</td>'
+            body.append(f'<tr class="flag"><td>{esc(fl["label"])}</td><td class="l">{esc(fl["dimension"].replace("_", " "))}'
+                        f'</td><td class="l">{esc(fl["group"])}</td><td>{fl["n"]:,}</td><td>{esc(pct(fl["rate"], 2))}</td>'
                         f'<td>{esc(pct(fl["rest_rate"], 2))}</td><td>{esc(f(fl["diff"]))}</td>'
                         f'<td>{esc(_ci(fl.get("diff_ci"), pp))}</td><td>± {esc(pct(fl["margin"], 1))}</td></tr>')
         parts.append(f'<h3><span class="flagtag">{len(flags)} flagged</span> groups beyond the margin</h3>'
@@ -92,7 +96,7 @@ def fairness_html(rep: dict[str, Any]) -> str:
         fmt = _rate_fmt(key)
         parts.append(f'<details><summary>{esc(m["label"])} by group (population: {esc(m["population"])}; margin '
                      f'± {esc(pct(m["margin"], 1))})</summary>')
-        head = ("<tr><th>Dimension</th><th>Group</th><th>n</th><th>Rate</th><th>95% CI</th><th>Rest</th>"
+        head = ("<tr><th>Dimension</th><th class=\"l\">Group</th><th>n</th><th>Rate</th><th>95% CI</th><th>Rest</th>"
                 "<th>Difference</th><th>95% CI</th><th></th></tr>")
         body = []
         for dim, rows in m["by"].items():
@@ -100,7 +104,7 @@ def fairness_html(rep: dict[str, Any]) -> str:
                 cls = "flag" if r["flagged"] else ("small" if r["small_n"] else "")
                 tag = '<span class="flagtag">flagged</span>' if r["flagged"] else \
                     ('<span class="tag">n too small</span>' if r["small_n"] else "")
-                body.append(f'<tr class="{cls}"><td>{esc(dim.replace("_", " "))}</td><td>{esc(r["group"])}</td>'
+                body.append(f'<tr class="{cls}"><td>{esc(dim.replace("_", " "))}</td><td class="l">{esc(r["group"])}</td>'
                             f'<td>{r["n"]:,}</td><td>{esc(fmt(r["rate"]) if r["rate"] is not None else "–")}</td>'
                             f'<td>{esc(_ci(r["rate_ci"], fmt))}</td>'
                             f'<td>{esc(fmt(r["rest_rate"]) if r["rest_rate"] is not None else "–")}</td>'
@@ -110,14 +114,14 @@ def fairness_html(rep: dict[str, Any]) -> str:
     if cal:
         parts.append(f'<details><summary>Churn-model calibration by group ({esc(cal["snapshot"])}; margin '
                      f'± {esc(pct(cal["margin"], 1))})</summary>')
-        head = ("<tr><th>Dimension</th><th>Group</th><th>n</th><th>Mean predicted</th><th>Observed</th>"
+        head = ("<tr><th>Dimension</th><th class=\"l\">Group</th><th>n</th><th>Mean predicted</th><th>Observed</th>"
                 "<th>95% CI</th><th>Observed − predicted</th><th></th></tr>")
         body = []
         for dim, rows in cal["by"].items():
             for r in rows:
                 cls = "flag" if r["flagged"] else ("small" if r["small_n"] else "")
                 tag = '<span class="flagtag">flagged</span>' if r["flagged"] else ""
-                body.append(f'<tr class="{cls}"><td>{esc(dim.replace("_", " "))}</td><td>{esc(r["group"])}</td>'
+                body.append(f'<tr class="{cls}"><td>{esc(dim.replace("_", " "))}</td><td class="l">{esc(r["group"])}</td>'
                             f'<td>{r["n"]:,}</td><td>{esc(pct(r["mean_predicted"]))}</td>'
                             f'<td>{esc(pct(r["observed"]))}</td><td>{esc(_ci(r.get("observed_ci"), pct))}</td>'
                             f'<td>{esc(pp(r["difference"]))}</td><td>{tag}</td></tr>')
