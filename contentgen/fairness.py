@@ -27,7 +27,12 @@ groups and eight measures, a looser rule (point estimate beyond the margin,
 interval excluding 0) flags chance differences in a few thousand members.
 Calibration: flagged when the observed rate's whole Wilson interval lies
 more than the margin away from the mean predicted rate. Groups smaller than
-``fairness.min_n`` are shown, never flagged.
+``fairness.min_n`` are shown, never flagged. Each row says whether the group
+is served better or worse than the rest (a higher opt-out, fallback or
+rejection rate is worse; a higher open, click, purchase or offer rate is
+better). When one group of a dimension is far off, the others' "rest"
+contains it, so in a dimension with a dominant group (en-US) that group can
+show the mirror image of a minority's gap.
 Offer rates differ by segment and tier by design (offers target segments and
 churn-prevention offers go to tier 3 only): the audit shows those flags; a
 person decides.
@@ -52,6 +57,9 @@ METRICS = (("open_rate", "Open rate", "outcome"), ("click_rate", "Click rate", "
            ("purchase_rate", "Purchase rate", "outcome"), ("opt_out_rate", "Opt-out rate", "opt_out"),
            ("fallback_rate", "Fallback rate", "fallback"), ("rejection_rate", "Rejection rate", "rejection"),
            ("offer_rate", "Offer rate", "offer"))
+#: a higher rate serves the group better (True) or worse (False)
+HIGHER_IS_BETTER = {"open_rate": True, "click_rate": True, "purchase_rate": True, "opt_out_rate": False,
+                    "fallback_rate": False, "rejection_rate": False, "offer_rate": True}
 POPULATIONS = {
     "open_rate": "treated members with every lever on",
     "click_rate": "treated members with every lever on",
@@ -209,6 +217,9 @@ def audit(run: pd.DataFrame, joined: pd.DataFrame, members: pd.DataFrame | None,
         for dim in dims:
             rows = _compare(events, frame[dim].to_numpy().astype(str), margin, min_n)
             entry["by"][dim] = rows
+            for r in rows:
+                if r["diff"] is not None:
+                    r["served"] = "better" if (r["diff"] > 0) == HIGHER_IS_BETTER[key] else "worse"
             flags += [{"metric": key, "label": label, "dimension": dim, **r, "margin": margin}
                       for r in rows if r["flagged"]]
         metrics[key] = entry
@@ -231,6 +242,7 @@ def audit(run: pd.DataFrame, joined: pd.DataFrame, members: pd.DataFrame | None,
                     flags.append({"metric": "churn_calibration", "label": "Churn-model calibration", "dimension": dim,
                                   "group": r["group"], "n": r["n"], "rate": r["observed"], "rest_rate": pred,
                                   "diff": r["difference"], "margin": margin,
+                                  "served": "under-predicted" if r["difference"] > 0 else "over-predicted",
                                   "diff_ci": [round(ci[0] - pred, 6), round(ci[1] - pred, 6)]})
             calibration["by"][dim] = rows
     return {

@@ -78,14 +78,16 @@ def fairness_html(rep: dict[str, Any]) -> str:
     flags = fa["flags"]
     if flags:
         head = ("<tr><th>Metric</th><th class=\"l\">Dimension</th><th class=\"l\">Group</th><th>n</th><th>Group rate</th>"
-                "<th>Rest (or predicted)</th><th>Difference</th><th>95% CI</th><th>Margin</th></tr>")
+                "<th>Rest (or predicted)</th><th>Difference</th><th>95% CI</th><th>Margin</th>"
+                "<th class=\"l\">Group is</th></tr>")
         body = []
         for fl in flags:
             f = pp
             body.append(f'<tr class="flag"><td>{esc(fl["label"])}</td><td class="l">{esc(fl["dimension"].replace("_", " "))}'
                         f'</td><td class="l">{esc(fl["group"])}</td><td>{fl["n"]:,}</td><td>{esc(pct(fl["rate"], 2))}</td>'
                         f'<td>{esc(pct(fl["rest_rate"], 2))}</td><td>{esc(f(fl["diff"]))}</td>'
-                        f'<td>{esc(_ci(fl.get("diff_ci"), pp))}</td><td>± {esc(pct(fl["margin"], 1))}</td></tr>')
+                        f'<td>{esc(_ci(fl.get("diff_ci"), pp))}</td><td>± {esc(pct(fl["margin"], 1))}</td>'
+                        f'<td class="l">{esc(fl.get("served", ""))}</td></tr>')
         parts.append(f'<h3><span class="flagtag">{len(flags)} flagged</span> groups beyond the margin</h3>'
                      f'<table>{head}{"".join(body)}</table>')
     else:

@@ -246,7 +246,7 @@ def best_hour(d: PartitionData, timezones: np.ndarray, default_tz: str = "Americ
             name = default_tz
         s = tz_of == tz
         local = pd.DatetimeIndex(pd.to_datetime(t[s], unit="s", utc=True)).tz_convert(name)
-        how[s] = local.dayofweek.to_numpy() * 24 + local.hour.to_numpy()
+        how[s] = local.day_of_week.to_numpy() * 24 + local.hour.to_numpy()
     out_rows = np.unique(m)
     hist = np.zeros((len(out_rows), 168), dtype=np.float32)
     row = np.searchsorted(out_rows, m)
