@@ -14,7 +14,7 @@ events         member_id, ts, event (email_open, email_click, browse,
 
 ``ts`` is an ISO 8601 time (``2026-11-03T14:05:09Z``, an offset, or no zone:
 UTC) or a Parquet timestamp. A bad row (missing or unknown member id, a time
-or number that does not parse, a negative amount, a tier outside 1-3, a
+or number that does not parse, a negative amount or one over 10 million, a tier outside 1-3, a
 repeated member id) is quarantined with file, line, field and reason and the
 rest goes on; a file that cannot be read, or lacks a required column, stops
 the command with what to fix.
@@ -54,9 +54,10 @@ ATTR_REQUIRED = ("member_id", "opt_in_tier")
 TX_REQUIRED = ("member_id", "ts", "product_id", "amount")
 EV_REQUIRED = ("member_id", "ts", "event")
 MAX_EXAMPLES = 200  # quarantine records kept per file and field (all are counted)
+MAX_AMOUNT = 10_000_000.0  # a transaction line above this (or quantity, points) is taken for a data error
 
-TX_SCHEMA = pa.schema([("m", pa.int32()), ("t", pa.int64()), ("item", pa.int32()), ("amount", pa.float32()),
-                       ("discount", pa.int8()), ("points", pa.float32()), ("returned", pa.int8()),
+TX_SCHEMA = pa.schema([("m", pa.int32()), ("t", pa.int64()), ("item", pa.int32()), ("amount", pa.float64()),
+                       ("discount", pa.int8()), ("points", pa.float64()), ("returned", pa.int8()),
                        ("order", pa.uint64())])
 EV_SCHEMA = pa.schema([("m", pa.int32()), ("t", pa.int64()), ("kind", pa.int8()), ("item", pa.int32())])
 
@@ -235,10 +236,9 @@ def _times(arr, n: int) -> tuple[np.ndarray, np.ndarray]:
             continue
     parsed = pd.to_datetime(pd.Series(s.to_numpy(zero_copy_only=False), dtype=object), utc=True, errors="coerce",
                             format="ISO8601")
-    bad = parsed.isna().to_numpy()
-    v = parsed.astype("int64").to_numpy() // 10**9
-    v = np.where(bad, 0, v)
-    return v.astype(np.int64), bad
+    bad = parsed.isna().to_numpy().copy()
+    secs = parsed.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)  # any unit -> seconds
+    return np.where(bad, 0, secs).astype(np.int64), bad
 
 
 def hash_ids(ids: np.ndarray) -> np.ndarray:
@@ -301,15 +301,15 @@ def read_attributes(path: Path, q: Quarantine) -> tuple[MemberIndex, np.ndarray,
         bad = missing | bad_tier
         if "age" in tab.column_names:
             age, bad_a = _numbers(tab.column("age"), n)
-            bad_a &= ~bad
+            bad_a = bad_a & ~bad
             q.add(path, lines[bad_a], "age", "age is not a whole number; leave it blank if unknown", list(ids[bad_a]))
-            bad |= bad_a
+            bad = bad | bad_a
         if "enrolled_on" in tab.column_names:
             _, bad_e = _dates(tab.column("enrolled_on"), n)
-            bad_e &= ~bad
+            bad_e = bad_e & ~bad
             q.add(path, lines[bad_e], "enrolled_on", "not a date (write YYYY-MM-DD, or leave it blank)",
                   list(ids[bad_e]))
-            bad |= bad_e
+            bad = bad | bad_e
         h = hash_ids(ids)
         hashes.append(h)
         ok_parts.append(~bad)
@@ -459,18 +459,18 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         act.rows["transactions"] += n
         m = _members(path, tab, lines, index, q)
         t, bad_t = _times(tab.column("ts"), n)
-        bad_t &= m >= 0
+        bad_t = bad_t & (m >= 0)
         q.add(path, lines[bad_t], "ts", "not an ISO 8601 date/time (e.g. 2026-11-03T14:05:09Z)")
         amount, bad_a = _numbers(tab.column("amount"), n)
-        bad_a = (bad_a | np.isnan(amount) | (amount < 0)) & (m >= 0) & ~bad_t
-        q.add(path, lines[bad_a], "amount", "amount must be a number >= 0")
+        bad_a = (bad_a | ~np.isfinite(amount) | (amount < 0) | (amount > MAX_AMOUNT)) & (m >= 0) & ~bad_t
+        q.add(path, lines[bad_a], "amount", f"amount must be a number from 0 to {MAX_AMOUNT:,.0f}")
         ok = (m >= 0) & ~bad_t & ~bad_a
         optional = {}
         for name, default in (("quantity", 1.0), ("discount", 0.0), ("points", np.nan), ("returned", 0.0)):
             v, bad_v = _numbers(tab.column(name) if name in cols else None, n, default)
-            bad_v &= ok
+            bad_v = (bad_v | (np.abs(np.nan_to_num(v)) > MAX_AMOUNT)) & ok
             q.add(path, lines[bad_v], name, f"{name} is not a number")
-            ok &= ~bad_v
+            ok = ok & ~bad_v
             optional[name] = v
         points = np.where(np.isnan(optional["points"]), np.floor(np.nan_to_num(amount)), optional["points"])
         pid = _text(tab.column("product_id"), n)
@@ -487,9 +487,9 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         sel = np.flatnonzero(ok)
         parts.write("transactions", m[sel], pa.table({
             "m": pa.array(m[sel].astype(np.int32)), "t": pa.array(t[sel]),
-            "item": pa.array(item[sel].astype(np.int32)), "amount": pa.array(amount[sel].astype(np.float32)),
+            "item": pa.array(item[sel].astype(np.int32)), "amount": pa.array(amount[sel]),
             "discount": pa.array((optional["discount"][sel] > 0).astype(np.int8)),
-            "points": pa.array(points[sel].astype(np.float32)),
+            "points": pa.array(points[sel]),
             "returned": pa.array((optional["returned"][sel] > 0).astype(np.int8)),
             "order": pa.array(okey[sel])}, schema=TX_SCHEMA))
     path = inputs.events
@@ -500,7 +500,7 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         act.rows["events"] += n
         m = _members(path, tab, lines, index, q)
         t, bad_t = _times(tab.column("ts"), n)
-        bad_t &= m >= 0
+        bad_t = bad_t & (m >= 0)
         q.add(path, lines[bad_t], "ts", "not an ISO 8601 date/time (e.g. 2026-11-03T14:05:09Z)")
         ev = _text(tab.column("event"), n)
         kind = np.array([kinds.get(x.strip().lower(), -1) for x in ev], dtype=np.int8)
