@@ -74,6 +74,7 @@ HISTORY_DAYS = 399  # at least this much history before the send date (the grid 
 FUTURE_DAYS = 91  # simulated for the truth of the 90-day label, never written
 BROWSE_DAYS = 182  # product views are kept for the last 26 weeks
 SUB = 25_000  # members simulated together
+ROW_GROUP = 250_000  # Parquet rows per row group: readers hold one row group at a time
 
 # per true segment, in SEGMENTS order:
 #                     Enth  Routine Bargain Lapsed New   Gift  Browsers
@@ -156,7 +157,8 @@ class RawWriter:
 
             if w is None:
                 w = self._writers[name] = pq.ParquetWriter(str(self.paths[name]), table.schema, compression="zstd")
-        w.write_table(table)
+        w.write_table(table, row_group_size=ROW_GROUP) if self.fmt == "parquet" and name != "truth_members" \
+            else w.write_table(table)
 
     def close(self) -> dict[str, Path]:
         for w in self._writers.values():

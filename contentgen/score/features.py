@@ -247,10 +247,17 @@ def best_hour(d: PartitionData, timezones: np.ndarray, default_tz: str = "Americ
         s = tz_of == tz
         local = pd.DatetimeIndex(pd.to_datetime(t[s], unit="s", utc=True)).tz_convert(name)
         how[s] = local.day_of_week.to_numpy() * 24 + local.hour.to_numpy()
-    out_rows = np.unique(m)
-    hist = np.zeros((len(out_rows), 168), dtype=np.float32)
-    row = np.searchsorted(out_rows, m)
-    np.add.at(hist, (row, how), 1.0)
-    smooth = hist + 0.5 * np.roll(hist, 1, axis=1) + 0.5 * np.roll(hist, -1, axis=1)
-    out[out_rows] = smooth.argmax(axis=1)
+    order = np.argsort(m, kind="stable")
+    m, how = m[order], how[order]
+    step = 4096  # members at a time: a 168-hour histogram each
+    for lo in range(0, d.n, step):
+        a, b = np.searchsorted(m, [lo, lo + step])
+        if a == b:
+            continue
+        hist = np.zeros((step, 168), dtype=np.float32)
+        np.add.at(hist, (m[a:b] - lo, how[a:b]), 1.0)
+        smooth = hist + 0.5 * np.roll(hist, 1, axis=1) + 0.5 * np.roll(hist, -1, axis=1)
+        seen = hist.sum(axis=1) > 0
+        rows = np.flatnonzero(seen)
+        out[lo + rows] = smooth[rows].argmax(axis=1)
     return out

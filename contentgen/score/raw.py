@@ -47,8 +47,8 @@ from ..errors import InputFileError
 __all__ = ["RawInputs", "Quarantine", "MemberIndex", "Partitions", "find_inputs", "read_attributes",
            "spread_activity", "BLOCK", "EVENT_KINDS"]
 
-BLOCK = 65_536  # members per partition
-BATCH_ROWS = 500_000
+BLOCK = 32_768  # members per partition
+BATCH_ROWS = 250_000
 EVENT_KINDS = ("email_open", "email_click", "browse", "complaint")
 ATTR_REQUIRED = ("member_id", "opt_in_tier")
 TX_REQUIRED = ("member_id", "ts", "product_id", "amount")
@@ -412,8 +412,9 @@ def spread_attributes(path: Path, keep: np.ndarray, member_of_row: np.ndarray, p
         sel = keep[row:row + n]
         m = member_of_row[row:row + n][sel]
         cols = {"line": pa.array(lines[sel]), "m": pa.array(m.astype(np.int32))}
-        for name in tab.column_names:
-            cols[name] = pa.array(_text(tab.column(name), n)[sel], type=pa.string())
+        mask = pa.array(sel)
+        for name in tab.column_names:  # as text, in Arrow (no Python strings)
+            cols[name] = pc.fill_null(pc.cast(tab.column(name).filter(mask), pa.string()), "")
         parts.write("attributes", m, pa.table(cols))
         row += n
 
@@ -440,7 +441,7 @@ def _members(path: Path, tab: pa.Table, lines: np.ndarray, index: MemberIndex, q
     m = index.lookup(tab.column("member_id"))
     bad = m < 0
     if bad.any():
-        ids = _text(tab.column("member_id"), n)[bad]
+        ids = _text(tab.column("member_id").take(pa.array(np.flatnonzero(bad))), int(bad.sum()))
         q.add(path, lines[bad], "member_id",
               ["required value is missing" if not str(x).strip() else
                f"member id {str(x).strip()!r} is not in the attributes file (or its row was quarantined)" for x in ids],
@@ -473,16 +474,9 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
             ok = ok & ~bad_v
             optional[name] = v
         points = np.where(np.isnan(optional["points"]), np.floor(np.nan_to_num(amount)), optional["points"])
-        pid = _text(tab.column("product_id"), n)
-        item = _map_products(pid, product_index)
+        item = _map_products(tab.column("product_id"), product_index)
         act.unknown_products += int(((item < 0) & ok).sum())
-        # an order is its order_id; without one, the member's rows with the same time
-        oid = _text(tab.column("order_id") if "order_id" in cols else None, n)
-        blank = oid == ""
-        if blank.any():
-            oid = oid.copy()
-            oid[blank] = [f"\x00{a}|{b}" for a, b in zip(m[blank].tolist(), t[blank].tolist())]
-        okey = np.asarray(hash_ids(oid), dtype=np.uint64)
+        okey = _order_keys(tab.column("order_id") if "order_id" in cols else None, m, t)
         act.seen(t[ok])
         sel = np.flatnonzero(ok)
         parts.write("transactions", m[sel], pa.table({
@@ -494,7 +488,7 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
             "order": pa.array(okey[sel])}, schema=TX_SCHEMA))
     path = inputs.events
     cols = _check_columns(path, EV_REQUIRED)
-    kinds = {k: i for i, k in enumerate(EVENT_KINDS)}
+    kinds = pa.array(EVENT_KINDS)
     for lines, tab in iter_batches(path):
         n = tab.num_rows
         act.rows["events"] += n
@@ -502,16 +496,17 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         t, bad_t = _times(tab.column("ts"), n)
         bad_t = bad_t & (m >= 0)
         q.add(path, lines[bad_t], "ts", "not an ISO 8601 date/time (e.g. 2026-11-03T14:05:09Z)")
-        ev = _text(tab.column("event"), n)
-        kind = np.array([kinds.get(x.strip().lower(), -1) for x in ev], dtype=np.int8)
+        ev = pc.utf8_lower(pc.utf8_trim_whitespace(pc.cast(tab.column("event"), pa.string())))
+        kind = np.asarray(pc.fill_null(pc.index_in(ev, value_set=kinds), -1).to_numpy(zero_copy_only=False),
+                          dtype=np.int8)
         other = (kind < 0) & (m >= 0) & ~bad_t
         if other.any():
-            act.other_events.update(str(x) for x in ev[other])
+            names = _text(tab.column("event").take(pa.array(np.flatnonzero(other))), int(other.sum()))
+            act.other_events.update(str(x) for x in names)
             q.add(path, lines[other], "event",
-                  [f"unknown event {str(x)!r}: use email_open, email_click, browse or complaint" for x in ev[other]])
+                  [f"unknown event {str(x)!r}: use email_open, email_click, browse or complaint" for x in names])
         ok = (m >= 0) & ~bad_t & (kind >= 0)
-        pid = _text(tab.column("product_id") if "product_id" in cols else None, n)
-        item = _map_products(pid, product_index)
+        item = _map_products(tab.column("product_id") if "product_id" in cols else None, product_index, n)
         act.seen(t[ok])
         sel = np.flatnonzero(ok)
         parts.write("events", m[sel], pa.table({
@@ -520,11 +515,35 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
     return act
 
 
-def _map_products(pid: np.ndarray, product_index: dict[str, int]) -> np.ndarray:
-    """Catalog index of each product id (-1: blank or not in the catalog), one dict lookup per distinct id."""
-    uniq, inv = np.unique(pid.astype(str), return_inverse=True)
-    look = np.array([product_index.get(u.strip(), -1) for u in uniq], dtype=np.int32)
-    return look[inv] if len(uniq) else np.full(len(pid), -1, dtype=np.int32)
+def _map_products(arr, product_index: dict[str, int], n: int = 0) -> np.ndarray:
+    """Catalog index of each product id (-1: blank or not in the catalog), looked up in Arrow (no Python strings)."""
+    if arr is None:
+        return np.full(n, -1, dtype=np.int32)
+    ids = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
+    catalog = pa.array(list(product_index), type=pa.string())
+    pos = np.asarray(pc.fill_null(pc.index_in(ids, value_set=catalog), -1).to_numpy(zero_copy_only=False))
+    values = np.asarray(list(product_index.values()), dtype=np.int32)
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], -1).astype(np.int32)
+
+
+def _order_keys(arr, m: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """64-bit key of each row's order: its order_id (hashed once per distinct id); without one, the member's rows
+    with the same time are one order."""
+    fallback = (m.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ t.astype(np.uint64)
+    if arr is None:
+        return fallback
+    enc = pc.dictionary_encode(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())))
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    uniq = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    if codes.dtype.kind == "f":
+        codes = np.where(np.isnan(codes), -1, codes)
+    codes = codes.astype(np.int64)
+    h = np.asarray(hash_ids(uniq), dtype=np.uint64) if len(uniq) else np.zeros(1, dtype=np.uint64)
+    blank = np.append(uniq == "", True) if len(uniq) else np.array([True])
+    use = (codes >= 0) & ~blank[np.where(codes >= 0, codes, len(blank) - 1)]
+    return np.where(use, h[np.maximum(codes, 0) % len(h)], fallback)
 
 
 def epoch_day(day: dt.date) -> int:

@@ -372,12 +372,12 @@ class _Pass:
                             acc += (sel.sum(), pv[sel].sum(), yv[sel].sum())
                 tz = attrs.get("timezone", np.full(d.n, "", dtype=object))
                 hour = best_hour(d, np.where(tz == "", "America/Los_Angeles", tz))
-                recs, recent, returned, ev_tally = self._recommend(d, attrs, seg, s_final, categories, item_cat,
-                                                                   in_stock, plenty, product_ids)
+                writer.write_members(attrs, seg, risk, hour)
+                ev_tally = self._recommend(d, attrs, s_final, categories, item_cat, in_stock, plenty, product_ids,
+                                           writer)
                 recs_members += ev_tally[0]
                 recs_total += ev_tally[1]
                 self._evaluate(d, s_train, pop_train, tally)
-                writer.write(attrs, seg, risk, hour, recs, recent, returned)
             writer.close()
         except BaseException:
             writer.abort()
@@ -433,11 +433,13 @@ class _Pass:
                         "rows": n},
         }
 
-    def _recommend(self, d: PartitionData, attrs, seg, sim: aff.ItemSimilarity, categories, item_cat, in_stock,
-                   plenty, product_ids):
-        """Per member: a list of (product_id, score, evidence) plus recently bought and returned ids."""
+    def _recommend(self, d: PartitionData, attrs, sim: aff.ItemSimilarity, categories, item_cat, in_stock,
+                   plenty, product_ids, writer) -> tuple[int, int]:
+        """Write each member's recommendations line (block by block: memory stays flat); returns
+        (members with recommendations, recommendations)."""
         n, n_items = d.n, self.n_items
         tier = attrs["_tier"]
+        ids = attrs["member_id"]
         lines = d.i_day >= -365
         decay = np.exp(d.i_day[lines] / aff.DECAY_DAYS)
         xp = aff.interactions(d.i_m[lines], d.i_item[lines], decay, n, n_items)
@@ -451,22 +453,24 @@ class _Pass:
                                     binary=True)
         stated = aff.preference_categories(attrs.get("stated_preferences", np.full(n, "", dtype=object)), categories)
         exclude = (recent + returned).tocsr()
+        pid_json = [json.dumps(str(p), ensure_ascii=False) for p in product_ids]
+        evidence_json: dict[tuple, str] = {}
         block = max(64, min(4096, 20_000_000 // max(n_items, 1)))
-        out: list[list[tuple[str, float, list[dict[str, str]]]]] = [[] for _ in range(n)]
+        s_dense = sim.s.toarray() if n_items <= 2000 else None
         members = total = 0
         for a in range(0, n, block):
             b = min(n, a + block)
             personal = tier[a:b] >= 2
             xpa = xp[a:b]
             x = xpa + xb[a:b]
-            scores = np.asarray((x @ sim.s).todense()) if sp.issparse(x @ sim.s) else x @ sim.s
+            scores = np.asarray(x @ s_dense) if s_dense is not None else np.asarray((x @ sim.s).todense())
             best = scores.max(axis=1, keepdims=True)
             scores = scores + aff.PREFERENCE_BOOST * best * stated[a:b][:, item_cat] * (scores > 0)
             scores[~personal] = 0.0
             idx, vals = aff.top_k(scores, exclude[a:b], self.opts.top_n, allowed=in_stock)
+            k = idx.shape[1]
             # the member's strongest contributing purchase for each recommendation
             coo = xpa.tocoo()
-            k = idx.shape[1]
             qr = np.repeat(coo.row, k)
             qs = np.tile(np.arange(k), len(coo.row))
             qi = idx[qr, qs]
@@ -485,30 +489,43 @@ class _Pass:
             xbb = xb[a:b].tocoo()
             browsed_cat[xbb.row, item_cat[xbb.col]] = True
             top = vals.max(axis=1) if vals.size else np.zeros(b - a)
+            rec_b, ret_b = recent[a:b], returned[a:b]
+            out = []
             for r in range(b - a):
-                if not personal[r]:
+                head = '{"member_id": ' + json.dumps(str(ids[a + r]), ensure_ascii=False) + ', "recommendations": ['
+                if not personal[r]:  # tier 1: no behavioural data used at all
+                    out.append(head + "]}")
                     continue
-                row = []
+                t3 = int(tier[a + r]) >= 3
+                items = []
                 for s_ in range(k):
                     i = idx[r, s_]
                     if i < 0:
                         break
-                    ic = categories[item_cat[i]]
-                    bj = best_j[r, s_]
-                    ev = aff.explain(int(tier[a + r]), ic, categories[item_cat[bj]] if bj >= 0 else None,
-                                     bool(browsed_cat[r, item_cat[i]]), bool(stated[a + r, item_cat[i]]),
-                                     bool(plenty[i]))
-                    if not ev:
+                    ci, bj = int(item_cat[i]), int(best_j[r, s_])
+                    key = (t3, ci, int(item_cat[bj]) if bj >= 0 else -1, bool(browsed_cat[r, ci]),
+                           bool(stated[a + r, ci]), bool(plenty[i]))
+                    ev = evidence_json.get(key)
+                    if ev is None:
+                        ev = evidence_json[key] = json.dumps(aff.explain(
+                            3 if t3 else 2, categories[ci], categories[key[2]] if key[2] >= 0 else None, key[3],
+                            key[4], key[5]), ensure_ascii=False)
+                    if ev == "[]":
                         continue
-                    row.append((str(product_ids[i]), round(float(vals[r, s_] / top[r]), 3) if top[r] > 0 else 0.0,
-                                ev))
-                if row:
+                    score = round(float(vals[r, s_] / top[r]), 3) if top[r] > 0 else 0.0
+                    items.append('{"product_id": ' + pid_json[i] + ', "score": ' + json.dumps(score)
+                                 + ', "evidence": ' + ev + "}")
+                if items:
                     members += 1
-                    total += len(row)
-                out[a + r] = row
-        recent_ids = _ids_per_row(recent, product_ids, tier >= 2)
-        returned_ids = _ids_per_row(returned, product_ids, tier >= 2)
-        return out, recent_ids, returned_ids, (members, total)
+                    total += len(items)
+                line = head + ", ".join(items) + "]"
+                for name, x in (("recently_bought", rec_b), ("returned", ret_b)):
+                    cols = x.indices[x.indptr[r]:x.indptr[r + 1]]
+                    if len(cols):
+                        line += f', "{name}": [' + ", ".join(pid_json[c] for c in sorted(cols)) + "]"
+                out.append(line + "}")
+            writer.write_recs(out)
+        return members, total
 
     def _evaluate(self, d: PartitionData, sim: aff.ItemSimilarity, pop: np.ndarray, tally: aff.RecallTally) -> None:
         n, n_items = d.n, self.n_items
@@ -534,13 +551,3 @@ class _Pass:
             pk, _ = aff.top_k(popm, hist[r], tally.k)
             tally.add(rec, pk, held[r])
 
-
-def _ids_per_row(x: sp.csr_matrix, ids: np.ndarray, allowed: np.ndarray) -> list[list[str]]:
-    x = x.tocsr()
-    out: list[list[str]] = []
-    for r in range(x.shape[0]):
-        if not allowed[r]:
-            out.append([])
-            continue
-        out.append([str(v) for v in ids[x.indices[x.indptr[r]:x.indptr[r + 1]]]])
-    return out

@@ -6,7 +6,6 @@ the whole score succeeded (a failed score never leaves half a members file).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,8 @@ class OutputWriter:
         self._pq = None
         self._first = True
 
-    def write(self, attrs: dict[str, np.ndarray], seg: np.ndarray, risk: np.ndarray, hour: np.ndarray,
-              recs: list, recent: list[list[str]], returned: list[list[str]]) -> None:
+    def write_members(self, attrs: dict[str, np.ndarray], seg: np.ndarray, risk: np.ndarray,
+                      hour: np.ndarray) -> None:
         n = len(seg)
 
         def col(name: str) -> np.ndarray:
@@ -62,17 +61,11 @@ class OutputWriter:
                 self._pq = pq.ParquetWriter(str(self._m_tmp), table.schema, compression="zstd")
             self._pq.write_table(table)
         self._first = False
-        ids = col("member_id")
-        lines = []
-        for i in range(n):
-            obj = {"member_id": ids[i],
-                   "recommendations": [{"product_id": pid, "score": sc, "evidence": ev} for pid, sc, ev in recs[i]]}
-            if recent[i]:
-                obj["recently_bought"] = recent[i]
-            if returned[i]:
-                obj["returned"] = returned[i]
-            lines.append(json.dumps(obj, ensure_ascii=False))
-        self._recs.write("\n".join(lines) + ("\n" if lines else ""))
+
+    def write_recs(self, lines: list[str]) -> None:
+        """JSONL lines (without their newline), in the members file's order."""
+        if lines:
+            self._recs.write("\n".join(lines) + "\n")
 
     def close(self) -> None:
         if self._members is not None:
