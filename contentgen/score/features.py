@@ -87,26 +87,33 @@ class PartitionData:
         as-of date are left out (counted in ``future_rows``)."""
         t0 = (as_of - dt.date(1970, 1, 1)).days * 86_400
 
-        def col(tab: pa.Table, name: str, dtype) -> np.ndarray:
-            return tab.column(name).to_numpy().astype(dtype) if tab.num_rows else np.empty(0, dtype=dtype)
+        def col(tab: pa.Table, name: str, dtype, keep: np.ndarray | None) -> np.ndarray:
+            if not tab.num_rows:
+                return np.empty(0, dtype=dtype)
+            v = tab.column(name).to_numpy().astype(dtype, copy=False)
+            return v if keep is None else v[keep]
 
-        t = col(tx, "t", np.int64)
-        day = np.floor_divide(t - t0, 86_400)
+        t = col(tx, "t", np.int64, None)
+        day = np.floor_divide(t - t0, 86_400).astype(np.int32)
+        del t
         keep = day < 0
         future = int((~keep).sum())
-        m = col(tx, "m", np.int64)[keep] - base
-        day = day[keep].astype(np.int32)
-        item = col(tx, "item", np.int32)[keep]
-        amount = col(tx, "amount", np.float64)[keep]
-        disc = col(tx, "discount", np.int8)[keep]
-        points = col(tx, "points", np.float64)[keep]
-        ret = col(tx, "returned", np.int8)[keep]
-        order = col(tx, "order", np.uint64)[keep]
+        keep = None if not future else keep
+        m = col(tx, "m", np.int32, keep) - np.int32(base)
+        day = day if keep is None else day[keep]
+        item = col(tx, "item", np.int32, keep)
+        amount = col(tx, "amount", np.float64, keep)
+        disc = col(tx, "discount", np.int8, keep)
+        points = col(tx, "points", np.float64, keep)
+        ret = col(tx, "returned", np.int8, keep)
+        order = col(tx, "order", np.uint64, keep)
         # orders: group lines by (member, order)
         srt = np.lexsort((order, m))
         om, oo = m[srt], order[srt]
+        del order
         start = np.ones(len(srt), dtype=bool)
         start[1:] = (om[1:] != om[:-1]) | (oo[1:] != oo[:-1])
+        del oo
         first = np.flatnonzero(start)
         o_m = om[first]
         o_day = np.minimum.reduceat(day[srt], first) if len(first) else np.empty(0, dtype=np.int32)
@@ -114,21 +121,25 @@ class PartitionData:
         o_disc = np.maximum.reduceat(disc[srt], first) if len(first) else np.empty(0, dtype=np.int8)
         o_points = np.add.reduceat(points[srt], first) if len(first) else np.empty(0)
         o_ret = np.add.reduceat(ret[srt].astype(np.int32), first) if len(first) else np.empty(0, dtype=np.int32)
+        del srt, om, amount, points, disc
         by_day = np.lexsort((o_day, o_m))
         o_m, o_day, o_amount, o_disc, o_points, o_ret = (a[by_day] for a in (o_m, o_day, o_amount, o_disc,
                                                                                 o_points, o_ret))
         dates = np.datetime64(as_of, "D") + o_day.astype("timedelta64[D]")
-        te = col(ev, "t", np.int64)
-        eday = np.floor_divide(te - t0, 86_400)
+        te = col(ev, "t", np.int64, None)
+        eday = np.floor_divide(te - t0, 86_400).astype(np.int32)
         ekeep = eday < 0
-        future += int((~ekeep).sum())
+        efuture = int((~ekeep).sum())
+        ekeep = None if not efuture else ekeep
         en = enrolled_epoch_day - (as_of - dt.date(1970, 1, 1)).days
         return cls(n=n, as_of=as_of, o_m=o_m, o_day=o_day, o_amount=o_amount, o_discount=o_disc,
                    o_season=_season(dates) if len(dates) else np.empty(0, dtype=bool), o_points=o_points,
                    o_returns=o_ret, i_m=m, i_day=day, i_item=item, i_returned=ret,
-                   e_m=col(ev, "m", np.int64)[ekeep] - base, e_day=eday[ekeep].astype(np.int32),
-                   e_kind=col(ev, "kind", np.int8)[ekeep], e_item=col(ev, "item", np.int32)[ekeep],
-                   e_t=te[ekeep], enrolled=en.astype(float), future_rows=future)
+                   e_m=col(ev, "m", np.int32, ekeep) - np.int32(base),
+                   e_day=eday if ekeep is None else eday[ekeep],
+                   e_kind=col(ev, "kind", np.int8, ekeep), e_item=col(ev, "item", np.int32, ekeep),
+                   e_t=te if ekeep is None else te[ekeep], enrolled=en.astype(float),
+                   future_rows=future + efuture)
 
     # ------------------------------------------------------------------ helpers
 

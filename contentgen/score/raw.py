@@ -47,8 +47,8 @@ from ..errors import InputFileError
 __all__ = ["RawInputs", "Quarantine", "MemberIndex", "Partitions", "find_inputs", "read_attributes",
            "spread_activity", "BLOCK", "EVENT_KINDS"]
 
-BLOCK = 32_768  # members per partition
-BATCH_ROWS = 250_000
+BLOCK = 8_192  # members per partition
+BATCH_ROWS = 100_000
 EVENT_KINDS = ("email_open", "email_click", "browse", "complaint")
 ATTR_REQUIRED = ("member_id", "opt_in_tier")
 TX_REQUIRED = ("member_id", "ts", "product_id", "amount")
@@ -159,7 +159,7 @@ def iter_batches(path: Path, columns: list[str] | None = None,
             import pyarrow.csv as pcsv
 
             reader = pcsv.open_csv(
-                path, read_options=pcsv.ReadOptions(block_size=16 << 20),
+                path, read_options=pcsv.ReadOptions(block_size=8 << 20),
                 parse_options=pcsv.ParseOptions(newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in cols},
                                                     include_columns=want, strings_can_be_null=False,
@@ -361,6 +361,7 @@ class Partitions:
         self.n = n_members
         self.count = max(1, -(-n_members // block))
         self._writers: dict[tuple[str, int], Any] = {}
+        _enough_files(2 * self.count + 64)
 
     def base(self, p: int) -> int:
         return p * self.block
@@ -391,10 +392,10 @@ class Partitions:
                     str(self.path(kind, p)), piece.schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
             w.write_table(piece)
 
-    def close(self) -> None:
-        for w in self._writers.values():
-            w.close()
-        self._writers = {}
+    def close(self, kind: str | None = None) -> None:
+        """Finish the files of one kind (or all of them)."""
+        for key in [k for k in self._writers if kind is None or k[0] == kind]:
+            self._writers.pop(key).close()
 
     def read(self, kind: str, p: int, schema: pa.Schema | None = None) -> pa.Table:
         path = self.path(kind, p)
@@ -402,6 +403,19 @@ class Partitions:
             return (schema or pa.schema([])).empty_table()
         with pa.memory_map(str(path)) as src:
             return pa.ipc.open_file(src).read_all()
+
+
+def _enough_files(needed: int) -> None:
+    """Transactions and events of every partition are written at once: raise the open-file limit if it is short."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard) if hard != resource.RLIM_INFINITY
+                                                        else needed, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed: try anyway
+        pass
 
 
 def spread_attributes(path: Path, keep: np.ndarray, member_of_row: np.ndarray, parts: Partitions) -> None:
@@ -417,6 +431,7 @@ def spread_attributes(path: Path, keep: np.ndarray, member_of_row: np.ndarray, p
             cols[name] = pc.fill_null(pc.cast(tab.column(name).filter(mask), pa.string()), "")
         parts.write("attributes", m, pa.table(cols))
         row += n
+    parts.close("attributes")
 
 
 @dataclass

@@ -70,6 +70,18 @@ class ScoreOptions:
     threads: int = 1  # OpenMP/BLAS threads for the models (more than the free cores makes them spin, not run)
 
 
+def release_memory() -> None:
+    """Give freed memory back to the operating system between partitions: Arrow's pool and glibc's heap keep it
+    otherwise, and the resident size only ever grows. (glibc only; elsewhere a no-op.)"""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def age_band(age: np.ndarray) -> np.ndarray:
     """'16-24', '25-34', ..., '65+', 'unknown' (NaN)."""
     from ..fairness import age_bands
@@ -135,6 +147,7 @@ def run_score(inputs: RawInputs, opts: ScoreOptions, log: Callable[[str], None] 
         q = Quarantine()
         log("checking attributes")
         index, keep, member_of_row = read_attributes(inputs.attributes, q)
+        release_memory()
         n = index.n
         if n == 0:
             raise InputFileError("no valid member rows in the attributes file", file=str(inputs.attributes),
@@ -145,6 +158,7 @@ def run_score(inputs: RawInputs, opts: ScoreOptions, log: Callable[[str], None] 
         act = spread_activity(inputs, index, product_index, parts, q)
         parts.close()
         del keep, member_of_row
+        release_memory()
         if as_of is None:
             if act.last_t is None:
                 raise InputFileError("no activity to date the data by", file=str(inputs.transactions),
@@ -158,6 +172,7 @@ def run_score(inputs: RawInputs, opts: ScoreOptions, log: Callable[[str], None] 
             state.features()
             log("fitting segments, churn and affinity models")
             models = state.fit()
+            release_memory()
             log("scoring and writing (pass 3 of 3)")
             report = state.score(models, out, products, categories, item_cat, in_stock, plenty)
     finally:
@@ -247,7 +262,9 @@ class _Pass:
     def load(self, p: int) -> tuple[dict[str, np.ndarray], PartitionData]:
         parts = self.parts
         at = parts.read("attributes", p)
-        at = at.sort_by("m")
+        m = at.column("m").to_numpy()
+        if len(m) > 1 and (np.diff(m) < 0).any():  # written in file order, so normally sorted already
+            at = at.sort_by("m")
         n = parts.size(p)
         attrs = {name: np.asarray(at.column(name).to_numpy(zero_copy_only=False), dtype=object)
                  for name in at.column_names if name not in ("m", "line")}
@@ -298,6 +315,8 @@ class _Pass:
                                                binary=True))
             self.co_train.add(aff.interactions(buy[w_train], d.i_item[w_train], ones[w_train], d.n, self.n_items,
                                                binary=True))
+            del d, attrs, f
+            release_memory()
 
     # ------------------------------------------------------------------ fit
 
@@ -378,6 +397,8 @@ class _Pass:
                 recs_members += ev_tally[0]
                 recs_total += ev_tally[1]
                 self._evaluate(d, s_train, pop_train, tally)
+                del d, attrs, f
+                release_memory()
             writer.close()
         except BaseException:
             writer.abort()
