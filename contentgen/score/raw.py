@@ -452,7 +452,6 @@ class Activity:
 
 
 def _members(path: Path, tab: pa.Table, lines: np.ndarray, index: MemberIndex, q: Quarantine) -> np.ndarray:
-    n = tab.num_rows
     m = index.lookup(tab.column("member_id"))
     bad = m < 0
     if bad.any():

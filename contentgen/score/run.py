@@ -26,14 +26,12 @@ import resource
 import shutil
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 
 from ..errors import ConfigError, InputFileError
 from ..models import SEGMENTS
@@ -166,7 +164,7 @@ def run_score(inputs: RawInputs, opts: ScoreOptions, log: Callable[[str], None] 
             as_of = dt.date(1970, 1, 1) + dt.timedelta(days=act.last_t // 86_400 + 1)
         from threadpoolctl import threadpool_limits
 
-        state = _Pass(parts, as_of, opts, n_items, scratch)
+        state = _Pass(parts, as_of, opts, n_items, scratch, log)
         with threadpool_limits(limits=opts.threads):
             log(f"features as of {as_of} (pass 2 of 3)")
             state.features()
@@ -245,7 +243,9 @@ def _write_campaign(raw: dict[str, Any], src: Path, out: Path, report: dict[str,
 class _Pass:
     """State shared by the features pass, the fit and the scoring pass."""
 
-    def __init__(self, parts: Partitions, as_of: dt.date, opts: ScoreOptions, n_items: int, scratch: Path):
+    def __init__(self, parts: Partitions, as_of: dt.date, opts: ScoreOptions, n_items: int, scratch: Path,
+                 log: Callable[[str], None] = lambda s: None):
+        self.log = log
         self.parts = parts
         self.as_of = as_of
         self.opts = opts
@@ -256,6 +256,12 @@ class _Pass:
         self.co_final = aff.CoCounts(n_items)
         self.co_train = aff.CoCounts(n_items)
         self.samples: dict[str, list[np.ndarray]] = {}
+
+    def _progress(self, what: str, p: int) -> None:
+        count = self.parts.count
+        if count >= 10 and (p + 1) % -(-count // 10) == 0 and p + 1 < count:  # about ten lines a pass
+            done = min(self.parts.n, (p + 1) * self.parts.block)
+            self.log(f"{what}: {done:,} of {self.parts.n:,} members")
 
     # ------------------------------------------------------------------ data of one partition
 
@@ -317,6 +323,7 @@ class _Pass:
                                                binary=True))
             del d, attrs, f
             release_memory()
+            self._progress("features", p)
 
     # ------------------------------------------------------------------ fit
 
@@ -399,6 +406,7 @@ class _Pass:
                 self._evaluate(d, s_train, pop_train, tally)
                 del d, attrs, f
                 release_memory()
+                self._progress("scored", p)
             writer.close()
         except BaseException:
             writer.abort()
