@@ -9,7 +9,6 @@ campaign config. The first name is filled in here, never sent to the model.
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 
 from .config import Campaign
@@ -129,41 +128,10 @@ def assemble(plan: Plan, draft: Draft, campaign: Campaign) -> RenderedMessage:
 
 
 def render_html(msg: RenderedMessage, plan: Plan, campaign: Campaign) -> str:
-    """HTML built by us; every piece of model or member text is escaped."""
-    e = html.escape
-    paras = "".join(f"<p>{e(p).replace(chr(10), '<br>')}</p>" for p in msg.body.split("\n\n") if p.strip())
-    names = {pp.product.product_id: pp.product.name for pp in plan.products}
-    why = ""
-    if msg.explanations:
-        items = "".join(
-            f"<details><summary>Why was this recommended? ({e(names.get(x.product_id, x.product_id))})</summary>"
-            f"<p>{e(x.text)}</p></details>" for x in msg.explanations)
-        why = f'<div class="why">{items}</div>'
-    def foot_part(part: str) -> str:
-        label, sep, url = part.partition(": ")
-        if sep and url.startswith("https://"):
-            return f'<a href="{e(url, quote=True)}" style="color:#6a6f76">{e(label)}</a>'
-        return e(part)
+    """HTML built by us from the message's parts (table layout via MJML; every text escaped): email_html."""
+    from .email_html import render_html as render
 
-    foot = "<br>".join(foot_part(p) for p in msg.footer.split(" | "))
-    # inline styles only: e-mail clients drop <style> blocks
-    return (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(msg.subject)}</title></head>"
-        '<body style="margin:0;padding:24px;background:#f6f5f2;font-family:Helvetica,Arial,sans-serif;'
-        'font-size:16px;line-height:1.5;color:#1f2328">'
-        f'<div style="display:none;max-height:0;overflow:hidden">{e(msg.preheader)}</div>'
-        '<div style="max-width:600px;margin:0 auto;background:#ffffff;border-radius:8px;padding:28px 32px">'
-        '<div style="font-weight:700;letter-spacing:.04em;color:#0f5c4d;margin-bottom:16px">'
-        f"{e(campaign.brand.program)}</div>"
-        f"{paras}"
-        f'<p style="margin:24px 0"><a href="{e(msg.cta_url, quote=True)}" style="background:#0f5c4d;color:#ffffff;'
-        f'text-decoration:none;padding:12px 20px;border-radius:6px;display:inline-block">{e(msg.cta_text)}</a></p>'
-        f"{why}"
-        '<hr style="border:none;border-top:1px solid #e3e1dc;margin:24px 0">'
-        f'<p style="font-size:12px;color:#6a6f76">{foot}</p></div></body></html>'
-    )
+    return render(msg, plan, campaign)
 
 
 def text_version(msg: RenderedMessage) -> str:

@@ -191,8 +191,11 @@ def _parse_shard(ctx, param, value):
 @click.option("--chunk-size", type=click.IntRange(1), help="members committed to the run store together")
 @click.option("--batch", is_flag=True, help="first attempts through the OpenAI Batch API (50% cheaper, up to 24h)")
 @click.option("--batch-poll", type=float, help="seconds between batch status polls (default 10)")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="serve Prometheus metrics on this port while the run lasts (0: a free port, printed)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="interface for --metrics-port")
 def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
-            chunk_size, batch, batch_poll) -> None:
+            chunk_size, batch, batch_poll, metrics_port, metrics_host) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     from .pipeline import run_campaign
 
@@ -207,8 +210,13 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
         return
     if out is None:
         raise click.UsageError("--out is required (except with --dry-run)")
-    result = run_campaign(campaign, _run_options(out, base_url, api_key, model, limit, concurrency, restart,
-                                                 shard, max_cost, chunk_size, batch, batch_poll), _progress_printer())
+    from .metrics import run_metrics
+
+    opts = _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, chunk_size,
+                        batch, batch_poll)
+    with run_metrics(metrics_port, metrics_host, log=lambda s: click.echo(f"[contentgen] {s}", err=True)) as metrics:
+        opts.metrics = metrics
+        result = run_campaign(campaign, opts, _progress_printer())
     if result.status == "paused":
         click.secho(f"\npaused: {result.message}\nre-run the same command to continue.", fg="yellow", err=True)
         sys.exit(result.exit_code or 3)
@@ -240,13 +248,40 @@ def demo_cmd(n: int, out: Path, seed: int) -> None:
 
 @cli.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def export_cmd(out_dir: Path) -> None:
-    """Re-export a finished run from its store, applying reviewers' approve/reject decisions."""
-    from .pipeline import reexport
+@click.option("--format", "formats", multiple=True,
+              type=click.Choice(["braze", "iterable", "sfmc", "klaviyo", "csv", "parquet"]),
+              help="also write the files this ESP imports (repeatable); see README 'ESP exports'")
+@click.option("--esp-out", type=click.Path(file_okay=False, path_type=Path),
+              help="folder for the ESP files (default OUT_DIR/esp/FORMAT)")
+@click.option("--esp-campaign", "esp_campaigns", multiple=True, metavar="CHANNEL=ID",
+              help="Braze API-triggered / Iterable triggered campaign id per channel, e.g. email=123")
+@click.option("--esp-list", help="Klaviyo list id the imported profiles join")
+@click.option("--with-email", is_flag=True, help="add members' e-mail addresses from the campaign's members file")
+@click.option("--campaign", "campaign_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="campaign file for --with-email (default: the one the run recorded)")
+def export_cmd(out_dir: Path, formats, esp_out, esp_campaigns, esp_list, with_email, campaign_file) -> None:
+    """Re-export a finished run from its store, applying reviewers' approve/reject decisions; with --format,
+    also write ESP-ready files (only members with send=true)."""
+    if (out_dir / "run.db").exists() or not formats:
+        from .pipeline import reexport
 
-    m = reexport(out_dir)
-    click.echo(f"re-exported {m['total_members']} members ({m.get('review_overrides', 0)} reviewer decisions): "
-               + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
+        m = reexport(out_dir)
+        click.echo(f"re-exported {m['total_members']} members ({m.get('review_overrides', 0)} reviewer decisions): "
+                   + ", ".join(f"{k} {v}" for k, v in m["counts"].items() if v))
+    if formats:
+        from .esp import export_esp, parse_campaign_ids
+
+        ids = parse_campaign_ids(esp_campaigns)
+        for fmt in formats:
+            target = (esp_out / fmt if len(formats) > 1 else esp_out) if esp_out else None
+            em = export_esp(out_dir, fmt, target, campaign_ids=ids, with_email=with_email,
+                            campaign_path=campaign_file, list_id=esp_list)
+            folder = target or out_dir / "esp" / fmt
+            click.echo(f"{fmt}: {em['members']} members in {folder}: " + ", ".join(
+                name + (f" ({info['requests']} requests)" if info["requests"] else
+                        f" ({info['records']} rows)" if info["records"] else "") for name, info in em["files"].items()))
+            for note in em["notes"]:
+                click.secho(f"  note: {note}", fg="yellow", err=True)
 
 
 @cli.command("ray-run")

@@ -51,6 +51,7 @@ class RunOptions:
     batch: bool = False  # first attempts through the Batch API
     batch_poll_s: float = 10.0
     max_cost: float | None = None
+    metrics: Any = None  # contentgen.metrics.RunMetrics (run --metrics-port, OTel); None: no metrics
 
 
 @dataclass
@@ -134,6 +135,9 @@ class Runner:
         self.opts = opts
         self.out = Path(opts.out)
         self.progress = progress or Progress()
+        from .metrics import NullMetrics
+
+        self.metrics = opts.metrics or NullMetrics()
         # everything that can fail on bad data fails here, before any model call
         self.rules = gates.load_rules(self.campaign.rules_dirs)
         self.prompts = Prompts(self.campaign.prompts_dir, self.campaign)
@@ -262,6 +266,8 @@ class Runner:
         params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
 
         price = c.price_for(model)
+        self.metrics.attach(client=client, cache=cache, price=price, model=model,  # metrics: the run's LLM client
+                            campaign_id=c.campaign_id, expected=self.progress.total)
         spent_before = float(store.get_meta("cost_usd") or 0.0)  # what earlier (paused) runs of this store spent
 
         async def generate(messages, schema):
@@ -276,15 +282,17 @@ class Runner:
                         raise BudgetExhausted(f"spending limit reached: ${spent:.4f} spent, the next request could "
                                               f"pass --max-cost ${self.opts.max_cost:.4f}",
                                               hint="raise --max-cost and re-run the same command to continue")
-                return await complete_counted(client, messages, schema, usage)
+                return await self.metrics.llm_call(complete_counted(client, messages, schema, usage))  # metrics:
 
             res, cached = await cache.get_or_create(key, produce)
+            self.metrics.completion(cached)  # metrics:
             failpoints.hit("generate")
             return {**res, "cached": cached}
 
         # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
         self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
         decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs)
+        self.metrics.instrument(decider)  # metrics: the gates as a timed stage
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)
         pending = 0
@@ -299,7 +307,9 @@ class Runner:
                     continue
                 saved, failed, outage = await self._decide_chunk(todo, planner, decider, TransportFailure)
                 store.add_quarantine(q.to_dict() for r in todo for q in r.quarantined)
-                store.save_members(saved)
+                with self.metrics.stage("commit"):  # metrics:
+                    store.save_members(saved)
+                self.metrics.committed(saved)  # metrics: outcomes and findings of committed members
                 pending += failed
                 self.progress.advance(len(chunk), {"pending": pending, **usage,
                                                    "rate_limited": getattr(client.stats, "rate_limited", 0),
@@ -361,13 +371,17 @@ class Runner:
                                          "send": False, "reason": q.reason, "quarantine": q.to_dict(),
                                          "message": None, "findings": []}})
                 continue
-            plan = planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought, returned=r.returned)
+            m = self.metrics.member(r.key)  # metrics: the member's span and timer
+            with m.stage("plan"):  # metrics:
+                plan = planner.plan(r.member, r.recommendations, recently_bought=r.recently_bought,
+                                    returned=r.returned)
             failpoints.hit("plan")
             if plan.action == "suppress":
+                m.end("suppressed")  # metrics:
                 rec = export_record(plan, None, outcome="suppressed", reason=plan.reason)
                 saved.append(self._row(r, "suppressed", rec, []))
                 continue
-            tasks.append((r, plan, asyncio.ensure_future(decider.decide(plan))))
+            tasks.append((r, plan, asyncio.ensure_future(m.run(decider.decide(plan)))))  # metrics: m.run
         failed = 0
         outage = None
         if tasks:

@@ -67,6 +67,9 @@ class Studio:
         self._campaign_error: str | None = None
         self.stack = contextlib.ExitStack()
         self.store  # migrate once, now (m002_studio)
+        from ..metrics import studio_metrics
+
+        self.metrics = studio_metrics(lambda: self.store, self.run_dir)  # GET /metrics (Prometheus)
 
     @property
     def store(self) -> SqliteStore:
@@ -201,8 +204,14 @@ def create_app(run_dir: Path, *, accounts: auth.Accounts, campaign_path: Path | 
     async def home(request: Request) -> Response:
         return RedirectResponse("/dashboard", 303)
 
+    def metrics(request: Request) -> Response:  # Prometheus scrapes without a session: counts only, no member data
+        from ..metrics import CONTENT_TYPE
+
+        return Response(studio.metrics.exposition(), media_type=CONTENT_TYPE)
+
     routes = [
         Route("/", P(home)),
+        Route("/metrics", metrics),
         Route("/login", P(auth.login_page, login=False), methods=["GET", "POST"]),
         Route("/logout", P(auth.logout, login=False), methods=["POST"]),
         Route("/dashboard", P(dashboard.page)),

@@ -177,6 +177,7 @@ async def run_comparison(studio, ctx, variant_ids: list[str], member_ids: list[s
     if is_local:
         kwargs["local_schema_hint"] = True
     client = LLMClient(settings, **kwargs)
+    studio.metrics.attach(client=client, price=ctx.campaign.price_for(model))  # the preview's requests in /metrics
     try:
         cells = [(v["id"], mid) for mid in member_ids for v in variants]
         results = await asyncio.gather(*(generate_cell(ctx, dirs[vid], mid, vid, client, model) for vid, mid in cells))
