@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 __all__ = ["PartitionData", "SEGMENT_FEATURES", "CHURN_FEATURES", "segment_features", "churn_features",
            "churn_label", "tenure", "best_hour", "OPEN", "CLICK", "BROWSE", "COMPLAINT"]
@@ -81,16 +80,14 @@ class PartitionData:
     future_rows: int = 0
 
     @classmethod
-    def build(cls, tx: pa.Table, ev: pa.Table, base: int, n: int, as_of: dt.date,
+    def build(cls, tx: np.ndarray, ev: np.ndarray, base: int, n: int, as_of: dt.date,
               enrolled_epoch_day: np.ndarray) -> PartitionData:
-        """From a partition's raw rows (global member index ``m``, UTC seconds ``t``); rows on or after the
-        as-of date are left out (counted in ``future_rows``)."""
+        """From a partition's raw rows (structured arrays, ``raw.TX_DTYPE`` and ``raw.EV_DTYPE``: global member
+        index ``m``, UTC seconds ``t``); rows on or after the as-of date are left out (``future_rows``)."""
         t0 = (as_of - dt.date(1970, 1, 1)).days * 86_400
 
-        def col(tab: pa.Table, name: str, dtype, keep: np.ndarray | None) -> np.ndarray:
-            if not tab.num_rows:
-                return np.empty(0, dtype=dtype)
-            v = tab.column(name).to_numpy().astype(dtype, copy=False)
+        def col(rows: np.ndarray, name: str, dtype, keep: np.ndarray | None) -> np.ndarray:
+            v = rows[name].astype(dtype)
             return v if keep is None else v[keep]
 
         t = col(tx, "t", np.int64, None)

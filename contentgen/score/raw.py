@@ -56,10 +56,10 @@ EV_REQUIRED = ("member_id", "ts", "event")
 MAX_EXAMPLES = 200  # quarantine records kept per file and field (all are counted)
 MAX_AMOUNT = 10_000_000.0  # a transaction line above this (or quantity, points) is taken for a data error
 
-TX_SCHEMA = pa.schema([("m", pa.int32()), ("t", pa.int64()), ("item", pa.int32()), ("amount", pa.float64()),
-                       ("discount", pa.int8()), ("points", pa.float64()), ("returned", pa.int8()),
-                       ("order", pa.uint64())])
-EV_SCHEMA = pa.schema([("m", pa.int32()), ("t", pa.int64()), ("kind", pa.int8()), ("item", pa.int32())])
+#: a transaction line and an event in the scratch files (fixed width, little-endian)
+TX_DTYPE = np.dtype([("m", "<i4"), ("t", "<i8"), ("item", "<i4"), ("amount", "<f8"), ("discount", "i1"),
+                     ("points", "<f8"), ("returned", "i1"), ("order", "<u8")])
+EV_DTYPE = np.dtype([("m", "<i4"), ("t", "<i8"), ("kind", "i1"), ("item", "<i4")])
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,10 @@ def iter_batches(path: Path, columns: list[str] | None = None,
         else:
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=want):
+            # pre_buffer (the default) keeps every row group's compressed bytes until the file is closed:
+            # at 2.3M members that was half a gigabyte; a buffered stream reads as it goes
+            pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=want):
                 n = batch.num_rows
                 yield np.arange(row + 1, row + 1 + n), pa.Table.from_batches([batch])
                 row += n
@@ -249,10 +252,11 @@ def hash_ids(ids: np.ndarray) -> np.ndarray:
 class MemberIndex:
     """member id -> index in attribute-file order (accepted rows only), by a sorted array of hashes."""
 
-    def __init__(self, hashes: np.ndarray) -> None:
-        self.order = np.argsort(hashes, kind="stable")
-        self.sorted = hashes[self.order]
-        self.n = len(hashes)
+    def __init__(self, sorted_hashes: np.ndarray, members: np.ndarray) -> None:
+        """``sorted_hashes`` ascending, ``members`` the member index of each."""
+        self.sorted = sorted_hashes
+        self.order = members.astype(np.int32 if len(members) < 2**31 else np.int64)
+        self.n = len(sorted_hashes)
 
     def lookup(self, arr) -> np.ndarray:
         """Index of each id (-1: unknown or missing). Hashes each distinct id of the batch once."""
@@ -289,8 +293,7 @@ def read_attributes(path: Path, q: Quarantine) -> tuple[MemberIndex, np.ndarray,
     ok_parts: list[np.ndarray] = []
     for lines, tab in iter_batches(path, ["member_id", "opt_in_tier", "age", "enrolled_on"]):
         n = tab.num_rows
-        ids = _text(tab.column("member_id"), n)
-        ids = np.array([x.strip() for x in ids], dtype=object)
+        ids = _text(pc.utf8_trim_whitespace(pc.cast(tab.column("member_id"), pa.string())), n)
         missing = ids == ""
         q.add(path, lines[missing], "member_id", "required value is missing")
         tier, bad_t = _numbers(tab.column("opt_in_tier"), n)
@@ -313,21 +316,28 @@ def read_attributes(path: Path, q: Quarantine) -> tuple[MemberIndex, np.ndarray,
         h = hash_ids(ids)
         hashes.append(h)
         ok_parts.append(~bad)
-    allh = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     ok = np.concatenate(ok_parts) if ok_parts else np.empty(0, dtype=bool)
-    # repeated ids: the first accepted row wins
+    rows_n = len(ok)
     cand = np.flatnonzero(ok)
-    _, first = np.unique(allh[cand], return_index=True)
-    keep = np.zeros(len(allh), dtype=bool)
-    keep[cand[first]] = True
+    hc = (np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64))[cand]
+    del hashes
+    # repeated ids: the first accepted row wins (a stable sort keeps file order among equal hashes)
+    order = np.argsort(hc, kind="stable")
+    hs = hc[order]
+    del hc
+    first = np.ones(len(hs), dtype=bool)
+    first[1:] = hs[1:] != hs[:-1]
+    kept_rows = cand[order[first]]
+    del order, cand
+    keep = np.zeros(rows_n, dtype=bool)
+    keep[kept_rows] = True
     dupes = ok & ~keep
     if dupes.any():
-        rows = np.flatnonzero(dupes)
         line0 = 2 if path.suffix.lower() == ".csv" else 1
-        q.add(path, rows + line0, "member_id", "repeated member id; the first row is used")
-    member_of_row = np.full(len(allh), -1, dtype=np.int64)
+        q.add(path, np.flatnonzero(dupes) + line0, "member_id", "repeated member id; the first row is used")
+    member_of_row = np.full(rows_n, -1, dtype=np.int64)
     member_of_row[keep] = np.arange(int(keep.sum()))
-    return MemberIndex(allh[keep]), keep, member_of_row
+    return MemberIndex(hs[first], member_of_row[kept_rows]), keep, member_of_row
 
 
 def _dates(arr, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +362,14 @@ def _dates(arr, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Partitions:
-    """Arrow IPC scratch files: attributes, transactions and events of each block of members."""
+    """Scratch files per block of members.
+
+    Attributes: Arrow IPC, one file open at a time (accepted rows arrive in member order, so a partition's
+    rows are contiguous). Transactions and events: fixed-width binary records (:data:`TX_DTYPE`,
+    :data:`EV_DTYPE`) appended with ``ndarray.tofile``: an open file costs a handle and a small buffer, so
+    thousands of partitions take no more memory than a few (an open Arrow IPC writer with compression holds
+    about a megabyte: at 2.3M members that was most of the resident size).
+    """
 
     def __init__(self, scratch: Path, n_members: int, block: int = BLOCK) -> None:
         self.dir = Path(scratch)
@@ -360,7 +377,8 @@ class Partitions:
         self.block = block
         self.n = n_members
         self.count = max(1, -(-n_members // block))
-        self._writers: dict[tuple[str, int], Any] = {}
+        self._files: dict[tuple[str, int], Any] = {}
+        self._ipc: tuple[int, Any] | None = None  # (partition, writer) of the attributes
         _enough_files(2 * self.count + 64)
 
     def base(self, p: int) -> int:
@@ -370,39 +388,63 @@ class Partitions:
         return min(self.block, self.n - p * self.block) if self.n else 0
 
     def path(self, kind: str, p: int) -> Path:
-        return self.dir / f"{kind}-{p:05d}.arrow"
+        return self.dir / f"{kind}-{p:05d}.{'arrow' if kind == 'attributes' else 'bin'}"
 
-    def write(self, kind: str, m: np.ndarray, table: pa.Table) -> None:
-        """Append the rows of ``table`` to the partitions of their members ``m`` (global member index)."""
-        if not table.num_rows:
+    def write(self, kind: str, m: np.ndarray, data) -> None:
+        """Append rows to the partitions of their members ``m`` (global member index): a pa.Table of
+        attributes (in member order), or a structured array of transactions or events."""
+        if not len(m):
             return
         part = m // self.block
+        if kind == "attributes":
+            bounds = np.flatnonzero(np.diff(part)) + 1
+            for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(part)]):
+                p = int(part[a])
+                if self._ipc is None or self._ipc[0] != p:
+                    if self._ipc is not None:
+                        self._ipc[1].close()
+                    self._ipc = (p, pa.ipc.new_file(str(self.path(kind, p)), data.schema))
+                self._ipc[1].write_table(data.slice(a, b - a))
+            return
         order = np.argsort(part, kind="stable")
-        part_sorted = part[order]
-        table = table.take(pa.array(order))
-        bounds = np.searchsorted(part_sorted, np.arange(self.count + 1))
-        for p in range(self.count):
-            a, b = bounds[p], bounds[p + 1]
-            if a == b:
-                continue
-            w = self._writers.get((kind, p))
-            piece = table.slice(a, b - a)
-            if w is None:
-                w = self._writers[(kind, p)] = pa.ipc.new_file(
-                    str(self.path(kind, p)), piece.schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
-            w.write_table(piece)
+        rows = data[order]
+        bounds = np.searchsorted(part[order], np.arange(self.count + 1))
+        for p in np.flatnonzero(np.diff(bounds)):
+            fh = self._files.get((kind, p))
+            if fh is None:
+                fh = self._files[(kind, p)] = open(self.path(kind, p), "ab")
+            rows[bounds[p]:bounds[p + 1]].tofile(fh)
 
     def close(self, kind: str | None = None) -> None:
         """Finish the files of one kind (or all of them)."""
-        for key in [k for k in self._writers if kind is None or k[0] == kind]:
-            self._writers.pop(key).close()
+        if self._ipc is not None and kind in (None, "attributes"):
+            self._ipc[1].close()
+            self._ipc = None
+        for key in [k for k in self._files if kind is None or k[0] == kind]:
+            self._files.pop(key).close()
 
-    def read(self, kind: str, p: int, schema: pa.Schema | None = None) -> pa.Table:
+    def read(self, kind: str, p: int):
+        """The attributes (pa.Table) or the transactions / events (structured array) of partition p."""
         path = self.path(kind, p)
-        if not path.exists():
-            return (schema or pa.schema([])).empty_table()
-        with pa.memory_map(str(path)) as src:
-            return pa.ipc.open_file(src).read_all()
+        if kind == "attributes":
+            if not path.exists():
+                return pa.schema([("m", pa.int32())]).empty_table()
+            with pa.memory_map(str(path)) as src:
+                return pa.ipc.open_file(src).read_all()
+        dtype = TX_DTYPE if kind == "transactions" else EV_DTYPE
+        return np.fromfile(path, dtype=dtype) if path.exists() else np.empty(0, dtype=dtype)
+
+
+def release_memory() -> None:
+    """Give freed memory back to the operating system between partitions: Arrow's pool and glibc's heap keep it
+    otherwise, and the resident size only ever grows. (glibc only; elsewhere a no-op.)"""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 def _enough_files(needed: int) -> None:
@@ -431,6 +473,7 @@ def spread_attributes(path: Path, keep: np.ndarray, member_of_row: np.ndarray, p
             cols[name] = pc.fill_null(pc.cast(tab.column(name).filter(mask), pa.string()), "")
         parts.write("attributes", m, pa.table(cols))
         row += n
+        release_memory()
     parts.close("attributes")
 
 
@@ -493,13 +536,14 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         okey = _order_keys(tab.column("order_id") if "order_id" in cols else None, m, t)
         act.seen(t[ok])
         sel = np.flatnonzero(ok)
-        parts.write("transactions", m[sel], pa.table({
-            "m": pa.array(m[sel].astype(np.int32)), "t": pa.array(t[sel]),
-            "item": pa.array(item[sel].astype(np.int32)), "amount": pa.array(amount[sel]),
-            "discount": pa.array((optional["discount"][sel] > 0).astype(np.int8)),
-            "points": pa.array(points[sel]),
-            "returned": pa.array((optional["returned"][sel] > 0).astype(np.int8)),
-            "order": pa.array(okey[sel])}, schema=TX_SCHEMA))
+        rec = np.empty(len(sel), dtype=TX_DTYPE)
+        rec["m"], rec["t"], rec["item"], rec["amount"] = m[sel], t[sel], item[sel], amount[sel]
+        rec["discount"] = optional["discount"][sel] > 0
+        rec["points"] = points[sel]
+        rec["returned"] = optional["returned"][sel] > 0
+        rec["order"] = okey[sel]
+        parts.write("transactions", m[sel], rec)
+        release_memory()
     path = inputs.events
     cols = _check_columns(path, EV_REQUIRED)
     kinds = pa.array(EVENT_KINDS)
@@ -523,9 +567,10 @@ def spread_activity(inputs: RawInputs, index: MemberIndex, product_index: dict[s
         item = _map_products(tab.column("product_id") if "product_id" in cols else None, product_index, n)
         act.seen(t[ok])
         sel = np.flatnonzero(ok)
-        parts.write("events", m[sel], pa.table({
-            "m": pa.array(m[sel].astype(np.int32)), "t": pa.array(t[sel]), "kind": pa.array(kind[sel]),
-            "item": pa.array(item[sel].astype(np.int32))}, schema=EV_SCHEMA))
+        rec = np.empty(len(sel), dtype=EV_DTYPE)
+        rec["m"], rec["t"], rec["kind"], rec["item"] = m[sel], t[sel], kind[sel], item[sel]
+        parts.write("events", m[sel], rec)
+        release_memory()
     return act
 
 

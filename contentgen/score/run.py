@@ -39,7 +39,8 @@ from . import affinity as aff
 from .churn import MIN_TENURE, TRAIN_CUTOFF, VALID_CUTOFF, evaluate_churn, fit_churn
 from .features import (BROWSE, CHURN_FEATURES, SEGMENT_FEATURES, PartitionData, best_hour, churn_features,
                        churn_label, segment_features, tenure)
-from .raw import BLOCK, Partitions, Quarantine, RawInputs, read_attributes, spread_activity, spread_attributes
+from .raw import (BLOCK, Partitions, Quarantine, RawInputs, read_attributes, release_memory, spread_activity,
+                  spread_attributes)
 from .segments import K, STABLE, fit_segments
 
 __all__ = ["ScoreOptions", "run_score", "MEMBER_OUT_COLUMNS", "GROUP_DIMS"]
@@ -66,18 +67,6 @@ class ScoreOptions:
     top_n: int = aff.TOP_N
     scratch: Path | None = None
     threads: int = 1  # OpenMP/BLAS threads for the models (more than the free cores makes them spin, not run)
-
-
-def release_memory() -> None:
-    """Give freed memory back to the operating system between partitions: Arrow's pool and glibc's heap keep it
-    otherwise, and the resident size only ever grows. (glibc only; elsewhere a no-op.)"""
-    pa.default_memory_pool().release_unused()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
 
 
 def age_band(age: np.ndarray) -> np.ndarray:
@@ -281,10 +270,8 @@ class _Pass:
         enrolled = _dates(at.column("enrolled_on"), n)[0] if "enrolled_on" in at.column_names else np.full(n, np.nan)
         attrs["_tier"] = _numbers(at.column("opt_in_tier"), n)[0].astype(np.int64)
         attrs["_age"] = _numbers(at.column("age"), n)[0] if "age" in at.column_names else np.full(n, np.nan)
-        from .raw import EV_SCHEMA, TX_SCHEMA
-
-        d = PartitionData.build(parts.read("transactions", p, TX_SCHEMA), parts.read("events", p, EV_SCHEMA),
-                                parts.base(p), n, self.as_of, enrolled)
+        d = PartitionData.build(parts.read("transactions", p), parts.read("events", p), parts.base(p), n,
+                                self.as_of, enrolled)
         return attrs, d
 
     # ------------------------------------------------------------------ pass 2
