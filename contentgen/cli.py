@@ -126,12 +126,14 @@ def _summary(result, *, demo: bool = False) -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), default="csv", show_default=True)
 @click.option("--clean", is_flag=True, help="no deliberately bad rows")
-def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool) -> None:
+@click.option("--raw", is_flag=True, help="also DIR/raw/: transactions, events and attributes with their ground "
+                                          "truth, for `contentgen score` (the campaign gets lever cells)")
+def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool, raw: bool) -> None:
     """Write a realistic AthenaPlus data set and a campaign file that points at it."""
     from .sample_data import write_sample_data
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_sample_data(out_dir, n, seed=seed, fmt=fmt, bad_rows=not clean)
+    paths = write_sample_data(out_dir, n, seed=seed, fmt=fmt, bad_rows=not clean, raw=raw)
     for name, p in paths.items():
         click.echo(f"{name}: {p}")
 
@@ -339,13 +341,18 @@ def verify_cmd(out_dir: Path) -> None:
               help="per-member outcomes CSV (member_id, opened, clicked, purchased, revenue, opted_out, complained)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="default: RUN_DIR/report")
 @click.option("--json", "as_json", is_flag=True, help="print report.json to stdout")
-def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool) -> None:
+@click.option("--members", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="members file for the fairness audit's age bands and locales (default: the run's campaign's)")
+@click.option("--score", "score", type=click.Path(exists=True, path_type=Path),
+              help="score_report.json (or its folder) for churn calibration by group (default: next to the members)")
+def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool, members: Path | None,
+               score: Path | None) -> None:
     """Lift of treated over holdout (per segment and tier) and program health: report.json + report.html."""
     import json
 
     from .report import build_report, summary_lines, write_report
 
-    rep = build_report(run_dir, outcomes)
+    rep = build_report(run_dir, outcomes, members=members, score=score)
     paths = write_report(rep, out or run_dir / "report")
     if as_json:
         click.echo(json.dumps(rep, indent=2, ensure_ascii=False))
@@ -357,7 +364,89 @@ def report_cmd(run_dir: Path, outcomes: Path, out: Path | None, as_json: bool) -
     if mm and mm["count"]:
         click.secho(f"warning: 'treated' column disagrees with the run for {mm['count']} member(s); "
                     "the run's assignment is used", fg="yellow", err=True)
+    for g in rep["levers"]["levers"]:
+        m = g["metrics"]["open_rate"]
+        click.echo(f"  lever {g['lever']}: open rate lift {m['diff']}, 95% CI {m['diff_ci']} "
+                   f"({g['n_on']} on, {g['n_off']} off)")
+    for fl in rep["fairness"]["flags"]:
+        click.secho(f"  fairness: {fl['label']} of {fl['dimension']} {fl['group']} is {fl['rate']} vs "
+                    f"{fl['rest_rate']} (beyond ±{fl['margin']})", fg="yellow")
     click.echo(f"files: {paths['json']}, {paths['html']}")
+
+
+@cli.command("score")
+@click.argument("raw_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="where members, recommendations and score_report.json go")
+@click.option("--campaign", type=click.Path(dir_okay=False, path_type=Path),
+              help="take the catalog and send date from it, and write OUT/campaign.yaml pointing at the outputs")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), help="product catalog (CSV/Parquet/JSONL)")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="score as of this day (default: the campaign's send date, else the day after the last activity)")
+@click.option("--attributes", type=click.Path(dir_okay=False, path_type=Path), help="default RAW_DIR/attributes.*")
+@click.option("--transactions", type=click.Path(dir_okay=False, path_type=Path),
+              help="default RAW_DIR/transactions.*")
+@click.option("--events", type=click.Path(dir_okay=False, path_type=Path), help="default RAW_DIR/events.*")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="members file format")
+@click.option("--k", type=click.IntRange(6, 40), default=10, show_default=True, help="k-means clusters")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="threads for model fitting (more than the free cores slows it down)")
+@click.option("--json", "as_json", is_flag=True, help="print score_report.json")
+def score_cmd(raw_dir, out, campaign, catalog, as_of, attributes, transactions, events, fmt, k, seed, threads,
+              as_json) -> None:
+    """Segments, churn risk and product affinities from raw transactions, events and member attributes."""
+    import json
+
+    from .score import ScoreOptions, find_inputs, run_score
+
+    inputs = find_inputs(raw_dir, attributes, transactions, events)
+    rep = run_score(inputs, ScoreOptions(out=out, catalog=catalog, as_of=as_of.date() if as_of else None,
+                                         campaign=campaign, fmt=fmt, k=k, seed=seed, threads=threads),
+                    log=lambda msg: click.echo(f"[contentgen] {msg}", err=True))
+    if as_json:
+        click.echo(json.dumps(rep, indent=2, ensure_ascii=False))
+        return
+    seg, ch, af = rep["segments"], rep["churn"], rep["affinity"]
+    v = ch["validation"]
+    r = af["recall_at_10"]
+    click.echo(f"scored {rep['rows']['members']:,} members as of {rep['as_of']} "
+               f"({rep['quarantine']['rows']:,} raw rows quarantined)")
+    click.echo("segments: " + ", ".join(f"{s} {x:.1%}" for s, x in seg["shares"].items())
+               + f"; week-over-week agreement {seg['stability']['agreement']:.1%}"
+               + ("" if seg["stability"]["stable"] else " (UNSTABLE)"))
+    click.echo(f"churn: validation AUC {v['auc']}, Brier {v['brier']}, calibration error {v['ece']} "
+               f"(fitted as of day {ch['train']['cutoff']}, judged as of day {v['cutoff']})")
+    if r["members"]:
+        click.echo(f"affinity: recall@10 {r['recall_model']:.3f} vs popularity {r['recall_popularity']:.3f} "
+                   f"(difference {r['difference']:+.3f}, 95% CI {r['difference_ci']}, {r['members']:,} members)")
+    o = rep["outputs"]
+    click.echo(f"files: {o['members']}, {o['recommendations']}, {Path(o['members']).parent / 'score_report.json'}"
+               + (f", {o['campaign']}" if o.get("campaign") else ""))
+
+
+@cli.command("sample-outcomes")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--members", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the run's members file (default: from the run's campaign)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="default RUN_DIR/outcomes.csv")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_outcomes_cmd(run_dir: Path, members: Path | None, out: Path | None, seed: int) -> None:
+    """Outcomes for a finished run with planted lever effects and a planted disparity (and their truth)."""
+    from .errors import InputFileError
+    from .fairness import campaign_of_run
+    from .sample_outcomes import write_sample_outcomes
+
+    if members is None:
+        c = campaign_of_run(run_dir)
+        if c is None:
+            raise InputFileError("cannot find the run's campaign to read its members file", file=str(run_dir),
+                                 hint="pass --members")
+        members = c.inputs.members
+    res = write_sample_outcomes(run_dir, members, out, seed=seed)
+    click.echo(f"{res['rows']:,} outcome rows: {res['outcomes']}; planted effects and expected lifts: "
+               f"{res['truth']}")
 
 
 @cli.command("allocate")

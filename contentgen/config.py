@@ -127,6 +127,38 @@ class Variant(_Strict):
     framings: str | None = None  # another framing table in the prompts folder
 
 
+class LeverCells(_Strict):
+    """Per-lever holdout cells (``contentgen/levers.py``): shares of the members outside the global holdout
+    who get everything except one lever, assigned by a hash of campaign and member."""
+
+    content: float = Field(default=0.0, ge=0.0, le=0.25, description="personalized copy -> the segment template")
+    timing: float = Field(default=0.0, ge=0.0, le=0.25, description="best send time -> the segment default")
+    channel: float = Field(default=0.0, ge=0.0, le=0.25, description="preferred channel -> email")
+    offer: float = Field(default=0.0, ge=0.0, le=0.25, description="offers -> none")
+
+    @model_validator(mode="after")
+    def _total(self) -> LeverCells:
+        if self.content + self.timing + self.channel + self.offer > 0.5 + 1e-9:
+            raise ValueError("lever cells may take at most half of the members together")
+        return self
+
+
+class FairnessMargins(_Strict):
+    """How far a group's rate may differ from the rest of the members before the audit flags it (absolute)."""
+
+    outcome: float = Field(default=0.03, gt=0, le=1, description="open, click and purchase rates")
+    fallback: float = Field(default=0.05, gt=0, le=1)
+    rejection: float = Field(default=0.02, gt=0, le=1)
+    offer: float = Field(default=0.10, gt=0, le=1)
+    opt_out: float = Field(default=0.005, gt=0, le=1)
+    calibration: float = Field(default=0.05, gt=0, le=1, description="observed - predicted churn rate")
+
+
+class Fairness(_Strict):
+    margins: FairnessMargins = FairnessMargins()
+    min_n: int = Field(default=100, ge=1, description="groups smaller than this are shown, never flagged")
+
+
 class Price(_Strict):
     """USD per 1M tokens."""
 
@@ -158,6 +190,8 @@ class Campaign(_Strict):
     channels: tuple[Literal["email", "push", "sms", "inapp"], ...] = ("email", "push", "sms", "inapp")
     variants: tuple[Variant, ...] = ()
     selection: Selection = Selection()
+    levers: LeverCells = LeverCells()
+    fairness: Fairness = Fairness()
     min_age: int = 16
     brand: Brand = Brand()
     tracking: Tracking = Tracking()

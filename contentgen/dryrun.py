@@ -63,6 +63,9 @@ def dry_run(campaign_path: Path, *, limit: int | None = None, model: str | None 
         if plan.action == "holdout":
             counts["holdout"] += 1
             continue
+        if plan.lever_cell == "content":  # per-lever holdout: the pre-approved template, no model call
+            counts["template"] += 1
+            continue
         counts["to_generate"] += 1
         to_generate += 1
         day = delivery_date(plan)

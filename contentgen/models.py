@@ -230,3 +230,4 @@ class Plan(_Frozen):
     basic: bool = False  # the pre-approved tier-1 content (fallback, holdout): judged as tier 1
     send_at: dt.datetime | None = None  # scheduled send time, UTC
     withheld: tuple[Withheld, ...] = ()  # per evidence item: what the tier kept out of the prompt
+    lever_cell: str = ""  # the lever this member's randomized cell switched off (levers.py); "" = none

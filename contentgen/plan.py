@@ -18,6 +18,7 @@ import yaml
 
 from .config import Campaign
 from .errors import ConfigError, InputFileError
+from .levers import lever_cell, switch_off
 from .models import (
     SEGMENTS,
     TIER_SOURCES,
@@ -264,7 +265,9 @@ class Planner:
     def basic_plan(self, member: Member) -> Plan:
         """The tier-1 basic content for this member's segment: segment picks, offers open to all members
         that are valid on the member's delivery day."""
-        send_at = self.send_at(member)
+        cell = self.lever_cell(member)
+        # the timing lever's cell is sent at the segment's default hour: offers are chosen for that delivery day
+        send_at = self.send_at(member if cell != "timing" else member.model_copy(update={"last_engaged_hour": None}))
         valid = self.offers_on(delivery_date(member, send_at))
         seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
         products = tuple(PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment])
@@ -331,7 +334,9 @@ class Planner:
             if not products:  # nothing personal we may use: fall back to segment picks
                 seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)
                 products = [PlannedProduct(product=p, evidence=seg_ev) for p in self._segment_picks[member.segment]]
-        send_at = self.send_at(member)
+        cell = self.lever_cell(member)
+        # the timing lever's cell is sent at the segment's default hour: offers are chosen for that delivery day
+        send_at = self.send_at(member if cell != "timing" else member.model_copy(update={"last_engaged_hour": None}))
         valid = self.offers_on(delivery_date(member, send_at))
         # offers: a product's percent-off applies per product; sitewide offers (free shipping, category points)
         priced: list[PlannedProduct] = []
@@ -352,9 +357,17 @@ class Planner:
                 member_offers.append(o)
         variant = assign_variant(self.campaign.campaign_id, member.member_id, self.campaign.variants)
         framings = self.variant_framings.get(variant, self.framings)
-        return Plan(member=member, action="send", framing=framings.framing_for(member),
+        plan = Plan(member=member, action="send", framing=framings.framing_for(member),
                     products=tuple(priced), offers=tuple(member_offers), send_at=send_at,
                     channel=self.channel_for(member) or "email", variant=variant, withheld=tuple(withheld))
+        return switch_off(plan, cell, self) if cell else plan
+
+    def lever_cell(self, member: Member) -> str:
+        """Per-lever holdouts (contentgen/levers.py): the lever this member's randomized cell switches off."""
+        cells = self.campaign.levers
+        if not (cells.content or cells.timing or cells.channel or cells.offer):
+            return ""
+        return lever_cell(self.campaign.campaign_id, member.member_id, cells)
 
     def send_at(self, member: Member) -> dt.datetime:
         default = int(self.framings.segments[member.segment].get("send_hour_of_week", 34))

@@ -119,6 +119,8 @@ class Decider:
                 return Decision("holdout", None, [], [], send=False)
             d = self.fallback(plan, [], [], outcome="holdout")
             return d
+        if plan.lever_cell == "content":  # per-lever holdout: the pre-approved template, no model copy
+            return self.fallback(plan, [], [], outcome="approved")
         pair = self.prompts.build(plan)
         messages = pair.messages()
         schema = grammar_schema(plan) if self.grammar else DRAFT_SCHEMA
@@ -165,7 +167,7 @@ def export_record(plan_or_member, decision: Decision | None, *, outcome: str | N
     rec: dict[str, Any] = {"member_id": member.member_id, "outcome": outcome or (decision.outcome if decision else ""),
                            "segment": member.segment, "tier": member.opt_in_tier, "channel": channel,
                            "variant": variant, "send": False, "reason": reason, "message": None, "findings": [],
-                           "send_at_utc": None}
+                           "send_at_utc": None, "lever_cell": getattr(plan_or_member, "lever_cell", "")}
     if getattr(plan_or_member, "send_at", None) is not None:
         rec["send_at_utc"] = plan_or_member.send_at.isoformat().replace("+00:00", "Z")
     if hasattr(plan_or_member, "products") and plan_or_member.action == "send":

@@ -154,6 +154,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputFileError(f"manifest is not valid JSON ({e})", file=str(mpath)) from None
     ids, outcomes, segs, tiers, sends, variants = [], [], [], [], [], []
+    cells, offered = [], []  # per-lever cells and offers, for the lever lift and the fairness audit
     with open(rpath, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -168,9 +169,13 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             tiers.append(r.get("tier"))
             sends.append(bool(r.get("send")))
             variants.append(r.get("variant") or "default")
+            cells.append(r.get("lever_cell") or "")
+            plan = r.get("plan") or {}
+            offered.append(bool(plan.get("offers")) or any(p.get("offer_id") for p in plan.get("products") or ()))
     df = pd.DataFrame({"member_id": pd.Series(ids, dtype=object), "outcome": outcomes,
                        "segment": pd.Series(segs, dtype=object), "tier": pd.Series(tiers, dtype=object),
-                       "send": np.array(sends, dtype=bool), "variant": variants})
+                       "send": np.array(sends, dtype=bool), "variant": variants, "lever_cell": cells,
+                       "has_offer": np.array(offered, dtype=bool)})
     arm = np.full(len(df), "excluded", dtype=object)
     arm[(df["outcome"] == "holdout").to_numpy()] = "control"
     arm[(df["send"] & df["outcome"].isin(SENT_OUTCOMES)).to_numpy()] = "treated"
@@ -371,8 +376,10 @@ def _order_tiers(values: Iterable[Any]) -> list[Any]:
     return sorted(vals, key=lambda v: (not isinstance(v, (int, np.integer)), str(v)))
 
 
-def build_report(run_dir: Path, outcomes_path: Path, *, title: str | None = None) -> dict[str, Any]:
-    """Every figure of the campaign report, as a JSON-ready dict."""
+def build_report(run_dir: Path, outcomes_path: Path, *, title: str | None = None, members: Path | None = None,
+                 score: Path | None = None) -> dict[str, Any]:
+    """Every figure of the campaign report, as a JSON-ready dict. ``members`` (age, locale) and ``score``
+    (score_report.json) feed the fairness audit; by default they are found through the run's campaign."""
     run, manifest = load_run(run_dir)
     outc = load_outcomes(outcomes_path)
 
@@ -435,8 +442,13 @@ def build_report(run_dir: Path, outcomes_path: Path, *, title: str | None = None
         "tokens_per_member": _r(tokens / sent, 2) if sent else None,
     }
 
+    from .levers import lever_lift
+    from .fairness import fairness_section
+
     counts = Counter(run["outcome"])
     return {
+        "levers": lever_lift(joined),
+        "fairness": fairness_section(run_dir, run, joined, members, score),
         "title": title or f"Campaign report: {manifest.get('campaign_id') or Path(run_dir).name}",
         "run": {
             "dir": str(run_dir), "campaign_id": manifest.get("campaign_id"), "send_date": manifest.get("send_date"),

@@ -397,6 +397,9 @@ def render_html(rep: dict[str, Any]) -> str:
     a(_lift_table([(f"Tier {g['tier']}", g) for g in lift["by_tier"]]
                   + [(str(g["segment"]), g) for g in lift["by_segment"]]))
     a("</details>")
+    from .report_sections import fairness_html, levers_html
+
+    a(levers_html(rep))
 
     a("<h2>Program health</h2>")
     a('<p class="lead">Opt-out and complaint rates among treated members with 95% Wilson intervals; the dashed red line '
@@ -442,6 +445,7 @@ def render_html(rep: dict[str, Any]) -> str:
                     f'<td>{g["review"]:,}</td><td>{g["rejected"]:,}</td></tr>')
     a(f"<table>{head}{''.join(body)}</table>")
 
+    a(fairness_html(rep))
     a("<h2>Data</h2>")
     a('<div class="panel"><dl class="meta">')
     meta = [("Run folder", run["dir"]), ("Campaign", run.get("campaign_id")), ("Model", run.get("model")),

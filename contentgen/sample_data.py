@@ -658,6 +658,8 @@ class _Chunk:
 
         # ---- outcomes of an earlier campaign (active, reachable, valid rows only)
         bad_local = np.concatenate([_local(pos[k], lo, hi) for k in BAD_KINDS])
+        # the latent truth behind the member row, for the raw data (sample_raw.py)
+        self.truth = {"seg": seg, "churn": churn, "primary": primary, "secondary": secondary}
         eligible = (status == "active") & ~(under & ~age_blank)
         eligible[bad_local] = False
         self.outcomes = _outcomes(rng, member_id[eligible], seg[eligible], tier[eligible], churn[eligible])
@@ -937,11 +939,12 @@ def _write_members_chunk(ch: "_Chunk", fmt: str, fh, writer_box: list, path: Pat
 
 
 def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.date = dt.date(2026, 11, 24),
-                      fmt: str = "csv", bad_rows: bool = True) -> dict[str, Path]:
+                      fmt: str = "csv", bad_rows: bool = True, raw: bool = False) -> dict[str, Path]:
     """Write a complete, deterministic sample campaign for ``members`` loyalty members into ``out_dir``.
 
     Returns ``{"members", "recommendations", "catalog", "offers", "suppression", "outcomes", "campaign"}``
-    mapped to the written paths.
+    mapped to the written paths. ``raw``: also the raw transactions, events and attributes behind these
+    members, with their ground truth, in ``out_dir/raw/`` (``contentgen/sample_raw.py``; keys ``raw_*``).
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -982,6 +985,11 @@ def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.
     writer_box: list = []
     mode_text = fmt in ("csv", "jsonl")
     mf = open(paths["members"], "w", encoding="utf-8", newline="") if mode_text else None
+    raw_w = None
+    if raw:
+        from .sample_raw import RawWriter
+
+        raw_w = RawWriter(out_dir / "raw", cat=cat, send_date=send_date, seed=seed, fmt=fmt, bad_rows=bad_rows)
     try:
         with open(paths["recommendations"], "w", encoding="utf-8", newline="\n") as rf, \
                 open(paths["outcomes"], "w", encoding="utf-8", newline="") as of:
@@ -996,12 +1004,16 @@ def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.
                 of.write(ch.outcomes_csv_text())
                 supp_active.extend(ch.supp_active)
                 supp_inactive.extend(ch.supp_inactive)
+                if raw_w is not None:
+                    raw_w.add(ch)
                 del ch
     finally:
         if mf is not None:
             mf.close()
         if writer_box:
             writer_box[0].close()
+        if raw_w is not None:
+            paths.update(raw_w.close())
 
     # suppression: some active members, more non-active ones, a few former members not in the file
     rng = np.random.default_rng([seed, 5])
@@ -1033,7 +1045,11 @@ def write_sample_data(out_dir: Path, members: int, seed: int = 7, send_date: dt.
         "holdout_share": 0.05,
         "max_repairs": 2,
     }
-    paths["campaign"].write_text(_CAMPAIGN_HEADER + yaml.safe_dump(campaign, sort_keys=False, allow_unicode=True),
+    if raw:  # the raw data comes with per-lever holdout cells to measure (contentgen/levers.py)
+        campaign["levers"] = {"content": 0.1, "timing": 0.1, "channel": 0.1, "offer": 0.1}
+    header = _CAMPAIGN_HEADER + ("# levers        per-lever holdout cells: shares of members with one lever switched off\n"
+                                 if raw else "")
+    paths["campaign"].write_text(header + yaml.safe_dump(campaign, sort_keys=False, allow_unicode=True),
                                  encoding="utf-8")
     # the outcomes' treated/holdout split is the run's own (its stratified holdout), so `contentgen report`
     # on this sample data pairs every outcome row with the run's arm
