@@ -123,6 +123,12 @@ def s_provider_down(tmp_path, data, fake):
     return run(data, tmp_path / "out", fake, "--chunk-size", "8")
 
 
+def s_provider_refuses_the_key(tmp_path, data, fake):
+    fake.responder = responders.copywriter
+    fake.fail_http("POST", r"/v1/chat/completions", [401] * 50)  # a wrong key: one 401 is enough to stop
+    return run(data, tmp_path / "out", fake)
+
+
 def s_inputs_changed(tmp_path, data, fake):
     d = _copy_data(data, tmp_path)
     fake.responder = responders.copywriter
@@ -148,6 +154,7 @@ SCENARIOS = [
     (3, s_provider_down),
     (4, s_inputs_changed),
     (5, s_max_cost),
+    (6, s_provider_refuses_the_key),
 ]
 
 
@@ -157,10 +164,12 @@ def test_exit_code(code, scenario, data, tmp_path, fake_openai):
     assert r.exit_code == code, r.output
     assert "Traceback" not in r.output
     if code:
-        assert "error" in r.output.lower() or "paused" in r.output or "Usage" in r.output
+        assert "error" in r.output.lower() or "paused" in r.output or "Usage" in r.output or "stopped" in r.output
 
 
 def test_every_documented_code_is_walked():
-    """The README's list and the scenarios above cover the same codes (0 to 5)."""
-    assert DOCUMENTED == {0, 1, 2, 3, 4, 5}
+    """The README's list and the scenarios above cover the same codes (0 to 6; 130 and 143, the signals, are
+    walked by tests/test_stops.py with real signals to a real process)."""
+    assert DOCUMENTED == {0, 1, 2, 3, 4, 5, 6}
+    assert re.search(r"130 stopped by Ctrl-C \(SIGINT\), 143 stopped by\s+SIGTERM", README_CODES)
     assert {c for c, _ in SCENARIOS} == DOCUMENTED
