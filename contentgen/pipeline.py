@@ -336,8 +336,12 @@ class Runner:
 
         # the embedded 135M model almost never fixes a draft on a second repair: one repair, then fallback
         self.max_repairs = min(c.max_repairs, 1) if is_local else c.max_repairs
+        # a server that turns the schema into a grammar (the embedded model, llama-cpp-python's own server) gets
+        # it narrowed to each member's plan; asking the server what it is now costs nothing extra (the client
+        # asks before its first completion anyway)
+        grammar = is_local or (not self.opts.batch and await client.server_kind() == "llama-cpp-python")
         decider = Decider(c, self.prompts, self.rules, generate, offers, catalog, planner, self.max_repairs,
-                          grammar=is_local)
+                          grammar=grammar)
         self.metrics.instrument(decider)  # metrics: the gates as a timed stage
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)

@@ -21,14 +21,18 @@ from .config import Campaign
 from .errors import BudgetExhausted
 
 
-def cost_of(campaign: Campaign, model: str | None, usage: dict[str, int], batch: bool = False) -> float | None:
+def cost_of(campaign: Campaign, model: str | None, usage: dict[str, int], batch: bool = False, *,
+            exact: bool = False) -> float | None:
+    """USD for ``usage`` at the campaign's prices; rounded to micro-dollars for display unless ``exact`` (what
+    the ledger stores per answer: rounding each of millions of answers would drift the total)."""
     price = campaign.price_for(model)
     if price is None:
         return None
     cached = usage.get("cached_tokens", 0)
     fresh = max(0, usage.get("prompt_tokens", 0) - cached)
     cost = (fresh * price.input + cached * price.cached_input + usage.get("completion_tokens", 0) * price.output) / 1e6
-    return round(cost * (campaign.batch_discount if batch else 1.0), 6)
+    cost *= campaign.batch_discount if batch else 1.0
+    return cost if exact else round(cost, 6)
 
 
 class Spend:
@@ -91,6 +95,6 @@ class Spend:
 
     def record(self, key: str, value: dict[str, Any], usage: dict[str, int], *, cache: bool) -> float:
         """Commit one answer's usage and cost (and the answer, when reusable) to the run store now."""
-        cost = cost_of(self.campaign, self.model, usage) or 0.0
+        cost = cost_of(self.campaign, self.model, usage, exact=True) or 0.0
         self.store.record_answer(key, value, usage, cost, cache=cache)
         return cost

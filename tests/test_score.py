@@ -209,10 +209,10 @@ def test_missing_column_is_a_clear_error(tmp_path):
     assert "transactions.csv:1" in str(e.value) and "amount" in str(e.value)
     res = CliRunner().invoke(cli, ["score", str(raw), "--out", str(tmp_path / "out"), "--catalog",
                                    str(tmp_path / "catalog.csv")])
-    assert res.exit_code == 1 and "missing column(s) amount" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "missing column(s) amount" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(cli, ["score", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--catalog",
                                    str(tmp_path / "catalog.csv")])
-    assert res.exit_code == 1 and "attributes file not found" in res.output
+    assert res.exit_code == 2 and "attributes file not found" in res.output
     assert not (tmp_path / "out" / "members.csv").exists()
 
 

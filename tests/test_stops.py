@@ -44,7 +44,7 @@ def _ok_bodies(fake) -> list[str]:
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, fake_openai, sig, code):
     paths = write_sample_data(tmp_path / "data", 200, seed=4)
-    fake_openai.reset(latency_s=0.1)
+    fake_openai.reset(latency_s=0.25)  # slow enough that a stop at 20 decided members leaves most of the run
     fake_openai.responder = responders.bad_then_good
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "contentgen.cli", "run", str(paths["campaign"]), "--out", str(out),
@@ -69,13 +69,15 @@ def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, f
     assert "resume with: contentgen run" in lines[0] and "--out" in lines[0]
     assert "secret-key" not in stderr and "--restart" not in lines[0]
     assert not (out / "messages.jsonl").exists()
+    left = 200 - _decided(out)
+    assert left > 0, "the stop left nothing for the resume"
     before = _ok_bodies(fake_openai)
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert verify(out)["members"] == 200
     # members in flight had their grace period: every paid answer was kept, none is asked for again
-    every = _ok_bodies(fake_openai)  # both processes' requests
-    assert len(every) > len(before)
+    every = _ok_bodies(fake_openai)  # both processes' requests (the resume may find every answer it needs paid
+    # already: members in flight at the stop had their answers recorded, so it may send none)
     dup = [b for b, n in Counter(every).items() if n > 1]
     assert not dup, f"{len(dup)} paid prompts were asked again after the stop"
     m = json.loads((out / "manifest.json").read_text())

@@ -3,7 +3,7 @@
 Every message the run produced (``messages.jsonl``: the model's, the repaired ones and the
 pre-approved fallbacks) is gated again with both rule sets, in the member's context rebuilt from
 the run's campaign (its catalog, offers and member rows; the recommendations and evidence the
-record's plan carried; fallback and holdout messages as tier 1, as the run judged them). For each
+plan the run made; segment fallbacks and holdout messages as tier 1, as the run judged them). For each
 rule: the messages it newly flags, the messages it no longer flags, with examples; and how many
 verdicts change. An analyst reads this before shipping a rule edit.
 """
@@ -83,7 +83,7 @@ def run_messages(run_dir: Path, campaign: Path | None = None) -> Iterator[Gated]
     """Every message of a finished run with the context it was gated in."""
     from ..config import load_campaign
     from ..load import iter_members, load_catalog, load_offers
-    from ..plan import Planner
+    from ..plan import Planner, delivery_date
 
     run_dir = Path(run_dir)
     path = run_dir / "messages.jsonl"
@@ -112,19 +112,20 @@ def run_messages(run_dir: Path, campaign: Path | None = None) -> Iterator[Gated]
         msg = _message(rec)
         if msg is None:
             continue
-        basic = rec.get("outcome") in ("fallback", "holdout")
-        if basic:
+        # the plan the run judged this message on: the segment's tier-1 plan for a segment fallback or a
+        # holdout message, else the member's own plan (a model message, or a personal fallback)
+        basic = rec.get("outcome") in ("fallback", "holdout") and rec.get("fallback") != "personal"
+        plan = None if basic else planner.plan(member, row.recommendations, recently_bought=row.recently_bought,
+                                                returned=row.returned)
+        if plan is None or plan.action != "send":
             plan = planner.basic_plan(member)
-            recs = tuple(Recommendation(product_id=pp.product.product_id, evidence=pp.evidence)
-                         for pp in plan.products)
+        recs = tuple(Recommendation(product_id=pp.product.product_id, evidence=pp.evidence) for pp in plan.products)
+        if plan.basic:
             member = member.model_copy(update={"opt_in_tier": 1})
-        else:
-            recs = tuple(Recommendation(product_id=p["product_id"],
-                                        evidence=tuple(Evidence.model_validate(e) for e in p.get("evidence") or []))
-                         for p in (rec.get("plan") or {}).get("products") or [])
-        ctx = GateContext(send_date=c.send_date, member=member, recommendations=recs, offers=tuple(offers),
-                          catalog=catalog, hero_product_id=c.hero_product_id,
-                          allowed_domains=c.brand.allowed_domains, channel=rec.get("channel") or "email",
+        # offers, deadlines and dates are judged on the day the message arrives (repair.gate_context)
+        ctx = GateContext(send_date=delivery_date(plan) or c.send_date, member=member, recommendations=recs,
+                          offers=tuple(offers), catalog=catalog, hero_product_id=c.hero_product_id,
+                          allowed_domains=c.brand.allowed_domains, channel=rec.get("channel") or plan.channel,
                           brand=c.brand)
         yield Gated(member.member_id, str(rec.get("outcome", "")), msg, ctx)
         if not records:

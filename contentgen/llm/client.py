@@ -285,6 +285,11 @@ class LLMClient:
 
     # -- what the server is ---------------------------------------------------------------------
 
+    async def server_kind(self) -> str:
+        """What the server is (``GET /models``, asked once; "unknown" when it does not say)."""
+        await self._ensure_ready()
+        return self.caps.server or "unknown"
+
     async def _ensure_ready(self) -> None:
         if self._sem is not None:
             return
