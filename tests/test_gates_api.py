@@ -95,8 +95,10 @@ def test_repair_instructions_are_numbered_and_actionable():
                     "jacket that will keep you dry on every single walk. It's the best.", explanations=EXPL)
     text = repair_instructions(run_gates(msg, example_context()))
     lines = text.splitlines()
-    assert lines[0].startswith("1. [") and any("brand.sentence-length" in x and "body" in x for x in lines)
+    assert lines[0].startswith("1. ") and any(x.split(". ", 1)[1].startswith("body:") for x in lines)
     assert any("20 words" in x for x in lines) and any('"best"' in x for x in lines)
+    # no rule ids: the embedded model copied "[brand.superlatives]" from a repair prompt into a sent e-mail
+    assert "brand." not in text and "[" not in text
 
 
 def test_run_gates_uses_default_rules_and_is_pure():

@@ -12,8 +12,9 @@ GENERIC_FIX = "rewrite this part so it follows the rule"
 
 
 def repair_instructions(findings: Iterable[Finding]) -> str:
-    """A numbered list: which rule fired, in which field, the excerpt, what is wrong and what to change
-    (the rule's ``fix`` text).
+    """A numbered list: in which field, the excerpt, what is wrong and what to change (the rule's ``fix``
+    text). Rule ids stay out: a small model copies them into its next answer ("[brand.superlatives]"
+    turned up in a demo e-mail's body); reviewers see them in the findings, the model needs the words.
 
     Only errors and undecidable findings are listed (warnings/info are not required fixes).
     """
@@ -33,5 +34,5 @@ def repair_instructions(findings: Iterable[Finding]) -> str:
         quoted = f' "{excerpt}"' if excerpt else ""
         msg = f.message.rstrip(".")
         fix = f.fix or DEFAULT_FIX.get(f.gate, GENERIC_FIX)
-        lines.append(f"{len(lines) + 1}. [{f.rule_id}] {where}:{quoted}: {msg}. Fix: {fix.rstrip('.')}.")
+        lines.append(f"{len(lines) + 1}. {where}:{quoted}: {msg}. Fix: {fix.rstrip('.')}.")
     return "\n".join(lines)
