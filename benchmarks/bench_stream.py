@@ -117,6 +117,7 @@ def run_engine(tree: Path, campaign: Path, out: Path, url: str, concurrency: int
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("CONTENTGEN_FAILPOINT", None)
+    env.setdefault("CONTENTGEN_LINK_SECRET", "bench-stream-secret")  # signed unsubscribe links (the old engine ignores it)
     t0 = time.monotonic()
     p = subprocess.run([PY, "-m", "contentgen.cli", "run", str(campaign), "--out", str(out), "--base-url", url,
                         "--api-key", "bench", "--model", "gpt-4o-mini", "--concurrency", str(concurrency)],
