@@ -333,6 +333,11 @@ class SqliteStore:
         for (rec,) in cur:
             yield json.loads(rec)
 
+    def iter_record_texts(self) -> Iterator[tuple[str, str, str]]:
+        """(member_key, outcome, record as stored JSON text), in input order: the export writes the stored
+        text as it is unless a reviewer's decision changes the record."""
+        yield from self.db.execute("SELECT member_key, outcome, record FROM members ORDER BY seq")
+
     def member_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM members").fetchone()[0]
 

@@ -123,6 +123,12 @@ def s_provider_down(tmp_path, data, fake):
     return run(data, tmp_path / "out", fake, "--chunk-size", "8")
 
 
+def s_key_refused(tmp_path, data, fake):
+    fake.responder = responders.copywriter
+    fake.script([{"status": 401}] * 400)  # the provider refuses the key: the set-up is wrong, members stay pending
+    return run(data, tmp_path / "out", fake, "--chunk-size", "8")
+
+
 def s_inputs_changed(tmp_path, data, fake):
     d = _copy_data(data, tmp_path)
     fake.responder = responders.copywriter
@@ -148,6 +154,7 @@ SCENARIOS = [
     (3, s_provider_down),
     (4, s_inputs_changed),
     (5, s_max_cost),
+    (6, s_key_refused),
 ]
 
 
@@ -161,6 +168,7 @@ def test_exit_code(code, scenario, data, tmp_path, fake_openai):
 
 
 def test_every_documented_code_is_walked():
-    """The README's list and the scenarios above cover the same codes (0 to 5)."""
-    assert DOCUMENTED == {0, 1, 2, 3, 4, 5}
+    """The README's list and the scenarios above cover the same codes (0 to 6; 130 and 143, the signals,
+    are walked in tests/test_stops.py)."""
+    assert DOCUMENTED == {0, 1, 2, 3, 4, 5, 6}
     assert {c for c, _ in SCENARIOS} == DOCUMENTED
