@@ -43,7 +43,9 @@ def _ok_bodies(fake) -> list[str]:
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, fake_openai, sig, code):
-    paths = write_sample_data(tmp_path / "data", 200, seed=4)
+    # enough members that many are still unstarted when the signal comes: the first commit (after a second)
+    # can already hold a hundred, and the members in flight (up to 4 x 8 + 64) finish in the grace period
+    paths = write_sample_data(tmp_path / "data", 400, seed=4)
     fake_openai.reset(latency_s=0.1)
     fake_openai.responder = responders.bad_then_good
     out = tmp_path / "out"
@@ -72,7 +74,7 @@ def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, f
     before = _ok_bodies(fake_openai)
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert verify(out)["members"] == 200
+    assert verify(out)["members"] == 400
     # members in flight had their grace period: every paid answer was kept, none is asked for again
     every = _ok_bodies(fake_openai)  # both processes' requests
     assert len(every) > len(before)
