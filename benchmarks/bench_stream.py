@@ -104,11 +104,11 @@ def sample(dir_: Path, members: int) -> Path:
     return campaign
 
 
-def old_tree(base: Path) -> Path:
-    path = base / f"main-{OLD}"
+def old_tree(base: Path, rev: str = OLD) -> Path:
+    path = base / f"main-{rev}"
     if not (path / "contentgen").exists():
         subprocess.run(["git", "worktree", "prune"], cwd=REPO, check=True)
-        subprocess.run(["git", "worktree", "add", "--detach", "--force", str(path), OLD], cwd=REPO, check=True,
+        subprocess.run(["git", "worktree", "add", "--detach", "--force", str(path), rev], cwd=REPO, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return path
 
@@ -117,6 +117,7 @@ def run_engine(tree: Path, campaign: Path, out: Path, url: str, concurrency: int
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("CONTENTGEN_FAILPOINT", None)
+    env.setdefault("CONTENTGEN_LINK_SECRET", "bench-stream-secret")  # signed unsubscribe links (the old engine ignores it)
     t0 = time.monotonic()
     p = subprocess.run([PY, "-m", "contentgen.cli", "run", str(campaign), "--out", str(out), "--base-url", url,
                         "--api-key", "bench", "--model", "gpt-4o-mini", "--concurrency", str(concurrency)],
@@ -139,11 +140,12 @@ def main() -> None:
     ap.add_argument("--feasible", type=int, default=48, help="(a) the second, CPU-feasible concurrency")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/contentgen-bench-stream"))
     ap.add_argument("--only", choices=["a", "c"], help="run one part (d uses both)")
+    ap.add_argument("--old", default=OLD, help=f"the commit to compare with (default {OLD}: main before the window)")
     a = ap.parse_args()
     print("$ .venv/bin/python benchmarks/bench_stream.py " + " ".join(sys.argv[1:]))
     a.dir.mkdir(parents=True, exist_ok=True)
-    trees = {"old": old_tree(a.dir), "new": REPO}
-    print(f"old: main at {OLD} in {trees['old']}; new: {subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True).strip()} (+ working tree)")
+    trees = {"old": old_tree(a.dir, a.old), "new": REPO}
+    print(f"old: {a.old} in {trees['old']}; new: {subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True).strip()} (+ working tree)")
     results: dict = {"a": {}, "c": {}}
     try:
         if a.only in (None, "a"):

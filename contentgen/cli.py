@@ -98,15 +98,15 @@ def _run_with_progress(campaign: Path, opts):
 
 
 def _summary(result, *, demo: bool = False) -> None:
-    from .summary import examples, model_line, outcome_line, print_side_by_side, read_records
+    from .summary import examples, fallback_records, model_line, outcome_line, print_side_by_side, read_records
 
     m = result.manifest
     click.echo("")
     if result.status == "already-complete":
         click.secho(result.message, fg="yellow")
     click.echo(f"run: {m.get('campaign_id')}  model: {m.get('model')}  members: {m.get('total_members')}")
-    records = read_records(result.out)
-    click.echo(outcome_line(m, records))
+    records = read_records(result.out) if demo else None  # the demo shows two e-mails; a batch run only counts
+    click.echo(outcome_line(m, records if records is not None else fallback_records(result.out)))
     click.echo(model_line(m))
     click.echo(f"files: {result.out / 'messages.jsonl'}, {result.out / 'manifest.json'}, "
                f"{result.out / 'quarantine.jsonl'}")

@@ -112,6 +112,9 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
     decisions = store.latest_decisions() if hasattr(store, "latest_decisions") else {}
 
     def records():
+        if hasattr(store, "iter_record_texts"):
+            yield from stored_records()
+            return
         for rec in store.iter_records():
             key = rec.get("member_key") or rec.get("member_id")
             rec = apply_decision(rec, decisions.get(key))
@@ -121,6 +124,23 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
                 seen.add(key)
             counts[rec["outcome"]] += 1
             yield jsonl_line(rec)
+
+    def stored_records():
+        # the store keeps each record as json.dumps(record, ensure_ascii=False): written as it is (decoding and
+        # encoding it again gives the same text) unless a reviewer's decision changes it
+        for key, outcome, text in store.iter_record_texts():
+            decision = decisions.get(key)
+            if decision:
+                rec = apply_decision(json.loads(text), decision)
+                outcome, line = rec["outcome"], jsonl_line(rec)
+            else:
+                line = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+            if outcome != "invalid":
+                if key in seen:  # impossible by the store's primary key; checked anyway
+                    raise StoreError(f"member {key} appears twice in the run store", file=str(out_dir / "run.db"))
+                seen.add(key)
+            counts[outcome] += 1
+            yield line
 
     _atomic_write(out_dir / "messages.jsonl", records())
     _atomic_write(out_dir / "quarantine.jsonl", (jsonl_line(q) for q in store.iter_quarantine()))

@@ -50,6 +50,7 @@ __all__ = ["CHUNK", "Progress", "RunOptions", "RunResult", "Runner", "cost_of", 
 
 CHUNK = 256            # members committed together at most (--chunk-size)
 COMMIT_INTERVAL_S = 1.0  # ... or whatever finished within this long
+GC_THRESHOLD = (20_000, 20, 20)  # the collector's thresholds while members are decided (benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -236,9 +237,17 @@ class Runner:
         started = time.monotonic()
         if self.progress.total is None:
             self.progress.total = count_rows(c.inputs.members, self.opts.limit)
-        with _backend(c, self.opts) as (base_url, api_key, model, is_local):
-            pending, cache_stats, client_stats, paused_msg, stopped = asyncio.run(
-                self._generate_all(store, planner, catalog, offers, base_url, api_key, model, is_local, watch))
+        thresholds = gc.get_threshold()
+        # fewer, larger young collections: at the default 700 allocations a member's few thousand short-lived
+        # objects trigger several, and each promotes survivors that full collections then walk again
+        gc.set_threshold(GC_THRESHOLD[0], max(GC_THRESHOLD[1], thresholds[1]), max(GC_THRESHOLD[2], thresholds[2]))
+        try:
+            with _backend(c, self.opts) as (base_url, api_key, model, is_local):
+                pending, cache_stats, client_stats, paused_msg, stopped = asyncio.run(
+                    self._generate_all(store, planner, catalog, offers, base_url, api_key, model, is_local, watch))
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()  # what the run froze is collectable again (a process may run more than one campaign)
         usage = store.ledger_totals()  # every answer of every process of this run, committed as it arrived
         cost = usage.pop("cost_usd")
         processes = usage.pop("processes")
@@ -346,6 +355,9 @@ class Runner:
         if self.opts.batch:
             await self._batch_prefill(store, planner, catalog, client, model, params)
         work = MemberWork(planner, decider, c.inputs.members, TransportFailure, metrics=self.metrics)
+        # the model client and what it imported (the openai SDK's types: several hundred thousand objects) live
+        # for the run too: out of the collector's way as well
+        gc.freeze()
 
         def commit(rows: list[dict[str, Any]]) -> None:
             watch.check()  # an input rewritten since the last commit: commit nothing more

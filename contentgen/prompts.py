@@ -52,6 +52,7 @@ class Prompts:
     def __init__(self, prompts_dir: Path, campaign: Campaign):
         self.dir = Path(prompts_dir)
         self.campaign = campaign
+        self._system: str | None = None
         self.env = ImmutableSandboxedEnvironment(
             loader=jinja2.FileSystemLoader(str(self.dir)),
             undefined=jinja2.StrictUndefined,
@@ -102,7 +103,10 @@ class Prompts:
         return user, json.dumps(answer, ensure_ascii=False)
 
     def system(self) -> str:
-        return self._render("system.j2", brand=self.campaign.brand)
+        """The static system prompt: it depends on the brand only, so it is rendered once per run."""
+        if self._system is None:
+            self._system = self._render("system.j2", brand=self.campaign.brand)
+        return self._system
 
     def build(self, plan: Plan) -> PromptPair:
         """The prompt for one planned member: no PII, tier-filtered evidence only."""

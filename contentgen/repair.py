@@ -44,10 +44,15 @@ def gate_context(plan: Plan, campaign: Campaign, offers, catalog) -> GateContext
 
     recs = tuple(Recommendation(product_id=pp.product.product_id, evidence=pp.evidence) for pp in plan.products)
     member = plan.member.model_copy(update={"opt_in_tier": 1}) if plan.basic else plan.member
-    # offers, deadlines and dates are judged on the day the message arrives in the member's time zone
-    return GateContext(send_date=delivery_date(plan) or campaign.send_date, member=member, recommendations=recs,
-                       offers=tuple(offers), catalog=catalog, hero_product_id=campaign.hero_product_id,
-                       allowed_domains=campaign.brand.allowed_domains, channel=plan.channel, brand=campaign.brand)
+    # offers, deadlines and dates are judged on the day the message arrives in the member's time zone.
+    # Built without re-validation: every part is already a validated model, and the run's catalog dict and
+    # offers tuple are passed as they are (validation would copy the catalog for every message, ~300
+    # products, and the gates' per-catalog and per-offer-list caches, keyed on identity, would miss)
+    return GateContext.model_construct(
+        send_date=delivery_date(plan) or campaign.send_date, member=member, recommendations=recs,
+        offers=offers if isinstance(offers, tuple) else tuple(offers), catalog=catalog,
+        hero_product_id=campaign.hero_product_id, allowed_domains=tuple(campaign.brand.allowed_domains),
+        channel=plan.channel, brand=campaign.brand)
 
 
 def grammar_schema(plan: Plan) -> dict[str, Any]:
@@ -78,7 +83,7 @@ class Decider:
         self.prompts = prompts
         self.rules = rules
         self.generate = generate  # async (messages, schema) -> dict(text, finish_reason, refusal, tokens..., cached)
-        self.offers = offers
+        self.offers = tuple(offers)  # one tuple for the run: the gates cache per offer list by identity
         self.catalog = catalog
         self.planner = planner
         self.grammar = grammar  # the backend makes a grammar of the schema: narrow it to each plan

@@ -256,26 +256,29 @@ class SqliteStore:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.add_quarantine(quarantine)
-            for r in rows:
+            # one statement per table for the whole batch (executemany); a member saved twice in one batch
+            # keeps its last row, as a statement per row in order would
+            last = list({r["member_key"]: r for r in rows}.values())
+            members, attempts, findings = [], [], []
+            for r in last:
                 key = r["member_key"]
-                self.db.execute(
-                    "INSERT OR REPLACE INTO members VALUES (?,?,?,?,?,?,?,?,?)",
-                    (key, r["seq"], r.get("member_id"), "decided", r["outcome"], r.get("segment"), r.get("tier"),
-                     json.dumps(r["record"], ensure_ascii=False), now))
-                self.db.execute("DELETE FROM attempts WHERE member_key=?", (key,))
-                self.db.execute("DELETE FROM findings WHERE member_key=?", (key,))
+                members.append((key, r["seq"], r.get("member_id"), "decided", r["outcome"], r.get("segment"),
+                                r.get("tier"), json.dumps(r["record"], ensure_ascii=False), now))
                 for a in r.get("attempts", []):
-                    self.db.execute(
-                        "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?)",
-                        (key, a["n"], a["kind"], a.get("prompt"), a.get("response"),
-                         json.dumps(a.get("findings", []), ensure_ascii=False), a.get("prompt_tokens", 0),
-                         a.get("completion_tokens", 0), int(a.get("cached", False))))
+                    attempts.append((key, a["n"], a["kind"], a.get("prompt"), a.get("response"),
+                                     json.dumps(a.get("findings", []), ensure_ascii=False), a.get("prompt_tokens", 0),
+                                     a.get("completion_tokens", 0), int(a.get("cached", False))))
                     failpoints.hit("store-commit")
                     for f in a.get("findings", []):
                         span = f.get("span") or (None, None)
-                        self.db.execute("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                        (key, a["n"], f["rule_id"], f["gate"], f["severity"], f.get("field"),
+                        findings.append((key, a["n"], f["rule_id"], f["gate"], f["severity"], f.get("field"),
                                          span[0], span[1], f.get("excerpt"), f.get("message")))
+            keys = [(m[0],) for m in members]
+            self.db.executemany("INSERT OR REPLACE INTO members VALUES (?,?,?,?,?,?,?,?,?)", members)
+            self.db.executemany("DELETE FROM attempts WHERE member_key=?", keys)
+            self.db.executemany("DELETE FROM findings WHERE member_key=?", keys)
+            self.db.executemany("INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?)", attempts)
+            self.db.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)", findings)
             queue_index.on_save(self.db, rows)  # the review queue's counts and rows, in the same transaction
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as e:
@@ -329,6 +332,11 @@ class SqliteStore:
         cur = self.db.execute("SELECT record FROM members ORDER BY seq")
         for (rec,) in cur:
             yield json.loads(rec)
+
+    def iter_record_texts(self) -> Iterator[tuple[str, str, str]]:
+        """(member_key, outcome, record as stored JSON text), in input order: the export writes the stored
+        text as it is unless a reviewer's decision changes the record."""
+        yield from self.db.execute("SELECT member_key, outcome, record FROM members ORDER BY seq")
 
     def member_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM members").fetchone()[0]

@@ -11,6 +11,7 @@ import json
 import shutil
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,21 @@ def read_records(out: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def outcome_line(manifest: dict[str, Any], records: list[dict[str, Any]]) -> str:
+def fallback_records(out: Path) -> Iterator[dict[str, Any]]:
+    """The fallback records of an export, streamed: only lines that carry the outcome are decoded (a
+    2.3M-member export is not read into memory for the summary's counts)."""
+    path = Path(out) / "messages.jsonl"
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if '"outcome": "fallback"' in line:  # inside a string value its quotes would be escaped
+                r = json.loads(line)
+                if r.get("outcome") == "fallback":
+                    yield r
+
+
+def outcome_line(manifest: dict[str, Any], records: Iterable[dict[str, Any]]) -> str:
     counts = manifest.get("counts", {})
     kinds = Counter(r.get("fallback") for r in records if r.get("outcome") == "fallback")
     parts = []

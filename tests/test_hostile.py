@@ -412,3 +412,30 @@ def test_hostile_rows_through_the_whole_pipeline(base, _fake_openai_server, rows
                 assert not any(unicodedata.category(c) == "Cc" for c in msg.get(field) or "")
             if msg.get("footer"):
                 assert verify_unsubscribe_token(footer_token(x), SECRET).member_id == x["member_id"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(["subject", "preheader", "body", "explanations", "product_id",
+                                                       "text", "x"]), inner, max_size=5), max_leaves=12))
+def test_the_drafts_fast_path_agrees_with_the_schema_validator(obj):
+    """validate_draft's shortcut for plainly valid drafts accepts exactly what DRAFT_SCHEMA accepts."""
+    from contentgen.gates.schema import _VALIDATOR, _plainly_valid
+
+    assert _plainly_valid(obj) == _VALIDATOR.is_valid(obj)
+
+
+_field = st.text(max_size=3) | st.integers() | st.none()
+_expl = st.fixed_dictionaries({"product_id": _field, "text": _field},
+                              optional={"x": _field}) | st.text(max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"subject": _field, "preheader": _field, "body": _field,
+                              "explanations": st.lists(_expl, max_size=3) | _field},
+                             optional={"extra": _field}))
+def test_the_drafts_fast_path_agrees_on_draft_shaped_objects(obj):
+    from contentgen.gates.schema import _VALIDATOR, _plainly_valid
+
+    assert _plainly_valid(obj) == _VALIDATOR.is_valid(obj)

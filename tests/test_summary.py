@@ -53,3 +53,21 @@ def test_when_the_model_got_nothing_through_its_draft_is_shown_as_not_sent(tmp_p
     left, right = examples(res.out, read_records(res.out))
     assert left[0].startswith("the model's last draft for the member on the right (NOT sent: ")
     assert "compliance." in left[0] and right[0].startswith("fallback (")
+
+
+def test_fallback_records_streams_only_fallbacks_and_counts_like_the_full_read(tmp_path):
+    from contentgen.summary import fallback_records
+
+    recs = [{"member_id": "A", "outcome": "fallback", "fallback": "personal"},
+            {"member_id": "B", "outcome": "approved", "message": {"body": 'says "outcome": "fallback" in its text'}},
+            {"member_id": "C", "outcome": "fallback", "fallback": "segment"},
+            {"member_id": "D", "outcome": "fallback", "fallback": "personal"}]
+    from contentgen.export import jsonl_line
+
+    (tmp_path / "messages.jsonl").write_text("".join(jsonl_line(r) for r in recs), encoding="utf-8")
+    got = list(fallback_records(tmp_path))
+    assert [r["member_id"] for r in got] == ["A", "C", "D"]
+    manifest = {"counts": {"fallback": 3, "approved": 1}}
+    assert outcome_line(manifest, got) == outcome_line(manifest, read_records(tmp_path))
+    assert "(2 personal, 1 segment message)" in outcome_line(manifest, got)
+    assert list(fallback_records(tmp_path / "missing")) == []

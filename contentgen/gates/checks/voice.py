@@ -263,7 +263,7 @@ class InternalIds(Check):
         assert self.ids_re.alt is not None
         self.full = self.ids_re.alt.full()
         self.generic: dict[str, tuple[tuple[tuple[int, int], ...], list[tuple[int, int]]]] = {}
-        self.by_ctx: dict[int, tuple[Any, Any]] = {}
+        self.by_ctx: dict[tuple[int, int], tuple[Any, Any, frozenset[str]]] = {}
 
     def _generic_ids(self, view: MessageView, text: str) -> tuple[tuple[tuple[int, int], ...], list[tuple[int, int]]]:
         """Id-shaped tokens outside links, and the links' spans, in a text (pure: cached per text)."""
@@ -280,15 +280,18 @@ class InternalIds(Check):
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         ctx = view.ctx
-        hit = self.by_ctx.get(id(ctx))
-        if hit is not None and hit[0] is ctx:
-            ids_ac = hit[1]
-        else:
-            all_ids = set(ctx.catalog) | {o.offer_id for o in ctx.offers} | {r.product_id for r in ctx.recommendations}
-            ids_ac = _ids_automaton(frozenset(i for i in all_ids if len(i) >= 2))
+        # per catalog and offer list (the run's own, one each: every member's context shares them); the
+        # member's recommended ids are nearly always catalog ids already
+        key = (id(ctx.catalog), id(ctx.offers))
+        hit = self.by_ctx.get(key)
+        if hit is None or hit[0] is not ctx.catalog or hit[1] is not ctx.offers:
+            base = frozenset(i for i in set(ctx.catalog) | {o.offer_id for o in ctx.offers} if len(i) >= 2)
             if len(self.by_ctx) > 4096:
                 self.by_ctx.clear()
-            self.by_ctx[id(ctx)] = (ctx, ids_ac)  # holds the context: its id is not reused meanwhile
+            hit = self.by_ctx[key] = (ctx.catalog, ctx.offers, base)  # holds both: their ids are not reused
+        base = hit[2]
+        extra = [r.product_id for r in ctx.recommendations if len(r.product_id) >= 2 and r.product_id not in base]
+        ids_ac = _ids_automaton(base | frozenset(extra) if extra else base)
         fields = view.fields(rule.fields)
         joined = "\x00".join(t for _, t in fields)
         ids = sorted({i for _, i in ids_ac.iter(joined)}) if ids_ac is not None else []
