@@ -24,11 +24,6 @@ class EvidenceParams(Params):
     sources: dict[str, tuple[str, ...]]
     #: phrases that report what the member told us ("you told us"): cues inside them are not cited
     stated_cues: tuple[str, ...]
-    #: tier 2/3: an explanation that cites none of the sources and does not even speak to the member (none
-    #: of these patterns) gives no reason at all (brand voice: "each numbered reason must come from the
-    #: recommendation's own evidence"); the second-person test keeps reasons phrased in words no cue
-    #: lists yet ("you've chosen silver before") from failing. Empty: not checked.
-    addressed: tuple[str, ...] = ()
 
 
 _SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
@@ -48,8 +43,6 @@ class ExplanationEvidence(Check):
         self.sources = [(src, build.alternation(list(ph), re.I)) for src, ph in params.sources.items()]
         self.said = re.compile(r"\byou (?:" + "|".join(params.stated_cues) + r")\b", re.I)
         self.cache: dict[str, list[tuple[int, int, str]]] = {}
-        self.addressed = re.compile("|".join(f"(?:{p})" for p in params.addressed), re.I) if params.addressed \
-            else None
 
     def cited(self, view: MessageView, text: str) -> list[tuple[int, int, str]]:
         """Evidence sources an explanation's wording cites; longer phrases win over overlapping shorter ones."""
@@ -95,10 +88,6 @@ class ExplanationEvidence(Check):
                 if len(cache) > 8192:
                     cache.clear()
                 cache[ex.text] = cues
-            if not cues and self.addressed is not None and tier >= 2 and ex.text.strip() \
-                    and not self.addressed.search(ex.text):
-                yield Hit(label, 0, len(ex.text),
-                          slots={"reason": "it gives the member no reason (nothing from this product's evidence)"})
             for a, b, src in cues:
                 if src not in allowed:
                     yield Hit(label, a, b, slots={"reason": f"tier {tier} does not allow {LABELS[src]} as a reason"})
