@@ -26,7 +26,9 @@ def sample(tmp_path):
     return write_sample_data(tmp_path / "data", 240, seed=8)
 
 
-def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai):
+def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai, store_url):
+    """The shards on either backend (SQLite: a run.db each; PostgreSQL: one database for all three) merge to the
+    single SQLite run's export."""
     fake_openai.responder = responders.copywriter
     single = tmp_path / "single"
     run_campaign(sample["campaign"], RunOptions(out=single, base_url=fake_openai.base_url, api_key="k"))
@@ -35,9 +37,20 @@ def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai):
     for i in range(3):
         d = tmp_path / f"shard{i}"
         r = runner.invoke(cli, ["run", str(sample["campaign"]), "--out", str(d), "--base-url", fake_openai.base_url,
-                                "--api-key", "k", "--shard", f"{i}/3"])
+                                "--api-key", "k", "--shard", f"{i}/3", *(["--store", store_url] if store_url else [])])
         assert r.exit_code == 0, r.output
         shard_dirs.append(str(d))
+    if store_url:
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            scopes = dict(conn.execute("SELECT scope, COUNT(*) FROM members GROUP BY scope").fetchall())
+        assert sorted(scopes) == ["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]
+        assert sum(scopes.values()) == verify(single)["members"]
+        assert not any((Path(d) / "run.db").exists() for d in shard_dirs)
+        # a finished shard re-exports from the shared database
+        r = runner.invoke(cli, ["export", shard_dirs[1]])
+        assert r.exit_code == 0, r.output
     # an incomplete set of shards is refused
     r = runner.invoke(cli, ["merge", str(tmp_path / "bad"), *shard_dirs[:2]])
     assert r.exit_code != 0 and "expected 0..2" in r.output
