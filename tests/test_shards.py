@@ -21,14 +21,20 @@ def outcomes(out: Path) -> dict[str, tuple]:
                                                     json.dumps(r.get("message"), sort_keys=True)) for r in recs}
 
 
+def records(out: Path) -> list[dict]:
+    return sorted((json.loads(x) for x in (out / "messages.jsonl").read_text().splitlines()),
+                  key=lambda r: r.get("member_key") or r["member_id"])
+
+
 @pytest.fixture
 def sample(tmp_path):
     return write_sample_data(tmp_path / "data", 240, seed=8)
 
 
-def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai, store_url):
-    """The shards on either backend (SQLite: a run.db each; PostgreSQL: one database for all three) merge to the
-    single SQLite run's export."""
+def test_shards_merge_equals_single_run(tmp_path, fake_openai, store_url):
+    """The shards on either backend (SQLite: a run.db each; PostgreSQL: one database for all three, 2,000
+    members) merge to the single SQLite run's export."""
+    sample = write_sample_data(tmp_path / "data", 2000 if store_url else 240, seed=8)
     fake_openai.responder = responders.copywriter
     single = tmp_path / "single"
     run_campaign(sample["campaign"], RunOptions(out=single, base_url=fake_openai.base_url, api_key="k"))
@@ -57,6 +63,7 @@ def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai, store_url
     r = runner.invoke(cli, ["merge", str(tmp_path / "merged"), *shard_dirs])
     assert r.exit_code == 0, r.output
     assert outcomes(tmp_path / "merged") == outcomes(single)
+    assert records(tmp_path / "merged") == records(single)  # the same export, record for record
     assert verify(tmp_path / "merged")["counts"] == verify(single)["counts"]
     # the same shard twice is refused
     r = runner.invoke(cli, ["merge", str(tmp_path / "dup"), shard_dirs[0], shard_dirs[0], shard_dirs[1]])
