@@ -150,3 +150,12 @@ def test_an_unreachable_postgres_is_a_clear_error(tmp_path):
         open_store("postgresql://nobody:secret@127.0.0.1:1/none")
     assert "cannot open the PostgreSQL run store" in str(e.value) and "secret" not in str(e.value)
     assert "PGPASSWORD" in (e.value.hint or "")
+
+
+def test_the_studio_refuses_a_postgresql_run_folder_with_the_reason(tmp_path, pg_url):
+    from contentgen.web.app import Studio, StudioConfig
+
+    out = tmp_path / "out"
+    open_run_store(out, pg_url).close()
+    with pytest.raises(StoreError, match="the studio serves SQLite run stores only so far"):
+        Studio(StudioConfig(run_dir=out))
