@@ -139,12 +139,12 @@ def sample_data_cmd(out_dir: Path, n: int, seed: int, fmt: str, clean: bool, raw
 
 
 def _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard=None, max_cost=None,
-                 chunk_size=None, batch=False, batch_poll=None):
+                 chunk_size=None, batch=False, batch_poll=None, store=None):
     from .pipeline import CHUNK, RunOptions
 
     return RunOptions(out=out, base_url=base_url, api_key=api_key, model=model, limit=limit,
                       concurrency=concurrency, restart=restart, shard=shard, max_cost=max_cost,
-                      chunk_size=chunk_size or CHUNK, batch=batch, batch_poll_s=batch_poll or 10.0)
+                      chunk_size=chunk_size or CHUNK, batch=batch, batch_poll_s=batch_poll or 10.0, store=store)
 
 
 def _parse_shard(ctx, param, value):
@@ -178,8 +178,11 @@ def _parse_shard(ctx, param, value):
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
               help="serve Prometheus metrics on this port while the run lasts (0: a free port, printed)")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="interface for --metrics-port")
+@click.option("--store", "store_url", metavar="URL",
+              help="run store: postgresql://user@host:port/db (shards of a run share it) or sqlite:///path "
+                   "(default: $CONTENTGEN_STORE, else OUT/run.db); a folder remembers its store")
 def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, dry_run,
-            chunk_size, batch, batch_poll, metrics_port, metrics_host) -> None:
+            chunk_size, batch, batch_poll, metrics_port, metrics_host, store_url) -> None:
     """Run a campaign: plan, generate, gate, decide and export every member."""
     if dry_run:
         import json
@@ -195,7 +198,7 @@ def run_cmd(campaign, out, base_url, api_key, model, limit, concurrency, restart
     from .metrics import run_metrics
 
     opts = _run_options(out, base_url, api_key, model, limit, concurrency, restart, shard, max_cost, chunk_size,
-                        batch, batch_poll)
+                        batch, batch_poll, store_url)
     with run_metrics(metrics_port, metrics_host, log=lambda s: click.echo(f"[contentgen] {s}", err=True)) as metrics:
         opts.metrics = metrics
         result = _run_with_progress(campaign, opts)
@@ -272,7 +275,9 @@ def _demo_link_secret(campaign_path: Path) -> None:
 def export_cmd(out_dir: Path, formats, esp_out, esp_campaigns, esp_list, with_email, campaign_file) -> None:
     """Re-export a finished run from its store, applying reviewers' approve/reject decisions; with --format,
     also write ESP-ready files (only members with send=true)."""
-    if (out_dir / "run.db").exists() or not formats:
+    from .store import has_run_store
+
+    if has_run_store(out_dir) or not formats:
         from .pipeline import reexport
 
         m = reexport(out_dir)

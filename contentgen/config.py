@@ -98,9 +98,17 @@ class LLMSettings(_Strict):
     api_version: str | None = Field(default=None, description="Azure OpenAI api-version (deployment URLs)")
     azure: bool | None = Field(default=None, description="None: recognized from the base URL")
     transport: Literal["direct", "sdk"] = "direct"
-    shared_budget: Path | None = Field(default=None, description="SQLite file: one RPM/TPM budget for every "
-                                                                 "shard process that names it")
+    shared_budget: Path | str | None = Field(default=None, description="one RPM/TPM budget for every shard process "
+                                             "that names it: a SQLite file (one machine) or a postgresql:// URL")
     budget_headroom: float = Field(default=0.99, gt=0.5, le=1.0, description="share of rpm/tpm paced to")
+
+    @field_validator("shared_budget", mode="before")
+    @classmethod
+    def _budget_file_or_url(cls, v: Any) -> Any:
+        # a postgresql:// URL stays a string; anything else is a SQLite file path
+        if isinstance(v, str) and not v.startswith(("postgresql://", "postgres://")):
+            return Path(v)
+        return v
     batch_queued_tokens: int | None = Field(default=None, ge=1000, description="the account's enqueued-token "
                                                                                "limit for this model")
     batch_resubmits: int = Field(default=2, ge=0, description="new batches for requests a batch did not answer")
@@ -415,7 +423,7 @@ def load_campaign(path: str | Path) -> Campaign:
                 raise ConfigError(f"variant {v.name!r}: {name} not found in {prompts_dir}", file=str(path),
                                   key=f"variants.{i}.{key}", hint="add the file to the prompts folder or fix the name")
     llm = campaign.llm
-    if llm.shared_budget is not None and not llm.shared_budget.is_absolute():
+    if isinstance(llm.shared_budget, Path) and not llm.shared_budget.is_absolute():
         llm = llm.model_copy(update={"shared_budget": base / llm.shared_budget})
     rules_dirs = tuple(rel(p, root) for p in campaign.rules_dirs)
     for p in rules_dirs:

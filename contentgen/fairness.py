@@ -83,26 +83,15 @@ def age_bands(age) -> np.ndarray:
 
 def campaign_of_run(run_dir: Path):
     """The campaign a run recorded in its store (None when the store or the file is gone, or it no longer loads)."""
-    import sqlite3
-
     from .config import load_campaign
     from .errors import ContentgenError
+    from .store import read_meta
 
-    db = Path(run_dir) / "run.db"
-    if not db.is_file():
+    path = read_meta(Path(run_dir), "campaign_path")
+    if not path or not Path(path).is_file():
         return None
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            row = con.execute("SELECT value FROM meta WHERE key = 'campaign_path'").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
-    if not row or not Path(row[0]).is_file():
-        return None
-    try:
-        return load_campaign(row[0])
+        return load_campaign(path)
     except ContentgenError:
         return None
 

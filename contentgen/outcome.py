@@ -14,7 +14,6 @@ fix, not a row to skip.
 from __future__ import annotations
 
 import contextvars
-import sqlite3
 import traceback
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from . import failpoints
 from .errors import BudgetExhausted, ContentgenError, ProviderUnavailable, StoreError
 from .load import MemberRow
 from .repair import export_record
+from .store import DATABASE_ERRORS
 
 PKG = Path(__file__).resolve().parent
 
@@ -44,7 +44,7 @@ class EngineFailure(ContentgenError):
 
 
 def is_run_level(exc: BaseException, transport_exc: type[BaseException]) -> bool:
-    if isinstance(exc, (transport_exc, ProviderUnavailable, BudgetExhausted, StoreError, sqlite3.Error, OSError,
+    if isinstance(exc, (transport_exc, ProviderUnavailable, BudgetExhausted, StoreError, *DATABASE_ERRORS, OSError,
                         MemoryError, EngineFailure)):
         return True
     # a provider rejection that means the run is misconfigured (401/403/404): not this member's fault

@@ -21,7 +21,6 @@ import gc
 import hashlib
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from .plan import Planner, stratified_holdout
 from .prompts import Prompts
 from .repair import Decider
 from .spend import Spend, cost_of
-from .store import SqliteStore
+from .store import DATABASE_ERRORS, RunStore, has_run_store, open_run_store, run_store_location
 from .window import Window
 
 __all__ = ["CHUNK", "Progress", "RunOptions", "RunResult", "Runner", "cost_of", "count_rows", "fingerprint",
@@ -70,6 +69,12 @@ class RunOptions:
     max_cost: float | None = None
     metrics: Any = None  # contentgen.metrics.RunMetrics (run --metrics-port, OTel); None: no metrics
     window: int | None = None  # members in flight (default: 4 x concurrency + 64)
+    store: str | None = None  # run store URL (sqlite:///... or postgresql://...); None: the folder's, else run.db
+
+    @property
+    def scope(self) -> str:
+        """This process's part of the run in a shared (PostgreSQL) store."""
+        return f"shard-{self.shard[0]}-of-{self.shard[1]}" if self.shard else ""
 
 
 @dataclass
@@ -144,7 +149,7 @@ class _AnswerCache:
     """The generation cache's view of the store: answers are written with their ledger row (``Spend.record``),
     so the cache's own write after an answer is already done."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.cache_get = store.cache_get
 
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
@@ -175,9 +180,10 @@ class Runner:
                 try:
                     with _run_lock(self.out):
                         return self._run()
-                except sqlite3.OperationalError as e:
+                except DATABASE_ERRORS as e:
                     full = "full" in str(e) or "disk" in str(e)
-                    raise StoreError(f"the run store failed: {e}", file=str(self.out / "run.db"),
+                    loc = run_store_location(self.out)
+                    raise StoreError(f"the run store failed: {e}", file=loc["url"] if loc else str(self.out / "run.db"),
                                      hint=("free disk space" if full else "check the output folder") +
                                           ", then re-run the same command to resume; decided members are kept"
                                      ) from None
@@ -195,12 +201,19 @@ class Runner:
     def _run(self) -> RunResult:
         c = self.campaign
         if self.opts.restart:  # start over: the old store (even a damaged one) and its export go
-            for name in ("run.db", "run.db-wal", "run.db-shm", "messages.jsonl", "manifest.json", "quarantine.jsonl"):
+            loc = run_store_location(self.out) if (self.out / "store.json").exists() else None
+            if loc is not None or (self.opts.store and self.opts.store.startswith("postgres")):
+                # this run's rows in the shared database go (only its scope: other shards keep theirs)
+                old_store = open_run_store(self.out, self.opts.store if loc is None else None,
+                                           scope=self.opts.scope if loc is None else loc["scope"])
+                old_store.reset()
+            for name in ("run.db", "run.db-wal", "run.db-shm", "store.json", "messages.jsonl", "manifest.json",
+                         "quarantine.jsonl"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.out / name).unlink()
         watch = InputWatch(c)  # before hashing: a change from here on is caught by the watch or the re-hash
         fp = fingerprint(c)
-        store = SqliteStore(self.out / "run.db")
+        store = open_run_store(self.out, self.opts.store, scope=self.opts.scope)
         try:
             old = store.get_meta("fingerprint")
             if old:
@@ -222,7 +235,7 @@ class Runner:
         finally:
             store.close()
 
-    def _process(self, store: SqliteStore, fp: dict[str, str], watch: InputWatch) -> RunResult:
+    def _process(self, store: RunStore, fp: dict[str, str], watch: InputWatch) -> RunResult:
         c = self.campaign
         catalog, bad_products = load_catalog(c.inputs.catalog, c.inputs.max_field_chars)
         offers, bad_offers = load_offers(c.inputs.offers, c.inputs.max_field_chars)
@@ -384,7 +397,7 @@ class Runner:
         window = Window(slots=slots, commit=commit, commit_every=self.opts.chunk_size,
                         commit_interval_s=COMMIT_INTERVAL_S, pending_types=(TransportFailure,),
                         pause_types=(ProviderUnavailable, BudgetExhausted),
-                        no_flush_types=(StoreError, sqlite3.Error, OSError, EngineFailure, InputsChanged),
+                        no_flush_types=(StoreError, *DATABASE_ERRORS, OSError, EngineFailure, InputsChanged),
                         on_progress=progress)
         paused_msg = ""
         try:
@@ -501,11 +514,11 @@ def run_campaign(campaign_path: Path, opts: RunOptions, progress: Progress | Non
 def reexport(out: Path) -> dict[str, Any]:
     """Rebuild the export of a finished run from its store, applying reviewers' decisions."""
     out = Path(out)
-    if not (out / "run.db").exists():
+    if not has_run_store(out):
         raise NotARunError("no run store here: not a run's output folder", file=str(out),
                            hint="point it at a run's --out folder")
     with _run_lock(out):
-        store = SqliteStore(out / "run.db")
+        store = open_run_store(out)
         try:
             if store.get_meta("state") != "complete":
                 raise NotARunError("this run is not complete", file=str(out),

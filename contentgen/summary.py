@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -70,17 +69,17 @@ def _email_text(msg: dict[str, Any]) -> str:
 
 
 def _last_draft(out: Path, member_key: str) -> dict[str, Any] | None:
-    db = Path(out) / "run.db"
-    if not db.exists():
+    from .store import has_run_store, open_run_store
+
+    if not has_run_store(Path(out)):
         return None
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        store = open_run_store(Path(out))
         try:
-            row = con.execute("SELECT response, findings FROM attempts WHERE member_key = ? AND kind != 'fallback' "
-                              "ORDER BY n DESC LIMIT 1", (member_key,)).fetchone()
+            row = store.last_model_attempt(member_key)
         finally:
-            con.close()
-    except sqlite3.Error:
+            store.close()
+    except Exception:  # a damaged or locked store: the summary goes on without the draft
         return None
     if not row or not row[0]:
         return None

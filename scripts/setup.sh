@@ -44,4 +44,11 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "[setup] chromium could not be installed; browser tests will be skipped"
 fi
+# The PostgreSQL run store's tests start a throwaway cluster with Debian's postgresql (initdb, postgres).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Debian postgresql for the PostgreSQL store tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+    || echo "[setup] postgresql could not be installed; the PostgreSQL store tests will be skipped"
+fi
 echo "[setup] done"

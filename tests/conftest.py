@@ -32,3 +32,39 @@ def fake_openai(_fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     _fake_openai_server.reset()
     yield _fake_openai_server
     _fake_openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _pg_cluster():
+    """One throwaway PostgreSQL cluster for the session (started on first use, stopped at the end)."""
+    from tests.pg import PgCluster
+
+    cluster = PgCluster()
+    if cluster.why_not is None:
+        try:
+            cluster.start()
+        except Exception as e:  # noqa: BLE001 - the reason goes into the skip
+            cluster.stop()
+            err = getattr(e, "stderr", b"") or b""
+            cluster.why_not = (f"the PostgreSQL test cluster did not start: {e} "
+                               f"{err.decode(errors='replace').strip()[-300:]}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(_pg_cluster) -> str:
+    """A fresh, empty PostgreSQL database on loopback (skipped, with the reason, where PostgreSQL is missing)."""
+    if _pg_cluster.why_not:
+        pytest.skip(_pg_cluster.why_not)
+    return _pg_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request) -> str | None:
+    """Each backend in turn: None (the default, OUT/run.db) and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("pg_url")

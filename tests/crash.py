@@ -35,13 +35,14 @@ NAMED_POINTS = [
 ]
 
 
-def _cmd(campaign: Path, out: Path, base_url: str) -> list[str]:
+def _cmd(campaign: Path, out: Path, base_url: str, store: str | None = None) -> list[str]:
     return [sys.executable, "-m", "contentgen.cli", "run", str(campaign), "--out", str(out), "--base-url", base_url,
-            "--api-key", "crash-test", "--concurrency", "4", "--chunk-size", "16"]
+            "--api-key", "crash-test", "--concurrency", "4", "--chunk-size", "16",
+            *(["--store", store] if store else [])]
 
 
 def run_with_kills(campaign: Path, out: Path, base_url: str, *, named: list[str], random_kills: int,
-                   seed: int = 1, log=print) -> dict:
+                   seed: int = 1, log=print, store: str | None = None) -> dict:
     rng = random.Random(seed)
     env0 = {k: v for k, v in os.environ.items() if k != "CONTENTGEN_FAILPOINT"}
     env0["PYTHONPATH"] = str(REPO)
@@ -52,7 +53,7 @@ def run_with_kills(campaign: Path, out: Path, base_url: str, *, named: list[str]
         env = dict(env0)
         if kind == "named":
             env["CONTENTGEN_FAILPOINT"] = str(point)
-        p = subprocess.Popen(_cmd(campaign, out, base_url), env=env, stdout=subprocess.PIPE,
+        p = subprocess.Popen(_cmd(campaign, out, base_url, store), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
         if kind == "random":
             try:
@@ -66,7 +67,7 @@ def run_with_kills(campaign: Path, out: Path, base_url: str, *, named: list[str]
         if not killed and p.returncode != 0:
             raise AssertionError(f"run failed (exit {p.returncode}) after a kill:\n{output}")
         log(f"{kind:6} {point!s:18} -> {'killed' if killed else f'exit {p.returncode}'}")
-    final = subprocess.run(_cmd(campaign, out, base_url), env=env0, capture_output=True, text=True)
+    final = subprocess.run(_cmd(campaign, out, base_url, store), env=env0, capture_output=True, text=True)
     if final.returncode != 0:
         raise AssertionError(f"final run failed (exit {final.returncode}):\n{final.stdout}\n{final.stderr}")
     return {"kills": kills, "final_output": final.stdout}

@@ -38,13 +38,14 @@ def test_batch_run_joins_results_and_repairs_live(tmp_path, fake_openai):
     assert verify(out)["members"] == len(recs)
 
 
-def test_batch_run_survives_a_restart_while_in_flight(tmp_path, fake_openai):
+def test_batch_run_survives_a_restart_while_in_flight(tmp_path, fake_openai, store_url):
     paths = write_sample_data(tmp_path / "data", 60, seed=6, bad_rows=False)
     fake_openai.responder = responders.copywriter
     fake_openai.batch_delay_s = 1.0
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "contentgen.cli", "run", str(paths["campaign"]), "--out", str(out),
-           "--base-url", fake_openai.base_url, "--api-key", "k", "--batch", "--batch-poll", "0.1"]
+           "--base-url", fake_openai.base_url, "--api-key", "k", "--batch", "--batch-poll", "0.1",
+           *(["--store", store_url] if store_url else [])]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CONTENTGEN_FAILPOINT": "batch-submitted:1"}
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert p.returncode == -9, p.stderr  # killed right after the batch was created
@@ -198,13 +199,14 @@ def test_5xx_while_polling_is_retried(tmp_path, fake_openai):
     assert len(polls) >= 5
 
 
-def test_a_crash_between_create_and_record_never_creates_a_second_batch(tmp_path, fake_openai):
+def test_a_crash_between_create_and_record_never_creates_a_second_batch(tmp_path, fake_openai, store_url):
     paths = _batch_campaign(tmp_path, n=12)
     fake_openai.responder = responders.copywriter
     fake_openai.batch_delay_s = 0.5
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "contentgen.cli", "run", str(paths["campaign"]), "--out", str(out),
-           "--base-url", fake_openai.base_url, "--api-key", "k", "--batch", "--batch-poll", "0.1"]
+           "--base-url", fake_openai.base_url, "--api-key", "k", "--batch", "--batch-poll", "0.1",
+           *(["--store", store_url] if store_url else [])]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CONTENTGEN_FAILPOINT": "batch-created:1"}
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert p.returncode == -9, p.stderr            # killed after batches.create, before it was recorded

@@ -13,7 +13,8 @@ from tests import responders
 from tests.crash import NAMED_POINTS, check_exactly_once, check_paid_once, run_with_kills
 
 
-def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_openai):
+def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_openai, store_url):
+    """Both backends: OUT/run.db (SQLite) and a PostgreSQL database on loopback (``--store``)."""
     fake_openai.responder = responders.bad_then_good
     fake_openai.reset(latency_s=0.005)
     fake_openai.responder = responders.bad_then_good
@@ -21,7 +22,7 @@ def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_ope
     out = tmp_path / "out"
     lines: list[str] = []
     res = run_with_kills(paths["campaign"], out, fake_openai.base_url, named=NAMED_POINTS, random_kills=6,
-                         log=lines.append)
+                         log=lines.append, store=store_url)
     assert len(NAMED_POINTS) >= 20
     # the named points in every stage really fired (the process died there)
     killed = [x for x in lines if x.endswith("killed")]
@@ -29,6 +30,8 @@ def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_ope
         assert any(f" {stage}:" in x for x in killed), (stage, lines)
     assert res["kills"] >= 20, lines
     check_exactly_once(paths["members"], out)
+    if store_url:  # the run really lived in PostgreSQL: the folder only points at it
+        assert not (out / "run.db").exists() and (out / "store.json").exists()
     # no paid request asked twice after a resume (counted at the server), and every answer received is in the
     # manifest's usage, over all the processes of the run
     paid = check_paid_once(fake_openai, out, kills=res["kills"])

@@ -21,12 +21,20 @@ def outcomes(out: Path) -> dict[str, tuple]:
                                                     json.dumps(r.get("message"), sort_keys=True)) for r in recs}
 
 
+def records(out: Path) -> list[dict]:
+    return sorted((json.loads(x) for x in (out / "messages.jsonl").read_text().splitlines()),
+                  key=lambda r: r.get("member_key") or r["member_id"])
+
+
 @pytest.fixture
 def sample(tmp_path):
     return write_sample_data(tmp_path / "data", 240, seed=8)
 
 
-def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai):
+def test_shards_merge_equals_single_run(tmp_path, fake_openai, store_url):
+    """The shards on either backend (SQLite: a run.db each; PostgreSQL: one database for all three, 2,000
+    members) merge to the single SQLite run's export."""
+    sample = write_sample_data(tmp_path / "data", 2000 if store_url else 240, seed=8)
     fake_openai.responder = responders.copywriter
     single = tmp_path / "single"
     run_campaign(sample["campaign"], RunOptions(out=single, base_url=fake_openai.base_url, api_key="k"))
@@ -35,15 +43,27 @@ def test_shards_merge_equals_single_run(sample, tmp_path, fake_openai):
     for i in range(3):
         d = tmp_path / f"shard{i}"
         r = runner.invoke(cli, ["run", str(sample["campaign"]), "--out", str(d), "--base-url", fake_openai.base_url,
-                                "--api-key", "k", "--shard", f"{i}/3"])
+                                "--api-key", "k", "--shard", f"{i}/3", *(["--store", store_url] if store_url else [])])
         assert r.exit_code == 0, r.output
         shard_dirs.append(str(d))
+    if store_url:
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            scopes = dict(conn.execute("SELECT scope, COUNT(*) FROM members GROUP BY scope").fetchall())
+        assert sorted(scopes) == ["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]
+        assert sum(scopes.values()) == verify(single)["members"]
+        assert not any((Path(d) / "run.db").exists() for d in shard_dirs)
+        # a finished shard re-exports from the shared database
+        r = runner.invoke(cli, ["export", shard_dirs[1]])
+        assert r.exit_code == 0, r.output
     # an incomplete set of shards is refused
     r = runner.invoke(cli, ["merge", str(tmp_path / "bad"), *shard_dirs[:2]])
     assert r.exit_code != 0 and "expected 0..2" in r.output
     r = runner.invoke(cli, ["merge", str(tmp_path / "merged"), *shard_dirs])
     assert r.exit_code == 0, r.output
     assert outcomes(tmp_path / "merged") == outcomes(single)
+    assert records(tmp_path / "merged") == records(single)  # the same export, record for record
     assert verify(tmp_path / "merged")["counts"] == verify(single)["counts"]
     # the same shard twice is refused
     r = runner.invoke(cli, ["merge", str(tmp_path / "dup"), shard_dirs[0], shard_dirs[0], shard_dirs[1]])

@@ -53,11 +53,14 @@ def _shards(fake, n_shards: int, n: int, shared: str) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared-budget", "each-its-own"])
-def test_shard_processes_share_one_rate_limit(tmp_path, fake_openai, shared):
+@pytest.mark.parametrize("shared", ["sqlite", "postgresql", ""], ids=["shared-budget", "shared-in-postgresql",
+                                                                     "each-its-own"])
+def test_shard_processes_share_one_rate_limit(tmp_path, fake_openai, shared, request):
     # the account allows 600 requests a minute: 20 in any 2-second window
     fake_openai.set_limits(rpm=20, window_s=2.0)
-    rate_limited = _shards(fake_openai, 3, 14, str(tmp_path / "budget.db") if shared else "")
+    where = (request.getfixturevalue("pg_url") if shared == "postgresql"
+             else str(tmp_path / "budget.db") if shared == "sqlite" else "")
+    rate_limited = _shards(fake_openai, 3, 14, where)
     assert fake_openai.counts[200] == 42
     if shared:
         assert fake_openai.counts[429] == 0 and sum(rate_limited) == 0, fake_openai.counts
@@ -90,3 +93,26 @@ def test_campaign_key_resolves_relative_to_the_campaign(tmp_path):
     assert isinstance(budget, SqliteSharedBudget)
     budget.close()
     assert type(make_budget(LLMSettings(rpm=100), key="x")) is RateBudget
+
+
+def test_shared_budget_state_is_in_postgresql(pg_url):
+    from contentgen.llm.budget import PostgresSharedBudget
+
+    a = PostgresSharedBudget(pg_url, "k", rpm=60, headroom=1.0, burst_s=1.0)
+    b = PostgresSharedBudget(pg_url, "k", rpm=60, headroom=1.0, burst_s=1.0)
+    try:
+        asyncio.run(a.acquire(10))                      # 1 request a second: a waits ~1 s, then spends it
+        with b._txn():
+            assert b.requests.level == pytest.approx(0.0, abs=0.2)   # b sees what a spent
+        b.pause_for(5.0)
+        with a._txn():
+            assert a._paused_until >= b._clock() + 4.0               # and a sees b's pause (server clock)
+    finally:
+        a.close()
+        b.close()
+    settings = LLMSettings(model="m", rpm=100, shared_budget=pg_url)
+    budget = make_budget(settings, key="k2")
+    try:
+        assert isinstance(budget, PostgresSharedBudget) and settings.shared_budget == pg_url
+    finally:
+        budget.close()

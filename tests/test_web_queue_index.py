@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contentgen.store import SqliteStore
-from contentgen.web import queue_index as QI
+from contentgen.store import queue_index as QI
 
 RULES = {"brand.hype": "brand", "brand.caps": "brand", "facts.price": "facts", "compliance.creepy": "compliance",
          "schema.json": "schema"}

@@ -154,16 +154,10 @@ def load_emails(src: Source, campaign_path: Path | None = None) -> dict[str, str
     from ..load import iter_rows as iter_input_rows
 
     if campaign_path is None:
-        db = src.run_dir / "run.db"
-        if db.exists():
-            from ..store import SqliteStore
+        from ..store import read_meta
 
-            store = SqliteStore(db)
-            try:
-                p = store.get_meta("campaign_path")
-            finally:
-                store.close()
-            campaign_path = Path(p) if p else None
+        p = read_meta(src.run_dir, "campaign_path")
+        campaign_path = Path(p) if p else None
     if campaign_path is None:
         raise EspExportError("--with-email needs the campaign file to find the members file", file=str(src.run_dir),
                              hint="pass --campaign CAMPAIGN.yaml")

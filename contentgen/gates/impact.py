@@ -11,7 +11,6 @@ verdicts change. An analyst reads this before shipping a rule edit.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,18 +37,11 @@ def rule_folders(path: Path) -> list[Path]:
 def _campaign_path(run_dir: Path, campaign: Path | None) -> Path:
     if campaign is not None:
         return campaign
-    db = run_dir / "run.db"
-    if db.is_file():
-        try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key='campaign_path'").fetchone()
-            finally:
-                con.close()
-            if row and Path(row[0]).is_file():
-                return Path(row[0])
-        except sqlite3.Error:
-            pass
+    from ..store import read_meta
+
+    path = read_meta(run_dir, "campaign_path")
+    if path and Path(path).is_file():
+        return Path(path)
     raise InputFileError("cannot tell which campaign file this run used", file=str(run_dir),
                          hint="pass --campaign CAMPAIGN.yaml")
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import sqlite3
 import time
-from pathlib import Path
 from collections.abc import Callable, Mapping
 
 from .retry import header
@@ -198,73 +196,23 @@ class RateBudget:
         self._paused_until = max(self._paused_until, self._clock() + min(reset, per_unit * need))
 
 
-class SqliteSharedBudget(RateBudget):
-    """One RPM/TPM budget for several processes on one machine (the shards of a run): the buckets and the
-    provider's pause live in a SQLite file, changed in ``BEGIN IMMEDIATE`` transactions.
+def __getattr__(name: str):  # the shared budgets keep their SQL in contentgen.store.budget
+    if name in ("SqliteSharedBudget", "PostgresSharedBudget"):
+        from ..store import budget
 
-    Each process paces with its own configured limits (give every shard the account's whole limit);
-    the levels they spend from are shared, so together they stay within one limit. The clock is
-    ``time.monotonic``, which every process on one Linux machine shares.
-    """
-
-    shared = True
-
-    def __init__(self, path: Path, key: str, rpm: int | None = None, tpm: int | None = None, *,
-                 headroom: float = 0.99, burst_s: float = 0.05) -> None:
-        super().__init__(rpm, tpm, headroom=headroom, burst_s=burst_s, clock=time.monotonic)
-        self.path, self.key = Path(path), key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE IF NOT EXISTS budget (key TEXT PRIMARY KEY, requests REAL, tokens REAL, "
-                        "updated REAL NOT NULL, paused_until REAL NOT NULL DEFAULT 0)")
-        self._depth = 0
-
-    @contextlib.contextmanager
-    def _txn(self):  # type: ignore[override]
-        if self._depth:                       # nested (observe -> pause): one transaction
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        ok = False
-        try:
-            row = self.db.execute("SELECT requests, tokens, updated, paused_until FROM budget WHERE key=?",
-                                  (self.key,)).fetchone()
-            if row is None:                   # a new budget starts full, as a local one does
-                row = (None, None, self._clock(), 0.0)
-            req, tok, self._last, self._paused_until = row
-            if self.requests is not None:
-                self.requests.level = self.requests.capacity if req is None else req
-            if self.tokens is not None:
-                self.tokens.level = self.tokens.capacity if tok is None else tok
-            yield
-            ok = True
-        finally:
-            self._depth = 0
-            if ok:
-                self.db.execute("INSERT INTO budget VALUES (?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                                "requests=excluded.requests, tokens=excluded.tokens, updated=excluded.updated, "
-                                "paused_until=excluded.paused_until",
-                                (self.key, self.requests.level if self.requests else None,
-                                 self.tokens.level if self.tokens else None, self._last, self._paused_until))
-                self.db.execute("COMMIT")
-            else:
-                self.db.execute("ROLLBACK")
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.close()
+        return getattr(budget, name)
+    raise AttributeError(name)
 
 
 def make_budget(settings, *, key: str, headroom: float | None = None) -> RateBudget:
-    """The budget a client paces with: this process's own, or the file ``llm.shared_budget`` names."""
+    """The budget a client paces with: this process's own, or the one ``llm.shared_budget`` names (a SQLite file
+    for the shards on one machine, a postgresql:// URL for shards anywhere)."""
     headroom = headroom or settings.budget_headroom
     if settings.shared_budget:
+        from ..store.budget import PostgresSharedBudget, SqliteSharedBudget, is_postgres
+
+        if is_postgres(str(settings.shared_budget)):
+            return PostgresSharedBudget(str(settings.shared_budget), key, settings.rpm, settings.tpm,
+                                        headroom=headroom)
         return SqliteSharedBudget(settings.shared_budget, key, settings.rpm, settings.tpm, headroom=headroom)
     return RateBudget(settings.rpm, settings.tpm, headroom=headroom)

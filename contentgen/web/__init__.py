@@ -6,5 +6,5 @@ the full trail of a message, edit and re-check it with the same gates, and
 record approve/reject decisions that flow into the next re-export.
 
 ``create_app`` (in ``app.py``) builds the Starlette application; this package
-imports nothing heavy so the run store can import ``web.migrations``.
+imports nothing heavy; its SQL is in ``contentgen.store`` (``studio_db``, ``queue_index``).
 """

@@ -39,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import StoreError
 from ..store import SqliteStore
 from . import auth
-from .db import StudioDB
+from ..store.studio_db import StudioDB
 from .highlight import highlight, message_view
 
 HERE = Path(__file__).resolve().parent
@@ -64,6 +64,12 @@ class Studio:
     def __init__(self, cfg: StudioConfig):
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
+        from ..store import is_postgres, run_store_location
+
+        loc = run_store_location(self.run_dir)
+        if loc is not None and is_postgres(loc["url"]):
+            raise StoreError("this run's store is in PostgreSQL; the studio serves SQLite run stores only so far",
+                             file=str(self.run_dir), hint="serve a run made with the default store (OUT/run.db)")
         db = self.run_dir / "run.db"
         if not db.exists():
             raise StoreError("no run store here", file=str(self.run_dir),

@@ -100,7 +100,7 @@ def sessions_cmd(run_dir: Path, revoke_user: str | None, revoke_all: bool) -> No
 
     from ..errors import StoreError
     from ..store import SqliteStore
-    from .db import StudioDB
+    from ..store.studio_db import StudioDB
 
     if not (Path(run_dir) / "run.db").exists():
         raise StoreError("no run store here", file=str(run_dir), hint="point it at a run's --out folder")

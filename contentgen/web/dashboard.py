@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ..models import OUTCOMES
 from . import charts
-from . import queue_index as QI
+from ..store import queue_index as QI
 
 GENERATED = ("approved", "repaired", "fallback", "review", "rejected")
 

@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from ..export import message_hash
 from . import auth, editor
 from . import queue as Q
-from . import queue_index as QI
+from ..store import queue_index as QI
 from .highlight import message_view
 
 _BASIS = re.compile(r"^(record|fallback|attempt:\d{1,4}|edit:\d{1,18})$")

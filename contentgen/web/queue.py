@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..models import OUTCOMES
-from . import queue_index as QI
+from ..store import queue_index as QI
 
 QUEUE_OUTCOMES = QI.QUEUE_OUTCOMES
 SORTS = ("seq", "member", "errors")

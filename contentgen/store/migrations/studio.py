@@ -1,6 +1,6 @@
 """The studio's run-store migrations.
 
-Registered in ``store.MIGRATIONS`` (applied once each, recorded in the
+Registered in ``store.migrations.MIGRATIONS`` (applied once each, recorded in the
 ``migrations`` table like every other migration):
 
 - ``m002_studio``: saved prompt variants, preview results, queue indexes.
@@ -164,7 +164,7 @@ _M003 = """
 
 
 def m005_studio_review(db: sqlite3.Connection) -> None:
-    from .queue_index import rebuild
+    from ..queue_index import rebuild
 
     _each(db, _M003)
     rebuild(db)

@@ -5,8 +5,8 @@ The store is what makes a run resumable: a member whose row is ``decided`` is
 never generated again, and the export is always rebuilt from the store, so a
 member appears in it exactly once whatever the kill point.
 
-``RunStore`` is the interface; ``SqliteStore`` is the default implementation.
-A PostgreSQL store would implement the same methods (not built yet).
+``RunStore`` (``base.py``) is the interface; ``SqliteStore`` is the default implementation
+and ``PostgresStore`` (``postgres.py``) the one shards of a run share.
 """
 
 from __future__ import annotations
@@ -18,148 +18,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from . import failpoints
-from .errors import StoreError
-
-
-def m001_initial(db: sqlite3.Connection) -> None:
-    # one statement at a time: executescript() would COMMIT the migration's transaction early
-    for stmt in (
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE members (
-            member_key TEXT PRIMARY KEY,
-            seq INTEGER NOT NULL,
-            member_id TEXT,
-            state TEXT NOT NULL,
-            outcome TEXT,
-            segment TEXT,
-            tier INTEGER,
-            record TEXT NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX members_seq ON members(seq);
-        CREATE INDEX members_outcome ON members(outcome);
-        CREATE TABLE attempts (
-            member_key TEXT NOT NULL,
-            n INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            prompt TEXT,
-            response TEXT,
-            findings TEXT NOT NULL,
-            prompt_tokens INTEGER DEFAULT 0,
-            completion_tokens INTEGER DEFAULT 0,
-            cached INTEGER DEFAULT 0,
-            PRIMARY KEY (member_key, n)
-        );
-        CREATE TABLE findings (
-            member_key TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            rule_id TEXT NOT NULL,
-            gate TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            field TEXT,
-            span_start INTEGER,
-            span_end INTEGER,
-            excerpt TEXT,
-            message TEXT
-        );
-        CREATE INDEX findings_rule ON findings(rule_id);
-        CREATE INDEX findings_member ON findings(member_key);
-        CREATE TABLE quarantine (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            file TEXT, line INTEGER, field TEXT, reason TEXT, member_id TEXT, kind TEXT,
-            UNIQUE (file, line, field)
-        );
-        CREATE TABLE cache (
-            key TEXT PRIMARY KEY,
-            response TEXT NOT NULL,
-            finish_reason TEXT,
-            prompt_tokens INTEGER DEFAULT 0,
-            completion_tokens INTEGER DEFAULT 0,
-            created_at REAL NOT NULL
-        );
-        CREATE TABLE decisions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            member_key TEXT NOT NULL,
-            reviewer TEXT NOT NULL,
-            action TEXT NOT NULL,
-            reason TEXT,
-            message_hash TEXT,
-            message TEXT,
-            created_at REAL NOT NULL
-        );
-        """
-    ).split(";"):
-        db.execute(stmt)
-
-
-from .web import queue_index  # noqa: E402  (the studio's queue aggregates, kept as members are saved)
-from .web.migrations import m002_studio, m005_studio_review  # noqa: E402  (the studio's tables)
-
-
-
-def m003_batch_ledger(db: sqlite3.Connection) -> None:
-    """The Batch API ledger: request files, their batches, and every request's state and failures."""
-    for stmt in (
-        """CREATE TABLE batch_files (file TEXT PRIMARY KEY, requests INTEGER NOT NULL, tokens INTEGER NOT NULL,
-               round INTEGER NOT NULL DEFAULT 0, file_id TEXT, batch_id TEXT, status TEXT NOT NULL,
-               joined INTEGER NOT NULL DEFAULT 0, answered INTEGER NOT NULL DEFAULT 0,
-               failed INTEGER NOT NULL DEFAULT 0, errors TEXT, updated_at REAL NOT NULL)""",
-        """CREATE TABLE batch_items (key TEXT PRIMARY KEY, file TEXT NOT NULL, tokens INTEGER NOT NULL,
-               state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0, reason TEXT)""",
-        "CREATE INDEX batch_items_file ON batch_items(file)",
-        """CREATE TABLE batch_failures (key TEXT NOT NULL, file TEXT NOT NULL, batch_id TEXT, code TEXT,
-               message TEXT, retryable INTEGER NOT NULL, at REAL NOT NULL)""",
-    ):
-        db.execute(stmt)
-
-
-def m004_ledger(db: sqlite3.Connection) -> None:
-    """One row per answer the provider returned (paid), written as it arrives; totals sum every process."""
-    db.execute("""
-        CREATE TABLE ledger (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key TEXT,
-            requests INTEGER NOT NULL DEFAULT 1,
-            prompt_tokens INTEGER NOT NULL DEFAULT 0,
-            completion_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd REAL NOT NULL DEFAULT 0,
-            process TEXT,                 -- which process (pid:random) received the answer
-            created_at REAL NOT NULL
-        )""")
-    # a store written before the ledger kept one running total in meta: carry it over as one row
-    row = db.execute("SELECT value FROM meta WHERE key='usage'").fetchone()
-    if row:
-        u = json.loads(row[0])
-        cost = db.execute("SELECT value FROM meta WHERE key='cost_usd'").fetchone()
-        db.execute("INSERT INTO ledger (key, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd, "
-                   "process, created_at) VALUES ('(before the ledger)', ?, ?, ?, ?, ?, 'before the ledger', ?)",
-                   (u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
-                    u.get("cached_tokens", 0), float(cost[0]) if cost else 0.0, time.time()))
-
-
-MIGRATIONS = [("m001_initial", m001_initial), ("m002_studio", m002_studio), ("m003_batch_ledger", m003_batch_ledger),
-              ("m004_ledger", m004_ledger), ("m005_studio_review", m005_studio_review)]
-
-
-class RunStore(Protocol):
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-    def done_keys(self, keys: Iterable[str]) -> set[str]: ...
-    def save_members(self, rows: list[dict[str, Any]], quarantine: Iterable[dict[str, Any]] = ()) -> None: ...
-    def add_quarantine(self, items: Iterable[dict[str, Any]]) -> None: ...
-    def iter_records(self) -> Iterator[dict[str, Any]]: ...
-    def counts(self) -> dict[str, int]: ...
-    def cache_get(self, key: str) -> dict[str, Any] | None: ...
-    def record_answer(self, key: str, value: dict[str, Any], usage: dict[str, int], cost_usd: float,
-                      *, cache: bool) -> None: ...
-    def ledger_totals(self) -> dict[str, Any]: ...
-    def cache_put(self, key: str, value: dict[str, Any]) -> None: ...
-    def close(self) -> None: ...
+from .. import failpoints
+from ..errors import StoreError
+from . import queue_index
+from .migrations import MIGRATIONS
 
 
 def _permission_problem(path: Path) -> str | None:
@@ -181,6 +45,7 @@ _PERMISSION_HINT = ("fix the permission (chmod/chown the file and its folder for
 class SqliteStore:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
         self.process = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this opening of the store, in the ledger
         problem = _permission_problem(self.path)
         if problem:
@@ -338,6 +203,12 @@ class SqliteStore:
         text as it is unless a reviewer's decision changes the record."""
         yield from self.db.execute("SELECT member_key, outcome, record FROM members ORDER BY seq")
 
+    def last_model_attempt(self, member_key: str) -> tuple[str | None, str] | None:
+        """(response, findings JSON) of the member's last model attempt (not a fallback); None when it had none."""
+        row = self.db.execute("SELECT response, findings FROM attempts WHERE member_key = ? AND kind != 'fallback' "
+                              "ORDER BY n DESC LIMIT 1", (member_key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def member_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM members").fetchone()[0]
 
@@ -352,8 +223,8 @@ class SqliteStore:
     # -- review decisions (append-only audit log)
     def add_decision(self, member_key: str, reviewer: str, action: str, reason: str, message_hash: str,
                      message: dict[str, Any] | None = None, **bound: Any) -> int:
-        """Append a decision (``bound``: basis, draft, verdict, findings, overrides; see web.db)."""
-        from .web.db import insert_decision
+        """Append a decision (``bound``: basis, draft, verdict, findings, overrides; see studio_db)."""
+        from .studio_db import insert_decision
 
         return insert_decision(self.db, member_key, reviewer, action, reason, message_hash, message, **bound)
 
@@ -460,6 +331,12 @@ class SqliteStore:
         reasons = dict(self.db.execute("SELECT COALESCE(code, '?'), COUNT(*) FROM batch_failures GROUP BY code"))
         return {"files": files, "requests": requests, "answered": states.get("answered", 0),
                 "failed": states.get("failed", 0), "errors": sum(reasons.values()), "failure_codes": reasons}
+
+    def reset(self) -> None:
+        """Start over (--restart): the store file goes; open a new store afterwards."""
+        self.close()
+        for p in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            p.unlink(missing_ok=True)
 
     def close(self) -> None:
         try:
