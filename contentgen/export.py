@@ -44,10 +44,19 @@ def hash_tree(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
+# line breaks json.dumps(ensure_ascii=False) leaves raw (it escapes only the C0 controls): NEL, LS, PS
+_RAW_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def escape_breaks(text: str) -> str:
+    """JSON text with U+0085, U+2028 and U+2029 escaped: readers that split on every Unicode line break
+    (``str.splitlines``, JavaScript before ES2019) would otherwise cut a record in two."""
+    return text.translate(_RAW_BREAKS)
+
+
 def jsonl_line(obj: Any) -> str:
-    """One JSON Lines record. U+2028 and U+2029 are escaped: readers that split on every Unicode line
-    break (``str.splitlines``, JavaScript before ES2019) would otherwise cut a record in two."""
-    return json.dumps(obj, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+    """One JSON Lines record, its Unicode line breaks escaped (``escape_breaks``)."""
+    return escape_breaks(json.dumps(obj, ensure_ascii=False)) + "\n"
 
 
 def _atomic_write(path: Path, lines: Iterable[str]) -> None:
@@ -134,7 +143,7 @@ def write_export(out_dir: Path, store, manifest: dict[str, Any]) -> dict[str, An
                 rec = apply_decision(json.loads(text), decision)
                 outcome, line = rec["outcome"], jsonl_line(rec)
             else:
-                line = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+                line = escape_breaks(text) + "\n"
             if outcome != "invalid":
                 if key in seen:  # impossible by the store's primary key; checked anyway
                     raise StoreError(f"member {key} appears twice in the run store", file=str(out_dir / "run.db"))
