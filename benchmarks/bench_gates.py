@@ -20,6 +20,16 @@ few messages into a long batch run, then times the measured set. Per-text caches
 body's prose across the two sets: in the measured set every body, every prose line of a body and
 every preheader is new, while greetings, product lines, sign-offs, subjects, explanations, CTAs
 and footers repeat only as they do between cases (as the renderer's lines repeat in a batch).
+
+"cached" (``--modes cached``) gates the base cases again after gating them once: every text was
+seen, so it times what a message costs when every per-text cache answers, the floor that no cache
+keyed by text can go below (a real batch never runs at it: its prose is new).
+
+    .venv/bin/python benchmarks/bench_gates.py 2000 --breakdown   # where a steady message's time goes
+
+``--breakdown`` (this checkout only) times, in one process on the steady corpus, the view, the
+schema check, the shared facts analysis and each rule (run through ``RuleSet.evaluate``, which
+gates it on the prefilter as a run does), and prints microseconds per message, largest first.
 """
 
 from __future__ import annotations
@@ -116,12 +126,17 @@ def corpus(n: int, marker: str = "", cases_root: Path = ROOT) -> list[Any]:
     return out
 
 
-def timed(n: int, warm: bool, cases_root: Path) -> dict[str, float]:
+def timed(n: int, mode: str, cases_root: Path) -> dict[str, float]:
     from contentgen.gates import load_rules, run_gates
 
     rules = load_rules()
-    msgs = corpus(n, cases_root=cases_root)
-    warmup = corpus(len(base_cases(cases_root)), marker="w", cases_root=cases_root) if warm else []
+    base = base_cases(cases_root)
+    if mode == "cached":  # every text of the measured set was gated in the warm-up
+        msgs = [base[i % len(base)] for i in range(n)]
+        warmup = list(base)
+    else:
+        msgs = corpus(n, cases_root=cases_root)
+        warmup = corpus(len(base), marker="w", cases_root=cases_root) if mode == "steady" else []
     # the corpora are this script's own data (a run streams its members): like the pipeline after
     # loading its rules and inputs, move what exists now out of the collector's way
     gc.freeze()
@@ -142,8 +157,53 @@ def child(args: argparse.Namespace) -> None:
     import contentgen
 
     assert Path(contentgen.__file__).resolve().is_relative_to(Path(args.code).resolve()), contentgen.__file__
-    r = timed(args.n, args.mode == "steady", Path(args.cases))
+    r = timed(args.n, args.mode, Path(args.cases))
     print(json.dumps(r))
+
+
+def breakdown(n: int) -> None:
+    """Microseconds per message of the view, the schema check, the shared facts analysis and each
+    rule, on the steady corpus (one process; the shares, not the total, are the point)."""
+    from contentgen.gates import load_rules, run_gates, sort_findings
+    from contentgen.gates.engine.model import FIELD_NAMES, MODEL_FIELDS
+    from contentgen.gates.engine.registry import ANALYSES
+    from contentgen.gates.schema import validate_message
+
+    rules = load_rules()
+    msgs = corpus(n)
+    for msg, ctx in corpus(len(base_cases()), marker="w"):
+        run_gates(msg, ctx, rules)
+    gc.freeze()
+    spent: dict[str, float] = {}
+    clock = time.perf_counter  # (process_time is a system call here: it would weigh on every rule)
+    t_all = clock()
+    for msg, ctx in msgs:
+        t = clock()
+        view = rules.view(msg, ctx)
+        t1 = clock()
+        found = validate_message(msg, ctx.channel, view.layout)
+        t2 = clock()
+        view.present(MODEL_FIELDS)
+        view.present(FIELD_NAMES)
+        t3 = clock()
+        if "facts" in ANALYSES:
+            view.analysis("facts")
+        t4 = clock()
+        for name, sec in (("(view)", t1 - t), ("(schema)", t2 - t1), ("(prefilter scan of every field)", t3 - t2),
+                          ("(facts analysis, shared)", t4 - t3)):
+            spent[name] = spent.get(name, 0.0) + sec
+        for cr in rules.applicable(view.when_key):
+            t = clock()
+            found.extend(rules.accept.filter(rules.evaluate(cr, view), view))
+            spent[cr.id] = spent.get(cr.id, 0.0) + clock() - t
+        t = clock()
+        sort_findings(found)
+        spent["(sort)"] = spent.get("(sort)", 0.0) + clock() - t
+    total = clock() - t_all
+    print(f"{n} steady messages: {total / n * 1e6:.0f} us per message (wall time, timers included)")
+    for name, sec in sorted(spent.items(), key=lambda kv: -kv[1]):
+        if sec / n * 1e6 >= 0.5:
+            print(f"  {sec / n * 1e6:6.1f} us  {100 * sec / total:4.1f}%  {name}")
 
 
 def baseline_worktree(rev: str) -> Path:
@@ -174,6 +234,7 @@ def main() -> None:
     ap.add_argument("--baseline", help="a checkout of another version to measure alternately")
     ap.add_argument("--baseline-rev", help="a commit to measure alternately (a worktree is made for it)")
     ap.add_argument("--modes", default="steady,cold")
+    ap.add_argument("--breakdown", action="store_true", help="time each rule on the steady corpus (this checkout)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--code", default=str(ROOT), help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="steady", help=argparse.SUPPRESS)
@@ -181,6 +242,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.breakdown:
+        breakdown(args.n)
         return
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     versions = [("this", ROOT)]
