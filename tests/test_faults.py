@@ -17,7 +17,7 @@ from contentgen.cli import cli
 from contentgen.export import verify
 from contentgen.sample_data import write_sample_data
 from tests import responders
-from tests.util import REPO
+from tests.util import REPO, decided_members
 
 N = 60
 
@@ -227,19 +227,6 @@ def test_an_engine_error_in_every_member_stops_the_run(sample, tmp_path, fake_op
 
 # -- inputs are frozen for a run (issue 13, item 2) -----------------------------------------------------------
 
-def _store_count(out) -> int:
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(f"file:{out / 'run.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return db.execute("SELECT COUNT(*) FROM members").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_members_file_rewritten_mid_run_ends_with_exit_4_and_no_export(tmp_path, fake_openai):
     sample = write_sample_data(tmp_path / "data", 300, seed=5)
     fake_openai.responder = responders.copywriter
@@ -254,7 +241,7 @@ def test_members_file_rewritten_mid_run_ends_with_exit_4_and_no_export(tmp_path,
                           "--chunk-size", "8"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while _store_count(out) < 10 and time.monotonic() < deadline and p.poll() is None:
+        while decided_members(out) < 10 and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.05)
         assert p.poll() is None, "the run ended before the file could change"
         cut = b"".join(original.splitlines(keepends=True)[:101])  # rewritten in place: 100 rows left

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,24 +16,13 @@ import pytest
 from contentgen.export import verify
 from contentgen.sample_data import write_sample_data
 from tests import responders
-from tests.util import REPO
+from tests.util import REPO, decided_members
 
 
 def _env(**extra):
     env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
     env.pop("CONTENTGEN_FAILPOINT", None)
     return env
-
-
-def _decided(out) -> int:
-    try:
-        db = sqlite3.connect(f"file:{out / 'run.db'}?mode=ro", uri=True, timeout=1)
-        try:
-            return db.execute("SELECT COUNT(*) FROM members").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _ok_bodies(fake) -> list[str]:
@@ -52,7 +40,7 @@ def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, f
     p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while _decided(out) < 20 and time.monotonic() < deadline and p.poll() is None:
+        while decided_members(out) < 20 and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.05)
         assert p.poll() is None, "the run finished before the signal"
         p.send_signal(sig)
@@ -69,7 +57,7 @@ def test_signal_stops_with_one_line_and_resumes_without_asking_twice(tmp_path, f
     assert "resume with: contentgen run" in lines[0] and "--out" in lines[0]
     assert "secret-key" not in stderr and "--restart" not in lines[0]
     assert not (out / "messages.jsonl").exists()
-    left = 200 - _decided(out)
+    left = 200 - decided_members(out)
     assert left > 0, "the stop left nothing for the resume"
     before = _ok_bodies(fake_openai)
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
