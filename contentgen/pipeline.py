@@ -414,6 +414,7 @@ class Runner:
             paused_msg = res.pause.render() if hasattr(res.pause, "render") else str(res.pause)
             self.pause_code = getattr(res.pause, "exit_code", 3)
         self.window_stats = {"slots": slots, "peak_members_in_flight": res.peak_in_flight,
+                             "found_decided": res.skipped,
                              "commit_every": self.opts.chunk_size, "isolated_errors": work.errors}
         s = cache.stats
         cache_stats = {"lookups": s.lookups, "store_hits": s.hits_store, "inflight_hits": s.hits_inflight,

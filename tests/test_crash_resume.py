@@ -36,3 +36,45 @@ def test_kill9_anywhere_then_resume_exports_every_member_once(tmp_path, fake_ope
     # manifest's usage, over all the processes of the run
     paid = check_paid_once(fake_openai, out, kills=res["kills"])
     assert paid["recorded"] > 0
+
+
+def test_resume_keeps_decided_members_and_decides_only_the_rest(tmp_path, fake_openai):
+    """After a kill, the resumed process finds the members the first one committed and does not decide them
+    again: it plans, prompts and gates only the others (the manifest's ``window.found_decided``), and the
+    committed members' stored records are the ones the first process wrote."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    from contentgen.store import open_run_store
+    from tests.crash import REPO, _cmd
+
+    fake_openai.responder = responders.copywriter
+    paths = write_sample_data(tmp_path / "data", 120, seed=5)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CONTENTGEN_FAILPOINT": "store-commit:50"}
+    p = subprocess.run(_cmd(paths["campaign"], out, fake_openai.base_url), env=env, capture_output=True)
+    assert p.returncode == -signal.SIGKILL, p.stdout.decode(errors="replace")[-2000:]
+    store = open_run_store(out)
+    try:
+        first = {k: t for k, _o, t in store.iter_record_texts()}
+    finally:
+        store.close()
+    assert 0 < len(first) < 120, len(first)
+    asked_before = len(fake_openai.requests)
+    env.pop("CONTENTGEN_FAILPOINT")
+    r = subprocess.run(_cmd(paths["campaign"], out, fake_openai.base_url), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["window"]["found_decided"] == len(first), (m["window"], len(first))
+    # the resumed process looked up answers only for the members it decided (not for the committed ones)
+    assert m["dedup"]["lookups"] <= 3 * (120 - len(first)), (m["dedup"], len(first))
+    store = open_run_store(out)
+    try:
+        after = {k: t for k, _o, t in store.iter_record_texts()}
+    finally:
+        store.close()
+    assert {k: after[k] for k in first} == first
+    assert len(fake_openai.requests) >= asked_before
+    check_exactly_once(paths["members"], out)
