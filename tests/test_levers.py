@@ -252,3 +252,39 @@ def test_levers_through_a_run_and_the_report(tmp_path, fake_openai):
         assert lo <= truth["expected_lever_lift"][g["lever"]]["open_rate"] <= hi
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "Which lever drove it?" in html and "Fairness audit" in html
+
+
+def test_timing_cell_gets_the_offers_valid_on_its_own_delivery_day():
+    """The timing cell is sent at the segment's default hour, so its offers are those valid on that delivery
+    day, not on the day the member's best hour would have delivered it (an offer ending in between must go)."""
+    from contentgen.models import Offer
+    from contentgen.plan import delivery_date
+
+    rich = dict(opt_in_tier=3, churn_risk=0.7, channels=("email",), timezone="America/New_York")
+    probe = Planner(campaign(levers=LeverCells(timing=0.12)), CATALOG, OFFERS)
+    checked = 0
+    for i in range(400):
+        for hour in (2, 60, 100, 150):
+            m = member(member_id=f"M{i}", last_engaged_hour=hour, **rich)
+            if probe.lever_cell(m) != "timing":
+                continue
+            best_day = delivery_date(m, probe.send_at(m))
+            cell_day = delivery_date(m, probe.send_at(m.model_copy(update={"last_engaged_hour": None})))
+            if best_day == cell_day:
+                continue
+            only = lambda oid, day, pid: Offer(offer_id=oid, kind="percent_off", value=10, applies_to=(pid,),  # noqa: E731
+                                               valid_from=day, valid_until=day)
+            offers = [only("ON-BEST-DAY", best_day, "P3"), only("ON-CELL-DAY", cell_day, "P3")]
+            pl = Planner(campaign(levers=LeverCells(timing=0.12)), CATALOG, offers)
+            on = Planner(campaign(), CATALOG, offers)
+            for plan in (pl.plan(m, recs("P3", "P7")), pl.basic_plan(m)):
+                assert plan.lever_cell in ("timing", "")
+                assert delivery_date(plan) == cell_day
+                given = {o.offer_id for o in plan.offers} | {pp.offer.offer_id for pp in plan.products if pp.offer}
+                assert "ON-BEST-DAY" not in given, (hour, best_day, cell_day, given)
+            full = pl.plan(m, recs("P3", "P7"))
+            assert [pp.offer.offer_id for pp in full.products if pp.offer] == ["ON-CELL-DAY"]
+            # all levers on: the member's best hour, and that day's offer
+            assert [pp.offer.offer_id for pp in on.plan(m, recs("P3", "P7")).products if pp.offer] == ["ON-BEST-DAY"]
+            checked += 1
+    assert checked >= 5, checked
