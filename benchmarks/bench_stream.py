@@ -140,6 +140,9 @@ def main() -> None:
     ap.add_argument("--feasible", type=int, default=48, help="(a) the second, CPU-feasible concurrency")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/contentgen-bench-stream"))
     ap.add_argument("--only", choices=["a", "c"], help="run one part (d uses both)")
+    ap.add_argument("--latency", type=float, default=0.3, help="(a) the server's answer time, seconds")
+    ap.add_argument("--tail", type=float, nargs=2, default=(0.05, 4.0), metavar=("SHARE", "SECONDS"),
+                    help="(a) a share of answers that take SECONDS instead (default 0.05 4.0)")
     ap.add_argument("--old", default=OLD, help=f"the commit to compare with (default {OLD}: main before the window)")
     a = ap.parse_args()
     print("$ .venv/bin/python benchmarks/bench_stream.py " + " ".join(sys.argv[1:]))
@@ -150,12 +153,14 @@ def main() -> None:
     try:
         if a.only in (None, "a"):
             camp = sample(a.dir / f"data-{a.window_members}", a.window_members)
-            server = Server(0.3, (0.05, 4.0))
+            lat, tail = a.latency, tuple(a.tail)
+            print(f"(a) server latency {lat} s, {tail[0]:.0%} of answers in {tail[1]} s")
+            server = Server(lat, tail)
             try:
                 for conc in (300, a.feasible):
                     for rep in range(a.repeat):
                         for name in ("old", "new"):
-                            server.reset(0.3, (0.05, 4.0))
+                            server.reset(lat, tail)
                             wall, m = run_engine(trees[name], camp, a.dir / f"out-a-{name}", server.url, conc)
                             st = server.stats()
                             span = (st["last_200_t"] or 0) - (st["first_200_t"] or 0)
@@ -209,7 +214,7 @@ def main() -> None:
         week = 2_300_000 * per_member
         tier5 = 30_000 / 60
         procs = math.ceil(tier5 / rps)
-        print(f"(d) one process sustains {rps:.0f} requests/s while sending (CPU-bound, 0.3 s/4 s latency, "
+        print(f"(d) one process sustains {rps:.0f} requests/s while sending ({a.latency} s/{a.tail[1]} s latency, "
               f"--concurrency 300, first to last request); "
               f"{per_member:.2f} requests per member -> {week:,.0f} requests for 2.3M members. Tier 5 "
               f"({tier5:.0f} requests/s) needs {procs} process(es) to be used fully "
