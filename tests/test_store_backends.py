@@ -152,10 +152,28 @@ def test_an_unreachable_postgres_is_a_clear_error(tmp_path):
     assert "PGPASSWORD" in (e.value.hint or "")
 
 
-def test_the_studio_refuses_a_postgresql_run_folder_with_the_reason(tmp_path, pg_url):
+def test_the_studio_opens_a_postgresql_run_folder(tmp_path, pg_url):
+    """`contentgen serve` on a PostgreSQL run folder: the studio opens the store its store.json names (the
+    URL there has no password), one connection per thread, with the studio's tables migrated (p003_studio)."""
+    import threading
+
     from contentgen.web.app import Studio, StudioConfig
 
     out = tmp_path / "out"
-    open_run_store(out, pg_url).close()
-    with pytest.raises(StoreError, match="the studio serves SQLite run stores only so far"):
-        Studio(StudioConfig(run_dir=out))
+    s = open_run_store(out, pg_url, scope="shard-1-of-2")
+    s.set_meta("campaign_id", "pg-campaign")
+    s.close()
+    studio = Studio(StudioConfig(run_dir=out))
+    try:
+        assert studio.campaign_id == "pg-campaign"
+        assert studio.db.pg and studio.db.scopes == ("shard-0-of-2", "shard-1-of-2")
+        other: list = []
+        t = threading.Thread(target=lambda: other.append(studio.store))
+        t.start()
+        t.join()
+        assert other[0] is not studio.store and other[0].db is not studio.store.db
+        assert "p003_studio" in {r[0] for r in studio.db.execute("SELECT name FROM migrations")}
+    finally:
+        studio.close()
+    with pytest.raises(StoreError, match="no run store here"):
+        Studio(StudioConfig(run_dir=tmp_path))

@@ -7,6 +7,10 @@ dashboard's figures reproduced by the queue links, the audit log and CSV,
 push/SMS/in-app editing, and the copywriter's preview (campaign variants,
 failing text next to its findings, bounded templates). Security is in
 test_web_security.py.
+
+The tests that touch the store run on both backends (``crafted`` and the
+decision-to-export flow: SQLite and PostgreSQL); a sharded PostgreSQL run is
+reviewed in one studio.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from starlette.testclient import TestClient
 
 from contentgen.export import message_hash
 from contentgen.pipeline import reexport
-from contentgen.store import SqliteStore
+from contentgen.store import open_run_store
 from contentgen.web import audit as audit_mod
 from contentgen.web.app import create_app
 from contentgen.web.auth import Accounts
 from contentgen.web.highlight import message_view
-from tests.browser.studio_data import crafted_run, pipeline_run, sign_in, users_file
+from tests.browser.studio_data import crafted_run, pipeline_run, run_sql, sign_in, users_file
 
 BASE = "http://localhost"
 
@@ -43,11 +47,35 @@ def crafted_template(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crafted(request, crafted_template, tmp_path) -> Path:
+    """A private copy of the crafted run (tests record decisions in it), on each backend."""
+    d = tmp_path / "c"
+    if request.param == "sqlite":
+        shutil.copytree(crafted_template, d)
+    else:
+        url = request.getfixturevalue("pg_url")
+        d.mkdir()
+        shutil.copy(crafted_template / "users.yaml", d / "users.yaml")
+        crafted_run(d / "run", 60, url=url)
+    return d
+
+
 @pytest.fixture
-def crafted(crafted_template, tmp_path) -> Path:
-    """A private copy of the crafted run (tests record decisions in it)."""
+def crafted_sqlite(crafted_template, tmp_path) -> Path:
+    """For tests of rendering only: the SQLite copy."""
     shutil.copytree(crafted_template, tmp_path / "c")
     return tmp_path / "c"
+
+
+_opened: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores():
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 def make_client(d: Path, **kw) -> TestClient:
@@ -55,8 +83,18 @@ def make_client(d: Path, **kw) -> TestClient:
     return TestClient(app, base_url=BASE)
 
 
-def store_of(d: Path) -> SqliteStore:
-    return SqliteStore(d / "run" / "run.db")
+def store_of(d: Path):
+    """The run's store (either backend); closed after the test."""
+    store = open_run_store(d / "run")
+    _opened.append(store)
+    return store
+
+
+def sql_of(d: Path):
+    """A connection to the run's store taking ``?`` placeholders on either backend; closed after the test."""
+    store, conn = run_sql(d / "run")
+    _opened.append(store)
+    return conn
 
 
 def queue_ids(html: str) -> list[str]:
@@ -227,7 +265,7 @@ def test_queue_rows_say_what_will_be_sent(crafted):
 def test_queue_filters_and_keyset_pages(crafted):
     c = make_client(crafted)
     sign_in(c)
-    db = store_of(crafted).db
+    db = sql_of(crafted)
     want = {r[0] for r in db.execute("SELECT member_id FROM members WHERE outcome IN "
                                      "('review','rejected','fallback','repaired')")}
     all_q = c.get("/queue?per_page=200").text
@@ -360,10 +398,11 @@ def test_recheck_without_campaign_says_what_to_do(crafted):
 
 
 def test_migrations_are_recorded(crafted):
-    db = store_of(crafted).db
+    db = sql_of(crafted)
     done = {r[0] for r in db.execute("SELECT name FROM migrations")}
-    assert {"m002_studio", "m005_studio_review"} <= done
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert ({"p003_studio"} if db.pg else {"m002_studio", "m005_studio_review"}) <= done
+    names = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables" if db.pg else
+                                      "SELECT name FROM sqlite_master")}
     assert {"studio_variants", "studio_sessions", "studio_queue", "studio_queue_rules", "studio_counts"} <= names
 
 
@@ -407,7 +446,10 @@ def real(pipeline_template, tmp_path):
 
 
 def member_where(d: Path, sql: str) -> str:
-    row = store_of(d).db.execute(f"SELECT m.member_key FROM members m WHERE {sql} ORDER BY m.seq").fetchone()
+    db = sql_of(d)
+    if db.pg:
+        sql = sql.replace(EMAIL, "(m.record::jsonb ->> 'channel') = 'email'")
+    row = db.execute(f"SELECT m.member_key FROM members m WHERE {sql} ORDER BY m.seq").fetchone()
     assert row, sql
     return row[0]
 
@@ -419,7 +461,7 @@ def test_detail_opens_on_the_failing_model_text_with_its_findings(real):
     d, c, _ = real
     sign_in(c, "rita")
     key = member_where(d, f"m.outcome = 'fallback' AND {EMAIL}")
-    attempts = store_of(d).db.execute("SELECT n, response, findings FROM attempts WHERE member_key=? AND "
+    attempts = sql_of(d).execute("SELECT n, response, findings FROM attempts WHERE member_key=? AND "
                                       "kind != 'fallback' ORDER BY n", (key,)).fetchall()
     last_n, response, findings = attempts[-1]
     page = c.get(f"/review/{key}").text
@@ -441,7 +483,7 @@ def test_engine_lines_are_not_editable_and_a_price_edit_needs_an_override(real):
                           "'$.message.body') LIKE '%$%'")
     page = c.get(f"/review/{key}").text
     form = form_of(page)
-    rec = json.loads(store_of(d).db.execute("SELECT record FROM members WHERE member_key=?", (key,)).fetchone()[0])
+    rec = json.loads(sql_of(d).execute("SELECT record FROM members WHERE member_key=?", (key,)).fetchone()[0])
     price_lines = [ln for ln in rec["message"]["body"].split("\n") if "$" in ln]
     assert price_lines and not any(ln in form["body"] for ln in price_lines)  # not in the editable words
     assert all(H.escape(ln, quote=False) in page.split('class="frame"', 1)[1] for ln in price_lines[:1])
@@ -580,7 +622,7 @@ def test_preview_offers_the_campaigns_variants_and_shows_failing_text(real, monk
     failed = r.text.split('class="failedtext"', 1)[1].split("</ol>", 1)[0]
     assert 'data-rule="compliance.' in failed  # its findings, marked in the text and listed
     assert "The fallback the member would get" in r.text
-    db = store_of(d).db
+    db = sql_of(d)
     prompts = [json.loads(x)["prompt"] for (x,) in db.execute("SELECT result FROM studio_previews")]
     warm = (Path("prompts") / "message_warm.j2").read_text()
     assert len(prompts) == 2 and prompts[0] != prompts[1]
@@ -611,7 +653,7 @@ def test_preview_compares_variants_and_saves_them(real):
     assert re.search(r"/preview/c/\d+$", str(r.url))
     assert r.text.count('class="cmp-cell"') == 4
     assert r.text.count('sandbox=""') >= 2 and "Why was this recommended?" in r.text
-    db = store_of(d).db
+    db = sql_of(d)
     rows = db.execute("SELECT variant_id, member_id, prompt_tokens FROM studio_previews").fetchall()
     assert len(rows) == 4 and all(pt > 0 for *_, pt in rows)
     assert "warm" in c.get("/preview/history").text

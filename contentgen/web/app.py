@@ -39,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import StoreError
+from ..store import open_run_store
 from . import auth
 from ..store.studio_db import StudioDB
 from .highlight import highlight, message_view
@@ -87,8 +88,6 @@ class Studio:
         """This thread's run store (a ``RunStore``; its own connection)."""
         s = getattr(self._local, "store", None)
         if s is None:
-            from ..store import open_run_store
-
             s = open_run_store(self.run_dir)
             self._local.store = s
             self._local.sdb = StudioDB(s.studio_conn())
