@@ -310,7 +310,7 @@ class _StoreCollector:
     error findings by rule, and the manifest's tokens and spend."""
 
     def __init__(self, store: Callable[[], Any], run_dir: Path):
-        self.store = store  # () -> the run store (the studio's per-thread connection)
+        self.store = store  # () -> the run's counts (the studio's StudioDB on its per-thread connection)
         self.run_dir = Path(run_dir)
 
     def collect(self):

@@ -706,3 +706,85 @@ def test_the_member_index_serves_input_rows_without_reading_the_files(real, monk
         (want.member, want.recommendations, want.recently_bought, want.returned, want.seq)
     page = c.get(f"/review/{key}").text
     assert verdict_of(page) == "fail" and 'name="body"' in page
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL, sharded
+
+
+def test_a_sharded_postgresql_run_is_reviewed_in_one_studio_and_decisions_reach_the_merged_export(
+        tmp_path, fake_openai, pg_url):
+    """Two shards of one run on one PostgreSQL database: the studio of either shard's folder shows every
+    member of the run (queue, dashboard, detail); a rejection of a shard-1 member and an edited approval of a
+    shard-0 member, both made in the studio of shard 0, change the merged export once each shard re-exports."""
+    from click.testing import CliRunner
+
+    from contentgen.cli import cli
+    from contentgen.export import verify
+
+    shards = [pipeline_run(tmp_path, fake_openai, 40, store=pg_url, shard=(i, 2), out=tmp_path / f"shard{i}")
+              for i in range(2)]
+    campaign = shards[0][1]
+    users_file(tmp_path / "users.yaml")
+
+    def merged(name: str) -> dict[str, dict]:
+        r = CliRunner().invoke(cli, ["merge", str(tmp_path / name), str(tmp_path / "shard0"), str(tmp_path / "shard1")])
+        assert r.exit_code == 0, r.output
+        verify(tmp_path / name)
+        return {json.loads(x)["member_id"]: json.loads(x) for x in (tmp_path / name / "messages.jsonl").open()}
+
+    before = merged("merged-before")
+    # (one channel, no variants: a member's key is its id)
+    by_shard = [{json.loads(x)["member_id"]: json.loads(x) for x in (tmp_path / f"shard{i}" / "messages.jsonl").open()}
+                for i in range(2)]
+    assert by_shard[0] and by_shard[1] and not set(by_shard[0]) & set(by_shard[1])
+
+    app = create_app(tmp_path / "shard0", accounts=Accounts.load(tmp_path / "users.yaml"), campaign_path=campaign,
+                     base_url=fake_openai.base_url, api_key="test")
+    c = TestClient(app, base_url=BASE)
+    try:
+        token = sign_in(c, "rita")
+        queued = {k for k, r in before.items() if r["outcome"] in ("review", "rejected", "fallback", "repaired")}
+        shown = queue_ids(c.get("/queue?per_page=200").text)
+        assert set(shown) == queued and queued & set(by_shard[0]) and queued & set(by_shard[1])
+        assert total_of(c.get("/queue").text) == len(queued)
+        # a member of shard 1 that the run sends: rejected in shard 0's studio
+        k1 = next(k for k in sorted(queued & set(by_shard[1])) if before[k]["send"])
+        assert c.get(f"/review/{k1}").status_code == 200
+        r = c.post(f"/review/{k1}/decide", data={"csrf": token, "action": "reject", "basis": "record",
+                                                  "reason": "the tone is wrong for this member"},
+                   follow_redirects=False)
+        assert r.status_code == 303
+        # a failing e-mail of shard 0: rewritten, re-checked and approved
+        k0 = next(k for k in sorted(queued & set(by_shard[0]))
+                  if before[k]["outcome"] in ("fallback", "rejected") and before[k]["channel"] == "email")
+        form = form_of(c.get(f"/review/{k0}").text)
+        edited = {**form, "csrf": token, "subject": "A few picks for the weeks ahead",
+                  "preheader": "Useful things for the season",
+                  "body": "We picked a few useful things for the season ahead. Have a look when you have a minute."}
+        page = c.get(c.post(f"/review/{k0}/check", data=edited, follow_redirects=False).headers["location"]).text
+        assert verdict_of(page) == "pass"
+        r = c.post(f"/review/{k0}/decide", data={**form_of(page), "csrf": token, "action": "approve",
+                                                  "reason": "rewritten without tracking language"},
+                   follow_redirects=False)
+        assert r.status_code == 303
+        assert set(queue_ids(c.get("/queue?status=decided").text)) == {k0, k1}
+        audit = c.get("/audit").text
+        assert k1 in audit and k0 in audit
+        assert c.get("/dashboard").status_code == 200
+        metrics = c.get("/metrics").text  # the run's figures, both shards
+        members = sum(float(m) for m in re.findall(r'^contentgen_run_members\{outcome="\w+"\} (\S+)$', metrics, re.M))
+        assert members == len(before)
+        assert 'contentgen_review_decisions_total{action="reject"} 1.0' in metrics
+    finally:
+        c.app.state.studio.close()
+    # each decision is in its member's shard: that shard's export applies it
+    for i in range(2):
+        r = CliRunner().invoke(cli, ["export", str(tmp_path / f"shard{i}")])
+        assert r.exit_code == 0, r.output
+    after = merged("merged-after")
+    assert set(after) == set(before)
+    assert after[k1]["outcome"] == "rejected" and after[k1]["send"] is False and after[k1]["review"]["action"] == "reject"
+    assert after[k0]["outcome"] == "approved" and after[k0]["send"] is True
+    assert after[k0]["message"]["subject"] == "A few picks for the weeks ahead"
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {k0, k1}

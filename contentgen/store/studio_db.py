@@ -178,6 +178,24 @@ class StudioDB:
     def decision_total(self) -> int:
         return sum(self.decision_counts().values())
 
+    # -- the run's figures for /metrics (the run store's counts, over every shard of the run)
+    def counts(self) -> dict[str, int]:
+        s, sa = self._s()
+        return {o: int(n) for o, n in self.c.execute(
+            f"SELECT outcome, COUNT(*) FROM members WHERE 1 = 1{s} GROUP BY outcome", sa)}
+
+    def top_rules(self, limit: int = 10) -> list[tuple[str, str, int]]:
+        s, sa = self._s()
+        return [(r, g, int(n)) for r, g, n in self.c.execute(
+            f"SELECT rule_id, gate, COUNT(*) FROM findings WHERE severity = 'error'{s} GROUP BY rule_id, gate "
+            "ORDER BY 3 DESC, 1 LIMIT ?", (*sa, limit))]
+
+    def iter_decisions(self) -> Iterator[dict[str, Any]]:
+        s, sa = self._s()
+        for i, key, reviewer, action in self.c.execute(
+                f"SELECT id, member_key, reviewer, action FROM decisions WHERE 1 = 1{s} ORDER BY id", sa).fetchall():
+            yield {"id": i, "member_key": key, "reviewer": reviewer, "action": action}
+
     # -- sessions
     def session_create(self, token_hash: str, username: str, csrf: str, password_fp: str, *, client: str = "",
                        user_agent: str = "") -> None:

@@ -81,7 +81,8 @@ class Studio:
         self.campaign_id = self.sdb.meta("campaign_id") or self.run_dir.name  # migrates once, now
         from ..metrics import studio_metrics
 
-        self.metrics = studio_metrics(lambda: self.store, self.run_dir)  # GET /metrics (Prometheus)
+        # GET /metrics (Prometheus): the run's figures over every shard the studio shows
+        self.metrics = studio_metrics(lambda: self.sdb, self.run_dir)
 
     @property
     def store(self) -> Any:
