@@ -173,6 +173,14 @@ def test_the_studio_opens_a_postgresql_run_folder(tmp_path, pg_url):
         t.join()
         assert other[0] is not studio.store and other[0].db is not studio.store.db
         assert "p003_studio" in {r[0] for r in studio.db.execute("SELECT name FROM migrations")}
+        # a connection the server drops (restart, failover) is replaced on this thread's next request
+        import psycopg
+
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (studio.store.db.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            studio.sdb.meta("campaign_id")
+        assert studio.sdb.meta("campaign_id") == "pg-campaign"
     finally:
         studio.close()
     with pytest.raises(StoreError, match="no run store here"):

@@ -788,3 +788,49 @@ def test_a_sharded_postgresql_run_is_reviewed_in_one_studio_and_decisions_reach_
     assert after[k0]["message"]["subject"] == "A few picks for the weeks ahead"
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {k0, k1}
+
+
+def test_contentgen_serve_on_a_postgresql_run_folder(tmp_path, pg_url):
+    """The command itself: `contentgen serve RUN_DIR` on a folder whose store.json points at PostgreSQL serves
+    the queue (a real uvicorn in a child process, stopped and reaped here)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.browser.studio_data import PASSWORD, csrf_of, free_port
+    from tests.util import REPO
+
+    crafted_run(tmp_path / "run", 20, url=pg_url)
+    users_file(tmp_path / "users.yaml")
+    assert (tmp_path / "run" / "store.json").exists() and not (tmp_path / "run" / "run.db").exists()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "contentgen.cli", "serve", str(tmp_path / "run"), "--port",
+                             str(port), "--users", str(tmp_path / "users.yaml")], cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/login", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=20, follow_redirects=True) as hc:
+            tok = csrf_of(hc.get("/login").text)
+            r = hc.post("/login", data={"csrf": tok, "username": "rita", "password": PASSWORD})
+            assert r.status_code == 200 and r.url.path == "/queue"
+            assert "M000000" in queue_ids(r.text) and total_of(r.text) > 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

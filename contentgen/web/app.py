@@ -88,6 +88,11 @@ class Studio:
     def store(self) -> Any:
         """This thread's run store (a ``RunStore``; its own connection)."""
         s = getattr(self._local, "store", None)
+        if s is not None and getattr(s.db, "broken", False):  # a PostgreSQL connection the server dropped
+            with self._lock:
+                self._stores = [x for x in self._stores if x is not s]
+            s.close()
+            s = None
         if s is None:
             s = open_run_store(self.run_dir)
             self._local.store = s
