@@ -770,6 +770,7 @@ def test_a_sharded_postgresql_run_is_reviewed_in_one_studio_and_decisions_reach_
         assert set(queue_ids(c.get("/queue?status=decided").text)) == {k0, k1}
         audit = c.get("/audit").text
         assert k1 in audit and k0 in audit
+        assert 'id="shards"' in audit and "shard-0-of-2" in audit and "Re-export this shard" in audit
         assert c.get("/dashboard").status_code == 200
         metrics = c.get("/metrics").text  # the run's figures, both shards
         members = sum(float(m) for m in re.findall(r'^contentgen_run_members\{outcome="\w+"\} (\S+)$', metrics, re.M))

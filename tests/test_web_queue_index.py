@@ -175,7 +175,6 @@ def test_postgres_backfills_the_studio_tables_of_a_store_written_before_them(pg_
                   "studio_previews"):
             stores[0].db.execute(f"DROP TABLE {t}")
         stores[0].db.execute("DROP INDEX studio_members_updated")
-        stores[0].db.execute("DROP INDEX studio_members_key")
     for s in stores:
         s.close()
     store = open_store(pg_url, scope="shard-1-of-2")

@@ -50,6 +50,13 @@ class SqliteConn:
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         return int(self.raw.execute(sql, params).lastrowid)
 
+    def insert_rows(self, table: str, cols: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]],
+                    tail: str = "") -> None:
+        """INSERT every row of ``rows`` (``types``: the columns' PostgreSQL types; ``tail``: ON CONFLICT ...)."""
+        if rows:
+            self.raw.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
+                                 f"{tail}", rows)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[SqliteConn]:
         if self.raw.in_transaction:  # already inside the caller's (the run's save)
@@ -121,6 +128,16 @@ class PgConn:
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         return int(self.raw.execute(self._t(sql + " RETURNING id"), tuple(params)).fetchone()[0])
+
+    def insert_rows(self, table: str, cols: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]],
+                    tail: str = "") -> None:
+        """One statement for all ``rows``: the columns travel as arrays and ``unnest`` turns them back into rows
+        (a chunk's hundreds of rows in one round trip and one plan, instead of a statement per row)."""
+        if not rows:
+            return
+        arrays = [list(col) for col in zip(*rows)]
+        unnest = ", ".join(f"%s::{t}[]" for t in types)
+        self.raw.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM unnest({unnest}) {tail}", arrays)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConn]:

@@ -161,25 +161,24 @@ def _bump(deltas: Counter, st: MemberState, sign: int) -> None:
         deltas[(dim, value, st.outcome, st.segment, st.tier, st.decided)] += sign
 
 
-_DIMS = "dim, value, outcome, segment, tier, decided"
+_DIMS = ("dim", "value", "outcome", "segment", "tier", "decided")
+_QTYPES = ("text", "bigint", "text", "text", "text", "integer", "text", "integer", "text", "integer", "integer",
+           "integer", "integer", "text", "text")  # _QCOLS' PostgreSQL types
+_RCOLS = ("member_key", "rule_id", "gate", "severity", "seq", "member_id", "n_errors", "outcome", "segment", "tier",
+          "decided")
+_RTYPES = ("text", "text", "text", "integer", "bigint", "text", "integer", "text", "text", "integer", "integer")
+
+
+def _sc(c: Conn, cols: Sequence[str], types: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Column names and types with the scope column in front where rows carry one."""
+    return (["scope", *cols], ["text", *types]) if c.scol else (list(cols), list(types))
 
 
 def _apply(c: Conn, deltas: Counter) -> None:
     rows = [c.sval((*k, n)) for k, n in deltas.items() if n]
-    if rows:
-        c.executemany(f"INSERT INTO studio_counts ({c.scol}{_DIMS}, n) VALUES ({c.scol and '?,'}?,?,?,?,?,?,?) "
-                      f"ON CONFLICT ({c.scol}{_DIMS}) DO UPDATE SET n = studio_counts.n + excluded.n", rows)
-
-
-def _upsert_q(c: Conn) -> str:
-    return (f"INSERT INTO studio_queue ({c.scol}{', '.join(_QCOLS)}) VALUES "
-            f"({c.scol and '?,'}{','.join('?' * len(_QCOLS))}) ON CONFLICT ({c.scol}member_key) DO UPDATE SET "
-            + ", ".join(f"{col} = excluded.{col}" for col in _QCOLS[1:]))
-
-
-def _insert_r(c: Conn) -> str:
-    return (f"INSERT INTO studio_queue_rules ({c.scol}member_key, rule_id, gate, severity, seq, member_id, n_errors, "
-            f"outcome, segment, tier, decided) VALUES ({c.scol and '?,'}?,?,?,?,?,?,?,?,?,?,?)")
+    cols, types = _sc(c, (*_DIMS, "n"), ("text", "text", "text", "text", "integer", "integer", "integer"))
+    c.insert_rows("studio_counts", cols, types, rows,
+                  f"ON CONFLICT ({c.scol}{', '.join(_DIMS)}) DO UPDATE SET n = studio_counts.n + excluded.n")
 
 
 def _rule_rows(c: Conn, st: MemberState) -> list[tuple]:
@@ -210,8 +209,12 @@ def on_save(db: Any, rows: Sequence[dict[str, Any]]) -> None:
         states[key] = st
     if drop:
         c.executemany(f"DELETE FROM studio_queue_rules WHERE {c.scol and 'scope = ? AND '}member_key = ?", drop)
-    c.executemany(_upsert_q(c), [c.sval(st.row()) for st in states.values()])
-    c.executemany(_insert_r(c), [x for st in states.values() for x in _rule_rows(c, st)])
+    cols, types = _sc(c, _QCOLS, _QTYPES)
+    c.insert_rows("studio_queue", cols, types, [c.sval(st.row()) for st in states.values()],
+                  f"ON CONFLICT ({c.scol}member_key) DO UPDATE SET "
+                  + ", ".join(f"{col} = excluded.{col}" for col in _QCOLS[1:]))
+    cols, types = _sc(c, _RCOLS, _RTYPES)
+    c.insert_rows("studio_queue_rules", cols, types, [x for st in states.values() for x in _rule_rows(c, st)])
     rules = {(rule, gate) for st in states.values() for rule, (gate, _s) in st.rules.items()}
     if rules:
         c.executemany("INSERT INTO studio_rules (rule_id, gate) VALUES (?, ?) ON CONFLICT (rule_id) DO NOTHING",

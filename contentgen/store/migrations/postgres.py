@@ -172,7 +172,6 @@ CREATE INDEX studio_queue_seq ON studio_queue(seq, scope);
 CREATE INDEX studio_queue_member ON studio_queue(member_id, seq);
 CREATE INDEX studio_queue_errors ON studio_queue(n_errors, seq);
 CREATE INDEX studio_queue_filter ON studio_queue(outcome, segment, tier, decided, seq);
-CREATE INDEX studio_queue_key ON studio_queue(member_key);
 CREATE TABLE studio_queue_rules (
     scope TEXT NOT NULL,
     member_key TEXT COLLATE "C" NOT NULL,
@@ -191,7 +190,6 @@ CREATE TABLE studio_queue_rules (
 CREATE INDEX studio_rules_seq ON studio_queue_rules(rule_id, seq);
 CREATE INDEX studio_rules_member ON studio_queue_rules(rule_id, member_id, seq);
 CREATE INDEX studio_rules_errors ON studio_queue_rules(rule_id, n_errors, seq);
-CREATE INDEX studio_rules_key ON studio_queue_rules(member_key);
 CREATE TABLE studio_rules (rule_id TEXT COLLATE "C" PRIMARY KEY, gate TEXT NOT NULL);
 CREATE TABLE studio_member_rows (member_id TEXT PRIMARY KEY, row TEXT NOT NULL);
 CREATE TABLE studio_counts (
@@ -206,7 +204,6 @@ CREATE TABLE studio_counts (
     PRIMARY KEY (scope, dim, value, outcome, segment, tier, decided)
 );
 CREATE INDEX studio_members_updated ON members(updated_at);
-CREATE INDEX studio_members_key ON members(member_key);
 """
 
 
