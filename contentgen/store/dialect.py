@@ -74,6 +74,9 @@ class SqliteConn:
     def lock_scope(self) -> None:  # BEGIN IMMEDIATE already holds the write lock
         pass
 
+    def lock_key(self, name: str) -> None:
+        pass
+
     def at(self, scope: str) -> SqliteConn:
         return self
 
@@ -147,7 +150,12 @@ class PgConn:
     def lock_scope(self) -> None:
         """Serialize writers of the queue aggregates of the write scope until the transaction ends (what
         SQLite's write lock does): a run's save and a reviewer's decision on that shard never interleave."""
-        self.raw.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (0x71756575, self.scope))
+        self.lock_key(self.scope)
+
+    def lock_key(self, name: str, space: int = 0x71756575) -> None:
+        """Serialize this transaction with others that lock ``name`` (a read-then-write, like SQLite's
+        write lock), until it ends."""
+        self.raw.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (space, name))
 
     def at(self, scope: str) -> PgConn:
         c = PgConn(self.raw, scope, self.scopes)

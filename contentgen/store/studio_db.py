@@ -265,6 +265,7 @@ class StudioDB:
     def login_failed(self, subject: str, now: float, *, limit: int, window: float, lock_for: float) -> float | None:
         """Count a failure; returns the lock's end when this one reaches ``limit`` within ``window``."""
         with self.c.transaction():
+            self.c.lock_key("login:" + subject)  # two failures at once both count
             row = self.c.execute("SELECT failures, first_at FROM studio_login_failures WHERE subject = ?",
                                   (subject,)).fetchone()
             if row is None or now - row[1] > window:
