@@ -47,7 +47,7 @@ import httpx  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from contentgen.store import SqliteStore  # noqa: E402
-from contentgen.web import queue_index as QI  # noqa: E402
+from contentgen.store import queue_index as QI  # noqa: E402
 from contentgen.web.app import create_app  # noqa: E402
 from contentgen.web.auth import Accounts, hash_password  # noqa: E402
 from contentgen.web.queue import encode_cursor  # noqa: E402
@@ -227,7 +227,7 @@ def new_sql(db, name: str, popular: str, n: int):
         return QI.page_keys(db, f, limit=50, matches=QI.count(db, f)[0])
     if name == "rule filter count":
         return QI.count(db, QI.Filter(rule=popular))
-    from contentgen.web.db import StudioDB
+    from contentgen.store.studio_db import StudioDB
 
     return dashboard.data(db, StudioDB(db), Path("/nonexistent"))
 
@@ -310,9 +310,12 @@ def reviewers(base: str, names: list[str], rules: list[str], rounds: int) -> dic
     return lat
 
 
-def save_cost(members: int = 6000, chunk: int = 250, repeat: int = 3) -> None:
+def save_cost(members: int = 6000, chunk: int = 250, repeat: int = 3, pg_url: str | None = None) -> None:
     """What keeping the aggregates costs the run: save_members with and without queue_index.on_save,
-    fresh stores, interleaved."""
+    fresh stores (PostgreSQL: a fresh scope of one database), interleaved; SQLite, and PostgreSQL when
+    ``pg_url`` is given."""
+    import uuid
+
     from contentgen import store as store_mod
 
     rng = random.Random(3)
@@ -333,24 +336,29 @@ def save_cost(members: int = 6000, chunk: int = 250, repeat: int = 3) -> None:
 
     batches = [rows(lo, min(lo + chunk, members)) for lo in range(0, members, chunk)]
     real = store_mod.queue_index.on_save
-    times: dict[str, list[float]] = {"with aggregates": [], "without": []}
+    backends = ["sqlite"] + (["postgresql"] if pg_url else [])
+    labels = [(b, a) for b in backends for a in ("with aggregates", "without")]
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in labels}
     for _ in range(repeat):
-        for label in ("with aggregates", "without"):
+        for backend, label in labels:
             with tempfile.TemporaryDirectory() as tmp:
-                st = SqliteStore(Path(tmp) / "run.db")
+                st = (SqliteStore(Path(tmp) / "run.db") if backend == "sqlite"
+                      else store_mod.open_store(pg_url, scope=f"bench-{uuid.uuid4().hex[:8]}"))
                 store_mod.queue_index.on_save = real if label == "with aggregates" else (lambda db, rows: None)
                 try:
                     t = time.perf_counter()
                     for b in batches:
                         st.save_members(b)
-                    times[label].append((time.perf_counter() - t) * 1000 * 1000 / members)
+                    times[(backend, label)].append((time.perf_counter() - t) * 1000 * 1000 / members)
                 finally:
                     store_mod.queue_index.on_save = real
                     st.close()
-    w, wo = statistics.median(times["with aggregates"]), statistics.median(times["without"])
-    print(f"\nsave_members, {members:,} members in chunks of {chunk} (ms per 1,000 members, median of {repeat}): "
-          f"with aggregates {w:.0f} ms [{min(times['with aggregates']):.0f}-{max(times['with aggregates']):.0f}], "
-          f"without {wo:.0f} ms [{min(times['without']):.0f}-{max(times['without']):.0f}]: x{w / wo:.2f}")
+    for backend in backends:
+        w, wo = (times[(backend, "with aggregates")], times[(backend, "without")])
+        mw, mwo = statistics.median(w), statistics.median(wo)
+        print(f"\nsave_members on {backend}, {members:,} members in chunks of {chunk} (ms per 1,000 members, "
+              f"median of {repeat}): with aggregates {mw:.0f} ms [{min(w):.0f}-{max(w):.0f}], "
+              f"without {mwo:.0f} ms [{min(wo):.0f}-{max(wo):.0f}]: x{mw / mwo:.2f}")
 
 
 def main() -> None:
@@ -360,9 +368,23 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=25, help="decisions per reviewer in the concurrency test")
     ap.add_argument("--keep", type=Path, help="build the store here (and keep it) instead of a temp folder")
     ap.add_argument("--save-cost-only", action="store_true", help="only what the aggregates cost the run's saves")
+    ap.add_argument("--pg", action="store_true", help="the save cost on PostgreSQL too (a throwaway cluster on "
+                                                      "loopback, tests/pg.py)")
     args = ap.parse_args()
     print("command: " + " ".join([Path(sys.executable).name, *sys.argv]))
-    save_cost()
+    if args.pg:
+        from tests.pg import PgCluster
+
+        cluster = PgCluster()
+        if cluster.why_not:
+            raise SystemExit(f"--pg: {cluster.why_not}")
+        try:
+            cluster.start()
+            save_cost(pg_url=cluster.new_database())
+        finally:
+            cluster.stop()
+    else:
+        save_cost()
     if args.save_cost_only:
         return
     with tempfile.TemporaryDirectory() as tmp:

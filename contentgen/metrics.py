@@ -20,7 +20,8 @@ committed to the run store, so a resumed run never counts a member twice),
 client), ``llm_completions_total{source=model|cache}``, ``llm_tokens_total{kind}``,
 ``llm_cost_usd_total``, ``members_in_flight``, ``llm_requests_in_flight``,
 ``gate_findings_total{rule_id,gate,severity}``, ``stage_seconds{stage}`` and
-``llm_request_seconds`` histograms, ``run_members_expected`` and ``run_info``.
+``llm_request_seconds`` histograms, ``run_members_expected`` and ``run_info``. With ``--batch``, the Batch API's answers
+count in the same requests, tokens and cost families (``attach(batch=runner)``).
 """
 
 from __future__ import annotations
@@ -85,6 +86,30 @@ class _ClientCollector:
 
     def describe(self):
         return []
+
+
+class _BatchStats:
+    """A ``BatchRunner``'s answers in ``ClientStats``' shape, read at scrape time: each answered request is one
+    request; its tokens as the provider reported them."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    def __getattr__(self, name: str) -> int:
+        if name in ("requests", "prompt_tokens", "completion_tokens", "cached_tokens"):
+            return int(self.runner.usage.get(name, 0) or 0)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return 0  # 429s, retries, timeouts: the Batch API's own, not the live client's
+
+
+def _discounted(price: Any, discount: float) -> Any:
+    if price is None:
+        return None
+    from types import SimpleNamespace
+
+    return SimpleNamespace(input=price.input * discount, cached_input=price.cached_input * discount,
+                           output=price.output * discount)
 
 
 def tracer_provider_from_env() -> Any | None:
@@ -196,8 +221,13 @@ class RunMetrics:
     # ---------------------------------------------------------------- wiring
 
     def attach(self, *, client: Any = None, cache: Any = None, price: Any = None, model: str | None = None,
-               campaign_id: str | None = None, expected: int | None = None) -> None:
-        """What the run is made of: its LLM client (counters read at scrape time), prices, model, size."""
+               campaign_id: str | None = None, expected: int | None = None, batch: Any = None,
+               batch_discount: float = 1.0) -> None:
+        """What the run is made of: its LLM client (counters read at scrape time), prices, model, size;
+        ``batch``: the Batch API runner of ``--batch`` (its answers counted as requests, tokens and spend at
+        ``price`` times ``batch_discount``, like the manifest's ``cost_usd``)."""
+        if batch is not None:
+            self._clients.add(_BatchStats(batch), _discounted(price, batch_discount))
         if campaign_id is not None:
             self.campaign_id = campaign_id
         if expected is not None:
@@ -310,7 +340,7 @@ class _StoreCollector:
     error findings by rule, and the manifest's tokens and spend."""
 
     def __init__(self, store: Callable[[], Any], run_dir: Path):
-        self.store = store  # () -> the run store (the studio's per-thread connection)
+        self.store = store  # () -> the run's counts (the studio's StudioDB on its per-thread connection)
         self.run_dir = Path(run_dir)
 
     def collect(self):

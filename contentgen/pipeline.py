@@ -444,6 +444,8 @@ class Runner:
         c = self.campaign
         runner = BatchRunner(store, client, model=model, params=params, out_dir=self.out,
                              poll_s=self.opts.batch_poll_s, log=lambda s: print(s, file=sys.stderr))
+        # metrics: the batch's answers as requests, tokens and spend (at the batch discount)
+        self.metrics.attach(batch=runner, price=c.price_for(model), batch_discount=c.batch_discount)
 
         def items():
             rows = iter_members(c.inputs.members, c.inputs.recommendations, catalog,

@@ -68,3 +68,14 @@ def store_url(request) -> str | None:
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request, _pg_cluster) -> str | None:
+    """Each backend in turn for a module: None (SQLite) and one PostgreSQL database the module shares
+    (tests on it use their own scopes or clean up)."""
+    if request.param == "sqlite":
+        return None
+    if _pg_cluster.why_not:
+        pytest.skip(_pg_cluster.why_not)
+    return _pg_cluster.new_database()

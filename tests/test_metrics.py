@@ -134,6 +134,30 @@ def test_counts_agree_with_the_manifest(data, tmp_path, fake_openai):
     assert value(m, "contentgen_members_in_flight") == 0 and value(m, "contentgen_llm_requests_in_flight") == 0
 
 
+def test_batch_mode_counts_the_same_metrics(tmp_path, fake_openai):
+    """--batch: members by outcome as committed, and the batch's answers in the same requests, tokens and
+    spend families as live answers, so a scrape agrees with the manifest (live + batch usage, total cost)."""
+    paths = write_sample_data(tmp_path / "data", 40, seed=4, bad_rows=False)
+    fake_openai.responder = responders.bad_then_good  # first attempts from the batch fail: repairs go live
+    fake_openai.batch_delay_s = 0.2
+    metrics = RunMetrics()
+    res = run_campaign(paths["campaign"], RunOptions(out=tmp_path / "out", base_url=fake_openai.base_url,
+                                                     api_key="k", model="gpt-4o-mini", batch=True,
+                                                     batch_poll_s=0.1, metrics=metrics))
+    assert res.status == "complete", res.message
+    m = samples(metrics.exposition().decode())
+    man = res.manifest
+    batch = man["batch"]["usage"]
+    assert batch["requests"] > 0 and man["llm"]["requests"] > 0  # both paths answered something
+    assert {o: int(value(m, "contentgen_members_total", outcome=o)) for o in man["counts"]} == man["counts"]
+    assert value(m, "contentgen_llm_requests_total") == man["llm"]["requests"] + batch["requests"]
+    assert value(m, "contentgen_llm_tokens_total", kind="prompt") == \
+        man["usage"]["prompt_tokens"] + batch["prompt_tokens"]
+    assert value(m, "contentgen_llm_tokens_total", kind="completion") == \
+        man["usage"]["completion_tokens"] + batch["completion_tokens"]
+    assert man["cost_usd"] and value(m, "contentgen_llm_cost_usd_total") == pytest.approx(man["cost_usd"], abs=1e-6)
+
+
 def test_otel_spans_per_member_stage_in_memory(data, tmp_path, fake_openai):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor

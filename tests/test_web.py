@@ -7,6 +7,10 @@ dashboard's figures reproduced by the queue links, the audit log and CSV,
 push/SMS/in-app editing, and the copywriter's preview (campaign variants,
 failing text next to its findings, bounded templates). Security is in
 test_web_security.py.
+
+The tests that touch the store run on both backends (``crafted`` and the
+decision-to-export flow: SQLite and PostgreSQL); a sharded PostgreSQL run is
+reviewed in one studio.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from starlette.testclient import TestClient
 
 from contentgen.export import message_hash
 from contentgen.pipeline import reexport
-from contentgen.store import SqliteStore
+from contentgen.store import open_run_store
 from contentgen.web import audit as audit_mod
 from contentgen.web.app import create_app
 from contentgen.web.auth import Accounts
 from contentgen.web.highlight import message_view
-from tests.browser.studio_data import crafted_run, pipeline_run, sign_in, users_file
+from tests.browser.studio_data import crafted_run, pipeline_run, run_sql, sign_in, users_file
 
 BASE = "http://localhost"
 
@@ -43,11 +47,35 @@ def crafted_template(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crafted(request, crafted_template, tmp_path) -> Path:
+    """A private copy of the crafted run (tests record decisions in it), on each backend."""
+    d = tmp_path / "c"
+    if request.param == "sqlite":
+        shutil.copytree(crafted_template, d)
+    else:
+        url = request.getfixturevalue("pg_url")
+        d.mkdir()
+        shutil.copy(crafted_template / "users.yaml", d / "users.yaml")
+        crafted_run(d / "run", 60, url=url)
+    return d
+
+
 @pytest.fixture
-def crafted(crafted_template, tmp_path) -> Path:
-    """A private copy of the crafted run (tests record decisions in it)."""
+def crafted_sqlite(crafted_template, tmp_path) -> Path:
+    """For tests of rendering only: the SQLite copy."""
     shutil.copytree(crafted_template, tmp_path / "c")
     return tmp_path / "c"
+
+
+_opened: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores():
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 def make_client(d: Path, **kw) -> TestClient:
@@ -55,8 +83,18 @@ def make_client(d: Path, **kw) -> TestClient:
     return TestClient(app, base_url=BASE)
 
 
-def store_of(d: Path) -> SqliteStore:
-    return SqliteStore(d / "run" / "run.db")
+def store_of(d: Path):
+    """The run's store (either backend); closed after the test."""
+    store = open_run_store(d / "run")
+    _opened.append(store)
+    return store
+
+
+def sql_of(d: Path):
+    """A connection to the run's store taking ``?`` placeholders on either backend; closed after the test."""
+    store, conn = run_sql(d / "run")
+    _opened.append(store)
+    return conn
 
 
 def queue_ids(html: str) -> list[str]:
@@ -227,7 +265,7 @@ def test_queue_rows_say_what_will_be_sent(crafted):
 def test_queue_filters_and_keyset_pages(crafted):
     c = make_client(crafted)
     sign_in(c)
-    db = store_of(crafted).db
+    db = sql_of(crafted)
     want = {r[0] for r in db.execute("SELECT member_id FROM members WHERE outcome IN "
                                      "('review','rejected','fallback','repaired')")}
     all_q = c.get("/queue?per_page=200").text
@@ -360,10 +398,11 @@ def test_recheck_without_campaign_says_what_to_do(crafted):
 
 
 def test_migrations_are_recorded(crafted):
-    db = store_of(crafted).db
+    db = sql_of(crafted)
     done = {r[0] for r in db.execute("SELECT name FROM migrations")}
-    assert {"m002_studio", "m005_studio_review"} <= done
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert ({"p003_studio"} if db.pg else {"m002_studio", "m005_studio_review"}) <= done
+    names = {r[0] for r in db.execute("SELECT table_name FROM information_schema.tables" if db.pg else
+                                      "SELECT name FROM sqlite_master")}
     assert {"studio_variants", "studio_sessions", "studio_queue", "studio_queue_rules", "studio_counts"} <= names
 
 
@@ -407,7 +446,10 @@ def real(pipeline_template, tmp_path):
 
 
 def member_where(d: Path, sql: str) -> str:
-    row = store_of(d).db.execute(f"SELECT m.member_key FROM members m WHERE {sql} ORDER BY m.seq").fetchone()
+    db = sql_of(d)
+    if db.pg:
+        sql = sql.replace(EMAIL, "(m.record::jsonb ->> 'channel') = 'email'")
+    row = db.execute(f"SELECT m.member_key FROM members m WHERE {sql} ORDER BY m.seq").fetchone()
     assert row, sql
     return row[0]
 
@@ -419,7 +461,7 @@ def test_detail_opens_on_the_failing_model_text_with_its_findings(real):
     d, c, _ = real
     sign_in(c, "rita")
     key = member_where(d, f"m.outcome = 'fallback' AND {EMAIL}")
-    attempts = store_of(d).db.execute("SELECT n, response, findings FROM attempts WHERE member_key=? AND "
+    attempts = sql_of(d).execute("SELECT n, response, findings FROM attempts WHERE member_key=? AND "
                                       "kind != 'fallback' ORDER BY n", (key,)).fetchall()
     last_n, response, findings = attempts[-1]
     page = c.get(f"/review/{key}").text
@@ -441,7 +483,7 @@ def test_engine_lines_are_not_editable_and_a_price_edit_needs_an_override(real):
                           "'$.message.body') LIKE '%$%'")
     page = c.get(f"/review/{key}").text
     form = form_of(page)
-    rec = json.loads(store_of(d).db.execute("SELECT record FROM members WHERE member_key=?", (key,)).fetchone()[0])
+    rec = json.loads(sql_of(d).execute("SELECT record FROM members WHERE member_key=?", (key,)).fetchone()[0])
     price_lines = [ln for ln in rec["message"]["body"].split("\n") if "$" in ln]
     assert price_lines and not any(ln in form["body"] for ln in price_lines)  # not in the editable words
     assert all(H.escape(ln, quote=False) in page.split('class="frame"', 1)[1] for ln in price_lines[:1])
@@ -580,7 +622,7 @@ def test_preview_offers_the_campaigns_variants_and_shows_failing_text(real, monk
     failed = r.text.split('class="failedtext"', 1)[1].split("</ol>", 1)[0]
     assert 'data-rule="compliance.' in failed  # its findings, marked in the text and listed
     assert "The fallback the member would get" in r.text
-    db = store_of(d).db
+    db = sql_of(d)
     prompts = [json.loads(x)["prompt"] for (x,) in db.execute("SELECT result FROM studio_previews")]
     warm = (Path("prompts") / "message_warm.j2").read_text()
     assert len(prompts) == 2 and prompts[0] != prompts[1]
@@ -611,7 +653,7 @@ def test_preview_compares_variants_and_saves_them(real):
     assert re.search(r"/preview/c/\d+$", str(r.url))
     assert r.text.count('class="cmp-cell"') == 4
     assert r.text.count('sandbox=""') >= 2 and "Why was this recommended?" in r.text
-    db = store_of(d).db
+    db = sql_of(d)
     rows = db.execute("SELECT variant_id, member_id, prompt_tokens FROM studio_previews").fetchall()
     assert len(rows) == 4 and all(pt > 0 for *_, pt in rows)
     assert "warm" in c.get("/preview/history").text
@@ -664,3 +706,132 @@ def test_the_member_index_serves_input_rows_without_reading_the_files(real, monk
         (want.member, want.recommendations, want.recently_bought, want.returned, want.seq)
     page = c.get(f"/review/{key}").text
     assert verdict_of(page) == "fail" and 'name="body"' in page
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL, sharded
+
+
+def test_a_sharded_postgresql_run_is_reviewed_in_one_studio_and_decisions_reach_the_merged_export(
+        tmp_path, fake_openai, pg_url):
+    """Two shards of one run on one PostgreSQL database: the studio of either shard's folder shows every
+    member of the run (queue, dashboard, detail); a rejection of a shard-1 member and an edited approval of a
+    shard-0 member, both made in the studio of shard 0, change the merged export once each shard re-exports."""
+    from click.testing import CliRunner
+
+    from contentgen.cli import cli
+    from contentgen.export import verify
+
+    shards = [pipeline_run(tmp_path, fake_openai, 40, store=pg_url, shard=(i, 2), out=tmp_path / f"shard{i}")
+              for i in range(2)]
+    campaign = shards[0][1]
+    users_file(tmp_path / "users.yaml")
+
+    def merged(name: str) -> dict[str, dict]:
+        r = CliRunner().invoke(cli, ["merge", str(tmp_path / name), str(tmp_path / "shard0"), str(tmp_path / "shard1")])
+        assert r.exit_code == 0, r.output
+        verify(tmp_path / name)
+        return {json.loads(x)["member_id"]: json.loads(x) for x in (tmp_path / name / "messages.jsonl").open()}
+
+    before = merged("merged-before")
+    # (one channel, no variants: a member's key is its id)
+    by_shard = [{json.loads(x)["member_id"]: json.loads(x) for x in (tmp_path / f"shard{i}" / "messages.jsonl").open()}
+                for i in range(2)]
+    assert by_shard[0] and by_shard[1] and not set(by_shard[0]) & set(by_shard[1])
+
+    app = create_app(tmp_path / "shard0", accounts=Accounts.load(tmp_path / "users.yaml"), campaign_path=campaign,
+                     base_url=fake_openai.base_url, api_key="test")
+    c = TestClient(app, base_url=BASE)
+    try:
+        token = sign_in(c, "rita")
+        queued = {k for k, r in before.items() if r["outcome"] in ("review", "rejected", "fallback", "repaired")}
+        shown = queue_ids(c.get("/queue?per_page=200").text)
+        assert set(shown) == queued and queued & set(by_shard[0]) and queued & set(by_shard[1])
+        assert total_of(c.get("/queue").text) == len(queued)
+        # a member of shard 1 that the run sends: rejected in shard 0's studio
+        k1 = next(k for k in sorted(queued & set(by_shard[1])) if before[k]["send"])
+        assert c.get(f"/review/{k1}").status_code == 200
+        r = c.post(f"/review/{k1}/decide", data={"csrf": token, "action": "reject", "basis": "record",
+                                                  "reason": "the tone is wrong for this member"},
+                   follow_redirects=False)
+        assert r.status_code == 303
+        # a failing e-mail of shard 0: rewritten, re-checked and approved
+        k0 = next(k for k in sorted(queued & set(by_shard[0]))
+                  if before[k]["outcome"] in ("fallback", "rejected") and before[k]["channel"] == "email")
+        form = form_of(c.get(f"/review/{k0}").text)
+        edited = {**form, "csrf": token, "subject": "A few picks for the weeks ahead",
+                  "preheader": "Useful things for the season",
+                  "body": "We picked a few useful things for the season ahead. Have a look when you have a minute."}
+        page = c.get(c.post(f"/review/{k0}/check", data=edited, follow_redirects=False).headers["location"]).text
+        assert verdict_of(page) == "pass"
+        r = c.post(f"/review/{k0}/decide", data={**form_of(page), "csrf": token, "action": "approve",
+                                                  "reason": "rewritten without tracking language"},
+                   follow_redirects=False)
+        assert r.status_code == 303
+        assert set(queue_ids(c.get("/queue?status=decided").text)) == {k0, k1}
+        audit = c.get("/audit").text
+        assert k1 in audit and k0 in audit
+        assert 'id="shards"' in audit and "shard-0-of-2" in audit and "Re-export this shard" in audit
+        assert c.get("/dashboard").status_code == 200
+        metrics = c.get("/metrics").text  # the run's figures, both shards
+        members = sum(float(m) for m in re.findall(r'^contentgen_run_members\{outcome="\w+"\} (\S+)$', metrics, re.M))
+        assert members == len(before)
+        assert 'contentgen_review_decisions_total{action="reject"} 1.0' in metrics
+    finally:
+        c.app.state.studio.close()
+    # each decision is in its member's shard: that shard's export applies it
+    for i in range(2):
+        r = CliRunner().invoke(cli, ["export", str(tmp_path / f"shard{i}")])
+        assert r.exit_code == 0, r.output
+    after = merged("merged-after")
+    assert set(after) == set(before)
+    assert after[k1]["outcome"] == "rejected" and after[k1]["send"] is False and after[k1]["review"]["action"] == "reject"
+    assert after[k0]["outcome"] == "approved" and after[k0]["send"] is True
+    assert after[k0]["message"]["subject"] == "A few picks for the weeks ahead"
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {k0, k1}
+
+
+def test_contentgen_serve_on_a_postgresql_run_folder(tmp_path, pg_url):
+    """The command itself: `contentgen serve RUN_DIR` on a folder whose store.json points at PostgreSQL serves
+    the queue (a real uvicorn in a child process, stopped and reaped here)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.browser.studio_data import PASSWORD, csrf_of, free_port
+    from tests.util import REPO
+
+    crafted_run(tmp_path / "run", 20, url=pg_url)
+    users_file(tmp_path / "users.yaml")
+    assert (tmp_path / "run" / "store.json").exists() and not (tmp_path / "run" / "run.db").exists()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "contentgen.cli", "serve", str(tmp_path / "run"), "--port",
+                             str(port), "--users", str(tmp_path / "users.yaml")], cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/login", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=20, follow_redirects=True) as hc:
+            tok = csrf_of(hc.get("/login").text)
+            r = hc.post("/login", data={"csrf": tok, "username": "rita", "password": PASSWORD})
+            assert r.status_code == 200 and r.url.path == "/queue"
+            assert "M000000" in queue_ids(r.text) and total_of(r.text) > 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()

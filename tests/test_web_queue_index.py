@@ -4,7 +4,9 @@ Hypothesis drives random sequences of saves (new members, re-saved members
 with other outcomes and findings) and decisions; after each sequence the
 incrementally kept tables must equal what ``queue_index.rebuild`` computes from
 members, findings and decisions, and every filter's count must equal the rows
-its pages walk.
+its pages walk. On both backends: on PostgreSQL the members are written by two
+shards of one run (even keys by shard 0, odd by shard 1) and the studio's view
+covers both.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contentgen.store import SqliteStore
+from contentgen.store import SqliteStore, open_store
 from contentgen.store import queue_index as QI
+from contentgen.store.studio_db import StudioDB
 
 RULES = {"brand.hype": "brand", "brand.caps": "brand", "facts.price": "facts", "compliance.creepy": "compliance",
          "schema.json": "schema"}
@@ -49,35 +52,53 @@ op_st = st.one_of(
 )
 
 
+def _stores(tmp_path_factory, backend):
+    """(the store of each shard, the studio's connection over the run): one SQLite store, or two PostgreSQL
+    shards of one run, emptied first."""
+    if backend is None:
+        s = SqliteStore(tmp_path_factory.mktemp("qi") / "run.db")
+        return [s], s.studio_conn()
+    for scope in ("shard-0-of-2", "shard-1-of-2"):
+        open_store(backend, scope=scope).reset()
+    stores = [open_store(backend, scope=scope) for scope in ("shard-0-of-2", "shard-1-of-2")]
+    return stores, stores[0].studio_conn()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(op_st, min_size=1, max_size=12))
-def test_incremental_aggregates_equal_a_rebuild(tmp_path_factory, ops):
-    store = SqliteStore(tmp_path_factory.mktemp("qi") / "run.db")
+def test_incremental_aggregates_equal_a_rebuild(tmp_path_factory, backend, ops):
+    stores, c = _stores(tmp_path_factory, backend)
+    sdb = StudioDB(c)
     try:
         saved: set[str] = set()
         for op in ops:
             if op[0] == "save":
-                store.save_members(op[1])
+                for i, store in enumerate(stores):  # a member belongs to one shard (by its number)
+                    rows = [r for r in op[1] if int(r["member_key"][1:]) % len(stores) == i]
+                    if rows:
+                        store.save_members(rows)
                 saved.update(r["member_key"] for r in op[1])
             else:
                 _, key, action, override = op
                 if key in saved:  # reviewers decide on members the run has written
                     ov = [{"rule_id": "facts.price", "reason": "the price is the catalog's"}] if override else None
-                    store.add_decision(key, "rita", action, "a reason in words", "h", None, overrides=ov)
-        incremental = QI.snapshot(store.db)
-        store.db.execute("BEGIN")
-        QI.rebuild(store.db)
-        store.db.execute("COMMIT")
-        assert QI.snapshot(store.db) == incremental
+                    sdb.add_decision(key, "rita", action, "a reason in words", "h", None, overrides=ov)
+        incremental = QI.snapshot(c)
+        with c.transaction():
+            QI.rebuild(c)
+        assert QI.snapshot(c) == incremental
+        if backend is not None:  # the studio sees both shards' members
+            assert {r[0] for r in incremental["queue"]} == saved
         # every filter's total equals the rows its keyset pages walk, forward and backward
         for flt in filters():
-            n, exact = QI.count(store.db, flt)
+            n, exact = QI.count(c, flt)
             assert exact
-            walked = walk(store.db, flt, 2)
+            walked = walk(c, flt, 2)
             assert len(walked) == n == len(set(walked)), flt
-            assert walk(store.db, flt, 2, backward=True) == walked
+            assert walk(c, flt, 2, backward=True) == walked
     finally:
-        store.close()
+        for store in stores:
+            store.close()
 
 
 def filters():
@@ -130,5 +151,37 @@ def test_rebuild_backfills_an_old_store(tmp_path):
     try:
         assert QI.snapshot(store.db) == before
         assert QI.count(store.db, QI.Filter(rule="brand.hype", severity="error")) == (5, True)
+    finally:
+        store.close()
+
+
+def test_postgres_backfills_the_studio_tables_of_a_store_written_before_them(pg_url):
+    """A PostgreSQL store written before p003_studio gets its queue aggregates from the migration's back-fill,
+    every shard's, equal to what the run's saves and decisions keep."""
+    stores = [open_store(pg_url, scope=f"shard-{i}-of-2") for i in range(2)]
+    for i, store in enumerate(stores):
+        store.save_members([{"member_key": f"M{j}", "seq": j, "member_id": f"M{j}", "outcome": "review",
+                             "segment": "Browsers", "tier": 2, "record": {"send": True, "channel": "email",
+                                                                          "message": {"subject": "hi"}},
+                             "attempts": [{"n": 0, "kind": "generate", "findings": [
+                                 {"rule_id": "brand.hype", "gate": "brand", "severity": "error"}]}]}
+                            for j in range(i, 8, 2)])
+    StudioDB(stores[0].studio_conn()).add_decision("M3", "rita", "reject", "not on brand at all", "h")
+    before = QI.snapshot(stores[0].studio_conn())
+    with stores[0].db.transaction():
+        stores[0].db.execute("DELETE FROM migrations WHERE name = 'p003_studio'")
+        for t in ("studio_queue", "studio_queue_rules", "studio_rules", "studio_counts", "studio_sessions",
+                  "studio_login_failures", "studio_member_rows", "studio_variants", "studio_comparisons",
+                  "studio_previews"):
+            stores[0].db.execute(f"DROP TABLE {t}")
+        stores[0].db.execute("DROP INDEX studio_members_updated")
+    for s in stores:
+        s.close()
+    store = open_store(pg_url, scope="shard-1-of-2")
+    try:
+        c = store.studio_conn()
+        assert QI.snapshot(c) == before
+        assert QI.count(c, QI.Filter(rule="brand.hype", severity="error")) == (8, True)
+        assert QI.count(c, QI.Filter(status="decided")) == (1, True)
     finally:
         store.close()

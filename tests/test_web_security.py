@@ -8,9 +8,9 @@ loopback where the event loop itself is the point.
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -23,14 +23,13 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from contentgen.cli import cli
-from contentgen.store import SqliteStore
 from contentgen.web import auth
 from contentgen.web.app import create_app
 from contentgen.web.auth import Accounts, SessionPolicy, hash_password, verify_password
 from contentgen.web.commands import serve_settings
 from contentgen.web.editor import reason_problem
 from contentgen.web.highlight import highlight
-from tests.browser.studio_data import PASSWORD, XSS, crafted_run, csrf_of, serve, sign_in, users_file
+from tests.browser.studio_data import PASSWORD, XSS, crafted_run, csrf_of, run_sql, serve, sign_in, users_file
 
 BASE = "http://localhost"
 
@@ -43,10 +42,36 @@ def crafted_template(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crafted(request, crafted_template, tmp_path) -> Path:
+    """A private copy of the crafted run, on each backend (sessions, sign-in failures and decisions are
+    the store's)."""
+    d = tmp_path / "c"
+    if request.param == "sqlite":
+        shutil.copytree(crafted_template, d)
+    else:
+        url = request.getfixturevalue("pg_url")
+        d.mkdir()
+        shutil.copy(crafted_template / "users.yaml", d / "users.yaml")
+        crafted_run(d / "run", 40, url=url)
+    return d
+
+
 @pytest.fixture
-def crafted(crafted_template, tmp_path) -> Path:
+def crafted_sqlite(crafted_template, tmp_path) -> Path:
+    """For tests of rendering and headers only: the SQLite copy."""
     shutil.copytree(crafted_template, tmp_path / "c")
     return tmp_path / "c"
+
+
+@contextlib.contextmanager
+def sql(d: Path):
+    """A connection to the run's store taking ``?`` placeholders on either backend (autocommit)."""
+    store, conn = run_sql(d / "run")
+    try:
+        yield conn
+    finally:
+        store.close()
 
 
 def make_client(d: Path, **kw) -> TestClient:
@@ -55,18 +80,15 @@ def make_client(d: Path, **kw) -> TestClient:
 
 
 def decisions(d: Path) -> int:
-    store = SqliteStore(d / "run" / "run.db")
-    try:
-        return store.db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
-    finally:
-        store.close()
+    with sql(d) as db:
+        return db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
 
 
 # ------------------------------------------------------------------------------------------ sign-in and CSRF
 
 
-def test_every_screen_requires_sign_in(crafted):
-    c = make_client(crafted)
+def test_every_screen_requires_sign_in(crafted_sqlite):
+    c = make_client(crafted_sqlite)
     for path in ("/", "/dashboard", "/queue", "/review/M000000", "/audit", "/audit.csv", "/preview"):
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login"), path
@@ -104,11 +126,11 @@ def test_csrf_token_is_per_session(crafted):
     assert a.post("/review/M000000/decide", data={"csrf": tb, "action": "reject"}).status_code == 403
 
 
-def test_sign_in_form_needs_its_own_csrf_cookie(crafted):
-    c = make_client(crafted)
+def test_sign_in_form_needs_its_own_csrf_cookie(crafted_sqlite):
+    c = make_client(crafted_sqlite)
     r = c.get("/login")
     token = csrf_of(r.text)
-    other = make_client(crafted)  # a cross-site form post carries no matching cookie
+    other = make_client(crafted_sqlite)  # a cross-site form post carries no matching cookie
     r = other.post("/login", data={"csrf": token, "username": "ada", "password": PASSWORD})
     assert r.status_code == 403
 
@@ -145,10 +167,10 @@ def test_the_cookie_is_a_random_token_the_store_keeps_only_hashed(crafted):
     sign_in(c)
     cookie = c.cookies.get("contentgen_studio")
     assert cookie and "ada" not in cookie and len(cookie) >= 40
-    db = sqlite3.connect(crafted / "run" / "run.db")
-    rows = db.execute("SELECT token_hash, username FROM studio_sessions").fetchall()
-    assert rows == [(hashlib.sha256(cookie.encode()).hexdigest(), "ada")]
-    assert not any(cookie in str(v) for r in db.execute("SELECT * FROM studio_sessions") for v in r)
+    with sql(crafted) as db:
+        rows = [tuple(r) for r in db.execute("SELECT token_hash, username FROM studio_sessions").fetchall()]
+        assert rows == [(hashlib.sha256(cookie.encode()).hexdigest(), "ada")]
+        assert not any(cookie in str(v) for r in db.execute("SELECT * FROM studio_sessions") for v in r)
     forged = TestClient(c.app, base_url=BASE, cookies={"contentgen_studio": cookie[:-4] + "AAAA"})
     assert forged.get("/queue", follow_redirects=False).status_code == 303
     r = make_client(crafted).get("/login")
@@ -209,13 +231,13 @@ def test_an_admin_can_end_sessions_from_the_command_line(crafted):
 def test_sessions_end_when_idle_or_too_old(crafted, column, why):
     c = make_client(crafted, policy=SessionPolicy(idle_s=1800, max_s=12 * 3600))
     sign_in(c)
-    db = sqlite3.connect(crafted / "run" / "run.db")
     shift = 1801 if column == "last_seen" else 12 * 3600 + 1
-    db.execute(f"UPDATE studio_sessions SET {column} = {column} - ?", (shift,))
-    db.commit()
+    with sql(crafted) as db:
+        db.execute(f"UPDATE studio_sessions SET {column} = {column} - ?", (shift,))
     r = c.get("/queue", follow_redirects=False)
     assert r.status_code == 303 and why in r.headers["location"]
-    assert db.execute("SELECT revoked_at IS NOT NULL FROM studio_sessions").fetchone() == (1,)
+    with sql(crafted) as db:
+        assert db.execute("SELECT revoked_at IS NOT NULL FROM studio_sessions").fetchone()[0] in (1, True)
 
 
 # ------------------------------------------------------------------------------------------ throttling
@@ -238,13 +260,12 @@ def test_sign_in_failures_lock_the_name_and_the_address(crafted):
     for i in range(2):
         assert attempt(f"guess{i}", "x").status_code == 401
     assert attempt("rita", PASSWORD).status_code == 429  # 12 failures from this address: it waits too
-    db = sqlite3.connect(crafted / "run" / "run.db")
-    db.execute("DELETE FROM studio_login_failures WHERE subject LIKE 'ip:%'")
-    db.commit()
+    with sql(crafted) as db:
+        db.execute("DELETE FROM studio_login_failures WHERE subject LIKE 'ip:%'")
     assert attempt("rita", PASSWORD).status_code == 303
 
 
-def test_an_unknown_name_costs_one_hash_like_a_known_one(crafted, monkeypatch):
+def test_an_unknown_name_costs_one_hash_like_a_known_one(crafted_sqlite, monkeypatch):
     calls: list[tuple] = []
     real = hashlib.scrypt
 
@@ -252,7 +273,7 @@ def test_an_unknown_name_costs_one_hash_like_a_known_one(crafted, monkeypatch):
         calls.append((n, r, p, dklen))
         return real(password, salt=salt, n=n, r=r, p=p, dklen=dklen, **kw)
 
-    acc = Accounts.load(crafted / "users.yaml")
+    acc = Accounts.load(crafted_sqlite / "users.yaml")
     acc.authenticate("nobody", "warm-up")  # the stand-in hash is made once, at first use
     monkeypatch.setattr(auth.hashlib, "scrypt", counting)
     assert acc.authenticate("ada", "wrong") is None
@@ -264,7 +285,7 @@ def test_an_unknown_name_costs_one_hash_like_a_known_one(crafted, monkeypatch):
     assert acc.authenticate("x" * 500, "wrong") is None and len(calls) == 1
 
 
-def test_password_hashing_never_blocks_the_event_loop(crafted, monkeypatch):
+def test_password_hashing_never_blocks_the_event_loop(crafted_sqlite, monkeypatch):
     gate = threading.Event()
     entered = threading.Event()
     real = auth.verify_password
@@ -275,7 +296,7 @@ def test_password_hashing_never_blocks_the_event_loop(crafted, monkeypatch):
         return real(password, stored)
 
     monkeypatch.setattr(auth, "verify_password", slow_verify)
-    app = create_app(crafted / "run", accounts=Accounts.load(crafted / "users.yaml"))
+    app = create_app(crafted_sqlite / "run", accounts=Accounts.load(crafted_sqlite / "users.yaml"))
     with serve(app) as base, httpx.Client(base_url=base, timeout=20) as hc:
         tok = csrf_of(hc.get("/login").text)
         results: list[int] = []
@@ -298,8 +319,9 @@ def test_password_hashing_never_blocks_the_event_loop(crafted, monkeypatch):
 # ------------------------------------------------------------------------------------------ cookies and hosts
 
 
-def test_secure_cookies_and_allowed_hosts(crafted):
-    c = make_client(crafted, secure_cookies=True, allowed_hosts=["studio.example"], base_url="https://studio.example")
+def test_secure_cookies_and_allowed_hosts(crafted_sqlite):
+    c = make_client(crafted_sqlite, secure_cookies=True, allowed_hosts=["studio.example"],
+                    base_url="https://studio.example")
     r = c.get("/login")
     assert "secure" in r.headers["set-cookie"].lower()
     token = sign_in(c)
@@ -307,7 +329,7 @@ def test_secure_cookies_and_allowed_hosts(crafted):
     assert "max-age" in c.get("/queue").headers["strict-transport-security"]
     for host in ("evil.example", "studio.example.evil.example", "localhost"):
         assert c.get("/login", headers={"host": host}).status_code == 400, host
-    plain = make_client(crafted)
+    plain = make_client(crafted_sqlite)
     assert plain.get("/login", headers={"host": "evil.example"}).status_code == 400
     assert plain.get("/login", headers={"host": "127.0.0.1:8700"}).status_code == 200
 
@@ -383,8 +405,8 @@ def test_reasons_in_words_pass(reason):
     assert reason_problem(reason) is None
 
 
-def test_script_in_model_text_renders_as_text(crafted):
-    c = make_client(crafted)
+def test_script_in_model_text_renders_as_text(crafted_sqlite):
+    c = make_client(crafted_sqlite)
     sign_in(c)
     for path in ("/review/M000040", "/queue?segment=Browsers"):
         html = c.get(path).text
@@ -409,15 +431,15 @@ def test_highlight_escapes_segments_then_marks():
     assert "<script>" not in str(xss) and "&lt;script&gt;" in str(xss)
 
 
-def test_a_crash_is_a_plain_500_without_a_traceback(crafted, monkeypatch):
+def test_a_crash_is_a_plain_500_without_a_traceback(crafted_sqlite, monkeypatch):
     from contentgen.web import dashboard
 
     def boom(*a, **k):
         raise RuntimeError("secret internals /etc/passwd")
 
     monkeypatch.setattr(dashboard, "data", boom)
-    c = TestClient(create_app(crafted / "run", accounts=Accounts.load(crafted / "users.yaml")), base_url=BASE,
-                   raise_server_exceptions=False)
+    c = TestClient(create_app(crafted_sqlite / "run", accounts=Accounts.load(crafted_sqlite / "users.yaml")),
+                   base_url=BASE, raise_server_exceptions=False)
     sign_in(c)
     r = c.get("/dashboard")
     assert r.status_code == 500 and "secret internals" not in r.text and "Traceback" not in r.text
@@ -444,16 +466,17 @@ def test_no_store_query_runs_on_the_event_loop(crafted, monkeypatch):
 
     on_loop: list[str] = []
 
-    class Watched(app_mod.SqliteStore):
-        def __init__(self, *a, **k):
-            try:
-                asyncio.get_running_loop()
-                on_loop.append(threading.current_thread().name)
-            except RuntimeError:
-                pass
-            super().__init__(*a, **k)
+    real_open = app_mod.open_run_store
 
-    monkeypatch.setattr(app_mod, "SqliteStore", Watched)
+    def watched(*a, **k):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(threading.current_thread().name)
+        except RuntimeError:
+            pass
+        return real_open(*a, **k)
+
+    monkeypatch.setattr(app_mod, "open_run_store", watched)
     app = create_app(crafted / "run", accounts=Accounts.load(crafted / "users.yaml"))
     with serve(app) as base, httpx.Client(base_url=base, timeout=20, follow_redirects=True) as hc:
         tok = csrf_of(hc.get("/login").text)

@@ -16,6 +16,8 @@ from typing import Any
 
 from .. import failpoints
 from ..errors import StoreError
+from . import queue_index
+from .dialect import PgConn, run_scopes
 from .migrations.postgres import MIGRATIONS, SCOPED_TABLES
 
 _HINT = ("check the PostgreSQL server is up and the URL (user, host, port, database) is right; the password comes "
@@ -89,6 +91,8 @@ class PostgresStore:
         rows) land together or not at all."""
         now = time.time()
         s = self.scope
+        # a member saved twice in one batch keeps its last row, as in SqliteStore
+        rows = list({r["member_key"]: r for r in rows}.values())
         members, attempts, findings = [], [], []
         for r in rows:
             key = r["member_key"]
@@ -119,6 +123,8 @@ class PostgresStore:
                         failpoints.hit("store-commit")
                 if findings:
                     cur.executemany("INSERT INTO findings VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", findings)
+                # the review queue's counts and rows of this shard, in the same transaction
+                queue_index.on_save(PgConn(self.db, self.scope), rows)
         except self._psycopg.OperationalError as e:
             raise self._write_error(e) from None
 
@@ -198,7 +204,20 @@ class PostgresStore:
                         "kind != 'fallback' ORDER BY n DESC LIMIT 1", (self.scope, member_key))
         return (row[0], row[1]) if row else None
 
+    # -- the studio
+    def studio_conn(self) -> PgConn:
+        """The studio's connection: reads every scope of this run (all its shards), writes in this scope."""
+        return PgConn(self.db, self.scope, run_scopes(self.scope))
+
     # -- review decisions (append-only audit log)
+    def add_decision(self, member_key: str, reviewer: str, action: str, reason: str, message_hash: str,
+                     message: dict[str, Any] | None = None, **bound: Any) -> int:
+        """Append a decision on a member of this scope (``bound``: basis, draft, verdict, findings, overrides)."""
+        from .studio_db import insert_decision
+
+        return insert_decision(PgConn(self.db, self.scope), member_key, reviewer, action, reason, message_hash,
+                               message, **bound)
+
     def latest_decisions(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         cur = self.db.execute(

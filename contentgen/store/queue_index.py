@@ -20,18 +20,21 @@ transaction (a re-saved member's old contribution is taken out first);
 incremental path). Pages are keyset-paginated: a cursor is the last row's
 (sort value, seq), so page 10,000 costs what page 1 costs.
 
-SQL here is plain (row values, ``ON CONFLICT``, integer ``&``) except the
-back-fill, which reads the record JSON with SQLite's ``json_extract``.
+SQL here is plain (row values, ``ON CONFLICT``, integer ``&``) and runs on both backends through a
+``dialect.Conn`` (``?`` placeholders; on PostgreSQL each row carries its shard's scope, reads cover
+every scope of the run). Only SQLite's back-fill is its own SQL (``json_extract``, a temp table); on
+PostgreSQL ``rebuild`` replays the members and decisions through ``on_save`` and ``on_decision``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .dialect import Conn, and_, conn_of
 
 GATE_BITS = {"schema": 1, "facts": 2, "brand": 4, "compliance": 8}
 OTHER_BIT = 16
@@ -133,16 +136,22 @@ def state_from_row(r: dict[str, Any], decision: str = "") -> MemberState:
                        sends=sends_of(outcome, bool(send), decision), rules=rules)
 
 
-def load_states(db: sqlite3.Connection, keys: Sequence[str]) -> dict[str, MemberState]:
+def _in(col: str, n: int) -> str:
+    return f"{col} IN ({','.join('?' * n)})"
+
+
+def load_states(db: Any, keys: Sequence[str]) -> dict[str, MemberState]:
+    """Queue state of ``keys`` in the write scope."""
+    c = conn_of(db)
+    w, wa = c.wc()
     out: dict[str, MemberState] = {}
     for i in range(0, len(keys), 500):
         part = list(keys[i:i + 500])
-        marks = ",".join("?" * len(part))
-        for row in db.execute(f"SELECT {', '.join(_QCOLS)} FROM studio_queue WHERE member_key IN ({marks})", part):
+        where, args = and_((_in("member_key", len(part)), part), (w, wa))
+        for row in c.execute(f"SELECT {', '.join(_QCOLS)} FROM studio_queue WHERE {where}", args):
             out[row[0]] = MemberState(*row)
-        for key, rule, gate, sev in db.execute(
-                f"SELECT member_key, rule_id, gate, severity FROM studio_queue_rules WHERE member_key IN ({marks})",
-                part):
+        for key, rule, gate, sev in c.execute(
+                f"SELECT member_key, rule_id, gate, severity FROM studio_queue_rules WHERE {where}", args):
             out[key].rules[rule] = (gate, sev)
     return out
 
@@ -152,33 +161,41 @@ def _bump(deltas: Counter, st: MemberState, sign: int) -> None:
         deltas[(dim, value, st.outcome, st.segment, st.tier, st.decided)] += sign
 
 
-def _apply(db: sqlite3.Connection, deltas: Counter) -> None:
-    rows = [(*k, n) for k, n in deltas.items() if n]
-    if rows:
-        db.executemany("INSERT INTO studio_counts (dim, value, outcome, segment, tier, decided, n) "
-                       "VALUES (?,?,?,?,?,?,?) ON CONFLICT (dim, value, outcome, segment, tier, decided) "
-                       "DO UPDATE SET n = studio_counts.n + excluded.n", rows)
+_DIMS = ("dim", "value", "outcome", "segment", "tier", "decided")
+_QTYPES = ("text", "bigint", "text", "text", "text", "integer", "text", "integer", "text", "integer", "integer",
+           "integer", "integer", "text", "text")  # _QCOLS' PostgreSQL types
+_RCOLS = ("member_key", "rule_id", "gate", "severity", "seq", "member_id", "n_errors", "outcome", "segment", "tier",
+          "decided")
+_RTYPES = ("text", "text", "text", "integer", "bigint", "text", "integer", "text", "text", "integer", "integer")
 
 
-_UPSERT_Q = (f"INSERT INTO studio_queue ({', '.join(_QCOLS)}) VALUES ({','.join('?' * len(_QCOLS))}) "
-             "ON CONFLICT (member_key) DO UPDATE SET "
-             + ", ".join(f"{c} = excluded.{c}" for c in _QCOLS[1:]))
-_INSERT_R = ("INSERT INTO studio_queue_rules (member_key, rule_id, gate, severity, seq, member_id, n_errors, outcome, "
-             "segment, tier, decided) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+def _sc(c: Conn, cols: Sequence[str], types: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Column names and types with the scope column in front where rows carry one."""
+    return (["scope", *cols], ["text", *types]) if c.scol else (list(cols), list(types))
 
 
-def _rule_rows(st: MemberState) -> list[tuple]:
-    return [(st.member_key, rule, gate, sev, st.seq, st.member_id, st.n_errors, st.outcome, st.segment, st.tier,
-             st.decided) for rule, (gate, sev) in st.rules.items()]
+def _apply(c: Conn, deltas: Counter) -> None:
+    rows = [c.sval((*k, n)) for k, n in deltas.items() if n]
+    cols, types = _sc(c, (*_DIMS, "n"), ("text", "text", "text", "text", "integer", "integer", "integer"))
+    c.insert_rows("studio_counts", cols, types, rows,
+                  f"ON CONFLICT ({c.scol}{', '.join(_DIMS)}) DO UPDATE SET n = studio_counts.n + excluded.n")
 
 
-def on_save(db: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Keep the aggregates true for members the run just saved (call inside the save's transaction)."""
+def _rule_rows(c: Conn, st: MemberState) -> list[tuple]:
+    return [c.sval((st.member_key, rule, gate, sev, st.seq, st.member_id, st.n_errors, st.outcome, st.segment,
+                    st.tier, st.decided)) for rule, (gate, sev) in st.rules.items()]
+
+
+def on_save(db: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep the aggregates true for members the run just saved (call inside the save's transaction; on
+    PostgreSQL with the saving shard's scope as the write scope)."""
     if not rows:
         return
-    old = load_states(db, list(dict.fromkeys(r["member_key"] for r in rows)))
+    c = conn_of(db)
+    c.lock_scope()
+    old = load_states(c, list(dict.fromkeys(r["member_key"] for r in rows)))
     deltas: Counter = Counter()
-    drop: list[tuple[str]] = []
+    drop: list[tuple] = []
     states: dict[str, MemberState] = {}
     for r in rows:
         key = r["member_key"]
@@ -186,19 +203,23 @@ def on_save(db: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> None:
         if prev is not None:
             _bump(deltas, prev, -1)
             if key in old and key not in states:
-                drop.append((key,))
+                drop.append(c.sval((key,)))
         st = state_from_row(r, prev.decision if prev else "")
         _bump(deltas, st, +1)
         states[key] = st
     if drop:
-        db.executemany("DELETE FROM studio_queue_rules WHERE member_key = ?", drop)
-    db.executemany(_UPSERT_Q, [st.row() for st in states.values()])
-    db.executemany(_INSERT_R, [x for st in states.values() for x in _rule_rows(st)])
+        c.executemany(f"DELETE FROM studio_queue_rules WHERE {c.scol and 'scope = ? AND '}member_key = ?", drop)
+    cols, types = _sc(c, _QCOLS, _QTYPES)
+    c.insert_rows("studio_queue", cols, types, [c.sval(st.row()) for st in states.values()],
+                  f"ON CONFLICT ({c.scol}member_key) DO UPDATE SET "
+                  + ", ".join(f"{col} = excluded.{col}" for col in _QCOLS[1:]))
+    cols, types = _sc(c, _RCOLS, _RTYPES)
+    c.insert_rows("studio_queue_rules", cols, types, [x for st in states.values() for x in _rule_rows(c, st)])
     rules = {(rule, gate) for st in states.values() for rule, (gate, _s) in st.rules.items()}
     if rules:
-        db.executemany("INSERT INTO studio_rules (rule_id, gate) VALUES (?, ?) ON CONFLICT (rule_id) DO NOTHING",
-                       sorted(rules))
-    _apply(db, deltas)
+        c.executemany("INSERT INTO studio_rules (rule_id, gate) VALUES (?, ?) ON CONFLICT (rule_id) DO NOTHING",
+                      sorted(rules))
+    _apply(c, deltas)
 
 
 def decision_state(action: str, overrides: Sequence[Any] | None) -> str:
@@ -207,20 +228,25 @@ def decision_state(action: str, overrides: Sequence[Any] | None) -> str:
     return "override" if overrides else "approve"
 
 
-def on_decision(db: sqlite3.Connection, member_key: str, action: str, overrides: Sequence[Any] | None) -> None:
-    """Count the decision; an approve/reject moves the member to 'decided' and changes what it sends."""
+def on_decision(db: Any, member_key: str, action: str, overrides: Sequence[Any] | None) -> None:
+    """Count the decision; an approve/reject moves the member to 'decided' and changes what it sends
+    (call inside the decision's transaction; on PostgreSQL with the member's scope as the write scope)."""
+    c = conn_of(db)
+    c.lock_scope()
     deltas: Counter = Counter({("decision", action, "", "", 0, 0): 1})
     if action in ("approve", "reject"):
-        st = load_states(db, [member_key]).get(member_key)
+        st = load_states(c, [member_key]).get(member_key)
         if st is not None:
             _bump(deltas, st, -1)
             st.decided, st.decision = 1, decision_state(action, overrides)
             st.sends = sends_of(st.outcome, bool(st.send), st.decision)
             _bump(deltas, st, +1)
-            db.execute("UPDATE studio_queue SET decided = 1, decision = ?, sends = ? WHERE member_key = ?",
-                       (st.decision, st.sends, member_key))
-            db.execute("UPDATE studio_queue_rules SET decided = 1 WHERE member_key = ?", (member_key,))
-    _apply(db, deltas)
+            w, wa = c.wc()
+            tail = f" AND {w}" if w else ""
+            c.execute(f"UPDATE studio_queue SET decided = 1, decision = ?, sends = ? WHERE member_key = ?{tail}",
+                      (st.decision, st.sends, member_key, *wa))
+            c.execute(f"UPDATE studio_queue_rules SET decided = 1 WHERE member_key = ?{tail}", (member_key, *wa))
+    _apply(c, deltas)
 
 
 # ------------------------------------------------------------------------------------------ back-fill
@@ -230,8 +256,15 @@ _SENDS_SQL = ("CASE WHEN decision = 'reject' THEN 'nothing' WHEN decision = 'ove
               "WHEN outcome IN ('fallback', 'holdout') THEN 'fallback' ELSE 'model' END")
 
 
-def rebuild(db: sqlite3.Connection) -> None:
-    """Recompute every aggregate from members, findings and decisions (the migration's back-fill)."""
+def rebuild(db: Any) -> None:
+    """Recompute every aggregate from members, findings and decisions (the migration's back-fill; on
+    PostgreSQL for each of the connection's scopes)."""
+    c = conn_of(db)
+    if c.pg:
+        for scope in c.scopes:
+            _rebuild_replay(c.at(scope))
+        return
+    db = c.raw
     for t in ("studio_queue", "studio_queue_rules", "studio_rules", "studio_counts"):
         db.execute(f"DELETE FROM {t}")
     known = " ".join(f"WHEN '{g}' THEN {b}" for g, b in GATE_BITS.items())
@@ -286,16 +319,48 @@ def rebuild(db: sqlite3.Connection) -> None:
                "GROUP BY action")
 
 
-def snapshot(db: sqlite3.Connection) -> dict[str, Any]:
+def _rebuild_replay(c: Conn) -> None:
+    """The write scope's aggregates recomputed by replaying its members (in input order) through ``on_save``
+    and its decisions (in order) through ``on_decision``: the incremental path, from nothing."""
+    w, wa = c.wc()
+    for t in ("studio_queue", "studio_queue_rules", "studio_counts"):
+        c.execute(f"DELETE FROM {t} WHERE {w}", wa)
+    after = -1
+    while True:
+        members = c.execute(f"SELECT member_key, seq, member_id, outcome, segment, tier, record FROM members "
+                            f"WHERE {w} AND seq > ? ORDER BY seq LIMIT 2000", (*wa, after)).fetchall()
+        if not members:
+            break
+        after = members[-1][1]
+        keys = [m[0] for m in members]
+        findings: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        for key, n, rule, gate, sev in c.execute(f"SELECT member_key, attempt, rule_id, gate, severity FROM findings "
+                                                  f"WHERE {w} AND member_key = ANY(?)", (*wa, keys)):
+            findings.setdefault(key, {}).setdefault(n, []).append({"rule_id": rule, "gate": gate, "severity": sev})
+        on_save(c, [{"member_key": k, "seq": seq, "member_id": mid, "outcome": o, "segment": seg, "tier": tier,
+                     "record": json.loads(rec), "attempts": [{"findings": f} for f in findings.get(k, {}).values()]}
+                    for k, seq, mid, o, seg, tier, rec in members])
+    for key, action, overrides in c.execute(f"SELECT member_key, action, overrides FROM decisions WHERE {w} "
+                                            f"ORDER BY id", wa).fetchall():
+        on_decision(c, key, action, json.loads(overrides) if overrides else None)
+
+
+def snapshot(db: Any) -> dict[str, Any]:
     """Every aggregate, normalised (zero counts dropped), for comparing the incremental path with ``rebuild``."""
+    c = conn_of(db)
+    s, sa = c.sc()
+    w = f" WHERE {s}" if s else ""
+    a = f" AND {s}" if s else ""
     return {
-        "queue": sorted(db.execute(f"SELECT {', '.join(_QCOLS)} FROM studio_queue")),
-        "rules": sorted(db.execute("SELECT member_key, rule_id, gate, severity, seq, member_id, n_errors, outcome, "
-                                   "segment, tier, decided FROM studio_queue_rules")),
-        "rule_gates": sorted(db.execute("SELECT rule_id, gate FROM studio_rules WHERE rule_id IN "
-                                        "(SELECT rule_id FROM studio_queue_rules)")),
-        "counts": sorted(db.execute("SELECT dim, value, outcome, segment, tier, decided, n FROM studio_counts "
-                                    "WHERE n != 0")),
+        "queue": sorted(tuple(r) for r in c.execute(f"SELECT {', '.join(_QCOLS)} FROM studio_queue{w}", sa)),
+        "rules": sorted(tuple(r) for r in c.execute(
+            "SELECT member_key, rule_id, gate, severity, seq, member_id, n_errors, outcome, segment, tier, decided "
+            f"FROM studio_queue_rules{w}", sa)),
+        "rule_gates": sorted(tuple(r) for r in c.execute(
+            f"SELECT rule_id, gate FROM studio_rules WHERE rule_id IN (SELECT rule_id FROM studio_queue_rules{w})",
+            sa)),
+        "counts": sorted(tuple(r) for r in c.execute(
+            f"SELECT dim, value, outcome, segment, tier, decided, n FROM studio_counts WHERE n != 0{a}", sa)),
     }
 
 
@@ -322,11 +387,15 @@ SORT_COLUMNS = {"seq": None, "member": "member_id", "errors": "n_errors"}
 COUNT_CAP = 10_000
 
 
-def _conds(f: Filter, t: str, *, planner_hint: bool) -> tuple[list[str], list[Any]]:
+def _conds(c: Conn, f: Filter, t: str, *, planner_hint: bool) -> tuple[list[str], list[Any]]:
     """WHERE terms on table alias ``t`` (studio_queue or studio_queue_rules)."""
-    p = "+" if planner_hint else ""  # a unary + keeps SQLite from picking a filter index over the page order
+    p = c.hint if planner_hint else ""  # a unary + keeps SQLite from picking a filter index over the page order
     conds: list[str] = []
     args: list[Any] = []
+    s, sa = c.sc(t)
+    if s:
+        conds.append(s)
+        args.extend(sa)
     if f.rule:
         conds.append(f"{t}.rule_id = ?")
         args.append(f.rule)
@@ -370,21 +439,30 @@ def _count_dim(f: Filter) -> tuple[str, str] | None:
     return ("err" if f.severity == "error" else "all"), ""
 
 
-def count(db: sqlite3.Connection, f: Filter) -> tuple[int, bool]:
+def _scoped(c: Conn, conds: list[str], args: list[Any], alias: str = "") -> None:
+    s, sa = c.sc(alias)
+    if s:
+        conds.append(s)
+        args.extend(sa)
+
+
+def count(db: Any, f: Filter) -> tuple[int, bool]:
     """(members matching ``f``, exact?). From ``studio_counts``; a member-id prefix is counted up to COUNT_CAP."""
+    c = conn_of(db)
     if f.rule and f.gate:
-        row = db.execute("SELECT gate FROM studio_rules WHERE rule_id = ?", (f.rule,)).fetchone()
+        row = c.execute("SELECT gate FROM studio_rules WHERE rule_id = ?", (f.rule,)).fetchone()
         if row is None or row[0] != f.gate:
             return 0, True
     if f.q:
         t = "studio_queue_rules" if f.rule else "studio_queue"
-        conds, args = _conds(f, t, planner_hint=False)
-        n = db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {' AND '.join(conds)} LIMIT ?) x",
-                       [*args, COUNT_CAP + 1]).fetchone()[0]
+        conds, args = _conds(c, f, t, planner_hint=False)
+        n = c.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE {' AND '.join(conds)} LIMIT ?) x",
+                      [*args, COUNT_CAP + 1]).fetchone()[0]
         return min(n, COUNT_CAP), n <= COUNT_CAP
     dim, value = _count_dim(f)
     conds = ["dim = ?", "value = ?", f"outcome IN ({','.join('?' * len(f.outcomes))})"]
     args: list[Any] = [dim, value, *f.outcomes]
+    _scoped(c, conds, args)
     if f.segment:
         conds.append("segment = ?")
         args.append(f.segment)
@@ -394,17 +472,19 @@ def count(db: sqlite3.Connection, f: Filter) -> tuple[int, bool]:
     if f.status:
         conds.append("decided = ?")
         args.append(1 if f.status == "decided" else 0)
-    n = db.execute(f"SELECT COALESCE(SUM(n), 0) FROM studio_counts WHERE {' AND '.join(conds)}", args).fetchone()[0]
+    n = c.execute(f"SELECT COALESCE(SUM(n), 0) FROM studio_counts WHERE {' AND '.join(conds)}", args).fetchone()[0]
     return int(n), True
 
 
-def _table_size(db: sqlite3.Connection, f: Filter) -> int:
+def _table_size(c: Conn, f: Filter) -> int:
     if f.rule:
         dim, value = "rule", f.rule
     else:
         dim, value = "all", ""
-    return int(db.execute("SELECT COALESCE(SUM(n), 0) FROM studio_counts WHERE dim = ? AND value = ?",
-                          (dim, value)).fetchone()[0])
+    conds, args = ["dim = ?", "value = ?"], [dim, value]
+    _scoped(c, conds, args)
+    return int(c.execute(f"SELECT COALESCE(SUM(n), 0) FROM studio_counts WHERE {' AND '.join(conds)}",
+                         args).fetchone()[0])
 
 
 @dataclass
@@ -415,18 +495,19 @@ class Page:
     last: tuple[Any, int] | None
 
 
-def page_keys(db: sqlite3.Connection, f: Filter, *, limit: int, after: tuple[Any, int] | None = None,
+def page_keys(db: Any, f: Filter, *, limit: int, after: tuple[Any, int] | None = None,
               before: tuple[Any, int] | None = None, from_end: bool = False, matches: int | None = None) -> Page:
     """Member keys of one page in page order, walking forward from ``after`` or backward from ``before``
     (or from the end). ``matches`` (the filter's count, if known) picks the index: when few rows match,
     walk the filter index and sort them; else walk the page order and filter as we go."""
+    c = conn_of(db)
     t = "r" if f.rule else "q"
     table = "studio_queue_rules r" if f.rule else "studio_queue q"
     col = SORT_COLUMNS[f.sort]
     keycols = [f"{t}.{col}", f"{t}.seq"] if col else [f"{t}.seq"]
-    total = _table_size(db, f)
+    total = _table_size(c, f)
     few = matches is not None and not f.q and total > 0 and matches * 400 < total
-    conds, args = _conds(f, t, planner_hint=not few and not f.q and not f.rule)
+    conds, args = _conds(c, f, t, planner_hint=not few and not f.q and not f.rule)
     backward = before is not None or from_end
     asc = (f.order == "asc") != backward
     cursor = before if before is not None else after
@@ -439,11 +520,11 @@ def page_keys(db: sqlite3.Connection, f: Filter, *, limit: int, after: tuple[Any
             conds.append(f"({', '.join(keycols)}) {op} ({', '.join('?' * len(keycols))})")
         args.extend(vals)
     direction = "ASC" if asc else "DESC"
-    plus = "+" if few else ""
+    plus = c.hint if few else ""
     order = ", ".join(f"{plus}{k} {direction}" for k in keycols)
     sel = f"{t}.member_key, {t}.{col or 'seq'}, {t}.seq"
-    rows = db.execute(f"SELECT {sel} FROM {table} WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT ?",
-                      [*args, limit + 1]).fetchall()
+    rows = c.execute(f"SELECT {sel} FROM {table} WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT ?",
+                     [*args, limit + 1]).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
     if backward:
@@ -454,29 +535,35 @@ def page_keys(db: sqlite3.Connection, f: Filter, *, limit: int, after: tuple[Any
     return Page(keys, has_more, first, last)
 
 
-def position(db: sqlite3.Connection, f: Filter, member_key: str) -> tuple[Any, int] | None:
+def position(db: Any, f: Filter, member_key: str) -> tuple[Any, int] | None:
     """The member's (sort value, seq): a cursor for its neighbours in the filter's order."""
+    c = conn_of(db)
     col = SORT_COLUMNS[f.sort] or "seq"
-    row = db.execute(f"SELECT {col}, seq FROM studio_queue WHERE member_key = ?", (member_key,)).fetchone()
+    conds, args = ["member_key = ?"], [member_key]
+    _scoped(c, conds, args)
+    row = c.execute(f"SELECT {col}, seq FROM studio_queue WHERE {' AND '.join(conds)}", args).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def rows_for(db: sqlite3.Connection, keys: Sequence[str]) -> list[dict[str, Any]]:
+def rows_for(db: Any, keys: Sequence[str]) -> list[dict[str, Any]]:
     """The queue rows of ``keys`` (in that order), with the rules that fired and the latest decision."""
     if not keys:
         return []
-    marks = ",".join("?" * len(keys))
-    by_key = {r[0]: dict(zip(_QCOLS, r)) for r in db.execute(
-        f"SELECT {', '.join(_QCOLS)} FROM studio_queue WHERE member_key IN ({marks})", list(keys))}
+    c = conn_of(db)
+    conds, args = [_in("member_key", len(keys))], list(keys)
+    _scoped(c, conds, args)
+    where = " AND ".join(conds)
+    by_key = {r[0]: dict(zip(_QCOLS, r)) for r in c.execute(
+        f"SELECT {', '.join(_QCOLS)} FROM studio_queue WHERE {where}", args)}
     for r in by_key.values():
         r["rules"] = []
         r["latest"] = None
-    for key, rule, sev in db.execute(f"SELECT member_key, rule_id, severity FROM studio_queue_rules "
-                                     f"WHERE member_key IN ({marks}) ORDER BY severity, rule_id", list(keys)):
+    for key, rule, sev in c.execute(f"SELECT member_key, rule_id, severity FROM studio_queue_rules "
+                                    f"WHERE {where} ORDER BY severity, rule_id", args):
         by_key[key]["rules"].append((rule, SEVERITY_NAMES[sev]))
-    for key, action, reviewer in db.execute(
+    for key, action, reviewer in c.execute(
             f"SELECT member_key, action, reviewer FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions "
-            f"WHERE member_key IN ({marks}) AND action IN ('approve', 'reject') GROUP BY member_key)", list(keys)):
+            f"WHERE {where} AND action IN ('approve', 'reject') GROUP BY member_key)", args):
         by_key[key]["latest"] = (action, reviewer)
     return [by_key[k] for k in keys if k in by_key]
 
@@ -484,29 +571,34 @@ def rows_for(db: sqlite3.Connection, keys: Sequence[str]) -> list[dict[str, Any]
 # ------------------------------------------------------------------------------------------ menus and dashboard
 
 
-def facets(db: sqlite3.Connection) -> dict[str, Any]:
+def facets(db: Any) -> dict[str, Any]:
     """Filter menus: rules (with their gate and member count), gates, segments, tiers, counts by outcome."""
-    counts = {o: int(n) for o, n in db.execute(
-        "SELECT outcome, SUM(n) FROM studio_counts WHERE dim = 'all' GROUP BY outcome") if n}
-    rules = [(r, g, int(n)) for r, g, n in db.execute(
+    c = conn_of(db)
+    s, sa = c.sc()
+    a = f" AND {s}" if s else ""
+    counts = {o: int(n) for o, n in c.execute(
+        f"SELECT outcome, SUM(n) FROM studio_counts WHERE dim = 'all'{a} GROUP BY outcome", sa) if n}
+    rules = [(r, g, int(n)) for r, g, n in c.execute(
         "SELECT c.value, COALESCE(MIN(r.gate), ''), SUM(c.n) FROM studio_counts c "
-        "LEFT JOIN studio_rules r ON r.rule_id = c.value WHERE c.dim = 'rule' GROUP BY c.value "
-        "HAVING SUM(c.n) > 0 ORDER BY 3 DESC, 1")]
+        f"LEFT JOIN studio_rules r ON r.rule_id = c.value WHERE c.dim = 'rule'{a.replace('scope', 'c.scope')} "
+        "GROUP BY c.value HAVING SUM(c.n) > 0 ORDER BY 3 DESC, 1", sa)]
     gates = sorted({g for _, g, _ in rules if g})
-    segments = [s for (s,) in db.execute("SELECT DISTINCT segment FROM studio_counts WHERE dim = 'all' AND n > 0 "
-                                         "AND segment != '' ORDER BY 1")]
-    tiers = [t for (t,) in db.execute("SELECT DISTINCT tier FROM studio_counts WHERE dim = 'all' AND n > 0 "
-                                      "AND tier != 0 ORDER BY 1")]
+    segments = [x for (x,) in c.execute(f"SELECT DISTINCT segment FROM studio_counts WHERE dim = 'all' AND n > 0 "
+                                        f"AND segment != ''{a} ORDER BY 1", sa)]
+    tiers = [t for (t,) in c.execute(f"SELECT DISTINCT tier FROM studio_counts WHERE dim = 'all' AND n > 0 "
+                                     f"AND tier != 0{a} ORDER BY 1", sa)]
     return {"rules": rules, "gates": gates, "segments": segments, "tiers": tiers, "counts": counts}
 
 
-def sums(db: sqlite3.Connection, dim: str, by: Sequence[str], *, value: str | None = None,
+def sums(db: Any, dim: str, by: Sequence[str], *, value: str | None = None,
          outcomes: Sequence[str] | None = None) -> list[tuple]:
     """SUM(n) of ``dim`` grouped by columns ``by`` (from value, outcome, segment, tier, decided)."""
+    c = conn_of(db)
     allowed = {"value", "outcome", "segment", "tier", "decided"}
     if not set(by) <= allowed:
         raise ValueError(f"cannot group by {by}")
     conds, args = ["dim = ?"], [dim]
+    _scoped(c, conds, args)
     if value is not None:
         conds.append("value = ?")
         args.append(value)
@@ -516,17 +608,23 @@ def sums(db: sqlite3.Connection, dim: str, by: Sequence[str], *, value: str | No
     cols = ", ".join(by)
     grp = f" GROUP BY {cols}" if by else ""
     sel = f"{cols}, SUM(n)" if by else "SUM(n)"
-    return [tuple(r) for r in db.execute(f"SELECT {sel} FROM studio_counts WHERE {' AND '.join(conds)}{grp}", args)
-            if r[-1]]
+    return [(*r[:-1], int(r[-1])) for r in c.execute(
+        f"SELECT {sel} FROM studio_counts WHERE {' AND '.join(conds)}{grp}", args) if r[-1]]
 
 
-def rule_info(db: sqlite3.Connection) -> dict[str, str]:
-    return dict(db.execute("SELECT rule_id, gate FROM studio_rules"))
+def rule_info(db: Any) -> dict[str, str]:
+    return dict(conn_of(db).execute("SELECT rule_id, gate FROM studio_rules").fetchall())
 
 
-def store_version(db: sqlite3.Connection) -> tuple:
+def store_version(db: Any) -> tuple:
     """Changes whenever the run writes members (O(1))."""
-    return tuple(db.execute("SELECT (SELECT MAX(rowid) FROM members), (SELECT COUNT(*) FROM studio_rules)").fetchone())
+    c = conn_of(db)
+    if not c.pg:
+        return tuple(c.execute("SELECT (SELECT MAX(rowid) FROM members), (SELECT COUNT(*) FROM studio_rules)")
+                     .fetchone())
+    s, sa = c.sc()
+    return tuple(c.execute(f"SELECT (SELECT MAX(updated_at) FROM members WHERE {s}), "
+                           "(SELECT COUNT(*) FROM studio_rules)", sa).fetchone())
 
 
 def decode_json(s: str | None) -> Any:

@@ -220,6 +220,13 @@ class SqliteStore:
              "ORDER BY 3 DESC LIMIT ?")
         return list(self.db.execute(q, (limit,)))
 
+    # -- the studio
+    def studio_conn(self):
+        """The studio's connection (a ``dialect.SqliteConn`` over this store's)."""
+        from .dialect import SqliteConn
+
+        return SqliteConn(self.db)
+
     # -- review decisions (append-only audit log)
     def add_decision(self, member_key: str, reviewer: str, action: str, reason: str, message_hash: str,
                      message: dict[str, Any] | None = None, **bound: Any) -> int:

@@ -7,8 +7,10 @@ autoescape on: model and member text is always data, never markup.
 
 Every endpoint reads its form on the event loop and then does its work (the
 session check, store queries, gates, rendering) in a worker thread
-(``auth.protect``); each thread has its own SQLite connection to the run
-store the batch job uses (``RUN_DIR/run.db``) and a ``StudioDB`` over it. Every
+(``auth.protect``); each thread has its own connection to the run store the
+batch job uses (SQLite ``RUN_DIR/run.db``, or the PostgreSQL database its
+``store.json`` names) and a ``StudioDB`` over it. On PostgreSQL the studio of
+a shard's folder shows every shard of the run (one database, one run). Every
 form POST answers with a redirect (post/redirect/get); what the next page must
 say travels in the server-side session (``auth.flash``).
 """
@@ -37,7 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import StoreError
-from ..store import SqliteStore
+from ..store import open_run_store
 from . import auth
 from ..store.studio_db import StudioDB
 from .highlight import highlight, message_view
@@ -64,41 +66,45 @@ class Studio:
     def __init__(self, cfg: StudioConfig):
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
-        from ..store import is_postgres, run_store_location
+        from ..store import run_store_location
 
-        loc = run_store_location(self.run_dir)
-        if loc is not None and is_postgres(loc["url"]):
-            raise StoreError("this run's store is in PostgreSQL; the studio serves SQLite run stores only so far",
-                             file=str(self.run_dir), hint="serve a run made with the default store (OUT/run.db)")
-        db = self.run_dir / "run.db"
-        if not db.exists():
+        if run_store_location(self.run_dir) is None:
             raise StoreError("no run store here", file=str(self.run_dir),
-                             hint="point `contentgen serve` at a run's --out folder (it holds run.db)")
+                             hint="point `contentgen serve` at a run's --out folder (it holds run.db, or "
+                                  "store.json for a PostgreSQL store)")
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._stores: list[SqliteStore] = []
+        self._stores: list[Any] = []
         self._campaign = None
         self._campaign_error: str | None = None
         self.stack = contextlib.ExitStack()
         self.campaign_id = self.sdb.meta("campaign_id") or self.run_dir.name  # migrates once, now
         from ..metrics import studio_metrics
 
-        self.metrics = studio_metrics(lambda: self.store, self.run_dir)  # GET /metrics (Prometheus)
+        # GET /metrics (Prometheus): the run's figures over every shard the studio shows
+        self.metrics = studio_metrics(lambda: self.sdb, self.run_dir)
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Any:
+        """This thread's run store (a ``RunStore``; its own connection)."""
         s = getattr(self._local, "store", None)
+        if s is not None and getattr(s.db, "broken", False):  # a PostgreSQL connection the server dropped
+            with self._lock:
+                self._stores = [x for x in self._stores if x is not s]
+            s.close()
+            s = None
         if s is None:
-            s = SqliteStore(self.run_dir / "run.db")
+            s = open_run_store(self.run_dir)
             self._local.store = s
-            self._local.sdb = StudioDB(s.db)
+            self._local.sdb = StudioDB(s.studio_conn())
             with self._lock:
                 self._stores.append(s)
         return s
 
     @property
     def db(self):
-        return self.store.db
+        """This thread's studio connection (``store.dialect.Conn``), what ``queue_index`` takes."""
+        return self.sdb.c
 
     @property
     def sdb(self) -> StudioDB:

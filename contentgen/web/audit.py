@@ -61,7 +61,10 @@ def page(request: Request, form) -> Response:
         except ValueError:
             exported = None
     flash = auth.pop_flash(request) or {}
+    conn = studio.db  # a sharded run on PostgreSQL: this folder exports its own shard
+    shards = {"this": conn.scope, "n": len(conn.scopes)} if len(conn.scopes) > 1 else None
     return render(request, "audit.html", {"rows": rows, "total": studio.sdb.decision_total(), "exported": exported,
+                                          "shards": shards,
                                           "older": rows[-1]["id"] if more and rows else None,
                                           "newest": before is None, "flash": flash.get("exported"),
                                           "error": flash.get("error")})

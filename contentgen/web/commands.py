@@ -99,14 +99,14 @@ def sessions_cmd(run_dir: Path, revoke_user: str | None, revoke_all: bool) -> No
     import datetime as dt
 
     from ..errors import StoreError
-    from ..store import SqliteStore
+    from ..store import open_run_store, run_store_location
     from ..store.studio_db import StudioDB
 
-    if not (Path(run_dir) / "run.db").exists():
+    if run_store_location(Path(run_dir)) is None:
         raise StoreError("no run store here", file=str(run_dir), hint="point it at a run's --out folder")
-    store = SqliteStore(Path(run_dir) / "run.db")
+    store = open_run_store(Path(run_dir))
     try:
-        sdb = StudioDB(store.db)
+        sdb = StudioDB(store.studio_conn())
         if revoke_user or revoke_all:
             n = sdb.sessions_revoke("revoked by an admin", None if revoke_all else revoke_user)
             who = "everyone" if revoke_all else revoke_user

@@ -86,9 +86,18 @@ def crafted_row(i: int, outcome: str, *, segment: str | None = None, tier: int |
 OUTCOME_CYCLE = ("review", "rejected", "fallback", "repaired", "approved", "approved", "suppressed")
 
 
-def crafted_run(run_dir: Path, n: int = 60, *, xss: bool = True) -> Path:
+def _open(run_dir: Path, url: str | None):
+    if url is None:
+        return SqliteStore(run_dir / "run.db")
+    from contentgen.store import open_run_store
+
+    return open_run_store(run_dir, url)
+
+
+def crafted_run(run_dir: Path, n: int = 60, *, xss: bool = True, url: str | None = None) -> Path:
+    """``url``: a PostgreSQL store for the run (the folder gets its store.json); default OUT/run.db."""
     run_dir = Path(run_dir)
-    store = SqliteStore(run_dir / "run.db")
+    store = _open(run_dir, url)
     try:
         store.set_meta("campaign_id", "crafted-test")
         store.set_meta("state", "complete")
@@ -102,7 +111,7 @@ def crafted_run(run_dir: Path, n: int = 60, *, xss: bool = True) -> Path:
         store.close()
     from contentgen.export import write_export
 
-    store = SqliteStore(run_dir / "run.db")
+    store = _open(run_dir, url)
     try:
         write_export(run_dir, store, {"campaign_id": "crafted-test", "model": "gpt-4o-mini",
                                       "usage": {"prompt_tokens": 90000, "completion_tokens": 12000,
@@ -136,7 +145,8 @@ def mixed_responder(body: dict[str, Any]) -> str:
 
 
 def pipeline_run(work: Path, fake, members: int = 60, *, channels: tuple[str, ...] | None = ("email",),
-                 variants: bool = False) -> tuple[Path, Path]:
+                 variants: bool = False, store: str | None = None, shard: tuple[int, int] | None = None,
+                 out: Path | None = None) -> tuple[Path, Path]:
     """The real pipeline on sample data against the fake OpenAI server: (run_dir, campaign path).
 
     ``channels``: the campaign's channels (default: e-mail only, the reviewer scenarios edit e-mail bodies;
@@ -145,7 +155,9 @@ def pipeline_run(work: Path, fake, members: int = 60, *, channels: tuple[str, ..
     from contentgen.sample_data import write_sample_data
 
     fake.responder = mixed_responder
-    paths = write_sample_data(work / "data", members)
+    paths = {"members": work / "data" / "members.csv", "campaign": work / "data" / "campaign.yaml"}
+    if not paths["campaign"].exists():  # (shards of one run share the data)
+        paths = write_sample_data(work / "data", members)
     if channels is None:  # every channel: a share of members prefer push, SMS and in-app
         mix_channels(paths["members"])
     extra = ""
@@ -154,9 +166,11 @@ def pipeline_run(work: Path, fake, members: int = 60, *, channels: tuple[str, ..
     if variants:
         extra += ("variants:\n  - {name: control, weight: 0.5}\n"
                   "  - {name: warm, weight: 0.5, template: message_warm.j2}\n")
-    paths["campaign"].write_text(paths["campaign"].read_text() + extra)
-    out = work / "run"
-    res = run_campaign(paths["campaign"], RunOptions(out=out, base_url=fake.base_url, api_key="test"))
+    if extra and extra not in paths["campaign"].read_text():
+        paths["campaign"].write_text(paths["campaign"].read_text() + extra)
+    out = out or work / "run"
+    res = run_campaign(paths["campaign"], RunOptions(out=out, base_url=fake.base_url, api_key="test", store=store,
+                                                     shard=shard))
     assert res.status == "complete", res.message
     return out, paths["campaign"]
 
@@ -214,3 +228,12 @@ def serve(app):
     finally:
         server.should_exit = True
         t.join(10)
+
+
+def run_sql(run_dir: Path):
+    """(store, conn): the run folder's store and a connection that takes ``?`` placeholders on either backend
+    (autocommit), for tests that look at or shift the studio's rows directly. Close the store."""
+    from contentgen.store import open_run_store
+
+    store = open_run_store(Path(run_dir))
+    return store, store.studio_conn()

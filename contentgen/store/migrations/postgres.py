@@ -124,6 +124,89 @@ CREATE TABLE budget (
 """
 
 
+P003_STUDIO = """
+CREATE TABLE studio_variants (
+    id TEXT COLLATE "C" PRIMARY KEY, name TEXT NOT NULL, parent TEXT, files TEXT NOT NULL, created_by TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE studio_comparisons (
+    id BIGSERIAL PRIMARY KEY, label TEXT, created_by TEXT, created_at DOUBLE PRECISION NOT NULL,
+    variant_ids TEXT NOT NULL, member_ids TEXT NOT NULL
+);
+CREATE TABLE studio_previews (
+    comparison_id BIGINT NOT NULL, variant_id TEXT NOT NULL, member_id TEXT NOT NULL, outcome TEXT,
+    result TEXT NOT NULL, prompt_tokens INTEGER DEFAULT 0, completion_tokens INTEGER DEFAULT 0,
+    cost_usd DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (comparison_id, variant_id, member_id)
+);
+CREATE TABLE studio_sessions (
+    token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL, password_fp TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION,
+    revoked_why TEXT, flash TEXT, client TEXT, user_agent TEXT
+);
+CREATE INDEX studio_sessions_user ON studio_sessions(username, revoked_at);
+CREATE TABLE studio_login_failures (
+    subject TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_at DOUBLE PRECISION NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL, locked_until DOUBLE PRECISION
+);
+CREATE TABLE studio_queue (
+    scope TEXT NOT NULL,
+    member_key TEXT COLLATE "C" NOT NULL,
+    seq BIGINT NOT NULL,
+    member_id TEXT COLLATE "C" NOT NULL,
+    outcome TEXT NOT NULL,
+    segment TEXT COLLATE "C" NOT NULL,
+    tier INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    send INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    n_errors INTEGER NOT NULL,
+    gates_any INTEGER NOT NULL,
+    gates_err INTEGER NOT NULL,
+    decided INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    sends TEXT NOT NULL,
+    PRIMARY KEY (scope, member_key)
+);
+CREATE INDEX studio_queue_seq ON studio_queue(seq, scope);
+CREATE INDEX studio_queue_member ON studio_queue(member_id, seq);
+CREATE INDEX studio_queue_errors ON studio_queue(n_errors, seq);
+CREATE INDEX studio_queue_filter ON studio_queue(outcome, segment, tier, decided, seq);
+CREATE TABLE studio_queue_rules (
+    scope TEXT NOT NULL,
+    member_key TEXT COLLATE "C" NOT NULL,
+    rule_id TEXT COLLATE "C" NOT NULL,
+    gate TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    member_id TEXT COLLATE "C" NOT NULL,
+    n_errors INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    segment TEXT COLLATE "C" NOT NULL,
+    tier INTEGER NOT NULL,
+    decided INTEGER NOT NULL,
+    PRIMARY KEY (scope, member_key, rule_id)
+);
+CREATE INDEX studio_rules_seq ON studio_queue_rules(rule_id, seq);
+CREATE INDEX studio_rules_member ON studio_queue_rules(rule_id, member_id, seq);
+CREATE INDEX studio_rules_errors ON studio_queue_rules(rule_id, n_errors, seq);
+CREATE TABLE studio_rules (rule_id TEXT COLLATE "C" PRIMARY KEY, gate TEXT NOT NULL);
+CREATE TABLE studio_member_rows (member_id TEXT PRIMARY KEY, row TEXT NOT NULL);
+CREATE TABLE studio_counts (
+    scope TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    outcome TEXT NOT NULL,
+    segment TEXT COLLATE "C" NOT NULL,
+    tier INTEGER NOT NULL,
+    decided INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (scope, dim, value, outcome, segment, tier, decided)
+);
+CREATE INDEX studio_members_updated ON members(updated_at);
+"""
+
+
 def _each(sql: str):
     def apply(cur: Any) -> None:
         for stmt in sql.split(";"):
@@ -132,8 +215,21 @@ def _each(sql: str):
     return apply
 
 
-MIGRATIONS = [("p001_run", _each(P001_RUN)), ("p002_budget", _each(P002_BUDGET))]
+def p003_studio(cur: Any) -> None:
+    """The studio's tables (SQLite's m002_studio and m005_studio_review): sessions, sign-in failures,
+    variants, comparisons, the member index, and the queue aggregates per scope, back-filled from the
+    members already stored (the same replay as ``queue_index.rebuild``)."""
+    from ..dialect import PgConn
+    from ..queue_index import rebuild
+
+    _each(P003_STUDIO)(cur)
+    scopes = [r[0] for r in cur.execute("SELECT DISTINCT scope FROM members").fetchall()]
+    if scopes:
+        rebuild(PgConn(cur.connection, scopes=scopes))
+
+
+MIGRATIONS = [("p001_run", _each(P001_RUN)), ("p002_budget", _each(P002_BUDGET)), ("p003_studio", p003_studio)]
 
 # the tables whose rows belong to one scope (a shard of the run), emptied by --restart of that scope
 SCOPED_TABLES = ("meta", "members", "attempts", "findings", "quarantine", "decisions", "batch_files", "batch_items",
-                 "batch_failures", "ledger")
+                 "batch_failures", "ledger", "studio_queue", "studio_queue_rules", "studio_counts")
