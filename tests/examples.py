@@ -49,6 +49,9 @@ def example_context(tier: int = 3, segment: str = "Enthusiasts", first_name: str
               valid_from=dt.date(2026, 11, 20), valid_until=dt.date(2026, 11, 30)),
         Offer(offer_id="O3", kind="free_shipping", min_order=50, valid_from=dt.date(2026, 11, 1),
               valid_until=dt.date(2026, 12, 31)),
+        # a churn-prevention offer: tier 3 only (compliance.churn-offer-tier)
+        Offer(offer_id="O4", kind="percent_off", value=35, applies_to=("P300",), valid_from=dt.date(2026, 11, 1),
+              valid_until=dt.date(2026, 12, 31), audience="churn_prevention"),
     )
     member = Member(member_id="M0001", first_name=first_name, segment=segment, churn_risk=0.2,  # type: ignore[arg-type]
                     opt_in_tier=tier)  # type: ignore[arg-type]

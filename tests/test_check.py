@@ -201,6 +201,11 @@ LATER_REDTEAMS = [
 FRESH = [
     # fishing, golf, photography, aquariums, eyewear, bedding: recall 0.852, FP 0.057, right gate 0.986
     ("fresh set A", "fresh-a-*.jsonl", 150, 110, 0.95),
+    # climbing, skiing, racquet sports, astronomy, pottery: recall 0.918, FP 0.082, right gate 0.973
+    ("fresh set C", "fresh-c-*.jsonl", 110, 90, 0.95),
+    # beekeeping, birding, equestrian, surfing, woodworking, baking (scored first after set C's changes, then
+    # generalized too; one malformed case left out): recall 0.887 (0.896 after C), FP 0.111, right gate 0.968
+    ("fresh set D", "fresh-d-*.jsonl", 100, 65, 0.95),
 ]
 
 

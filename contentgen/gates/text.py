@@ -326,7 +326,9 @@ _DAY = r"(3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
 DATE_RE = (re.compile(
     r"(?=[0-9jfmasond])(?:\b" + _MON + r"\.?[ \t]+" + _DAY + r"\b(?:,?[ \t]+(\d{4}))?"
     r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
-    r"|(?<![\d/.$])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
+    # a slash date, not a fraction: "60 1/2", "1/2 inch", "3/2mm" are measures
+    r"|(?<![\d/.$])(?<!\d[ \t])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
+    r"(?![ \t-]?(?:inch|in\b|\"|″|”|mm|cm|ft\b|foot|oz\b|ounce|lb\b|pound|cups?\b|tsp|tbsp|teaspoon|tablespoon|gallon|quart|liter|litre|hp\b))"
     r"|\b(\d{4})-(\d{2})-(\d{2})\b)",
     re.I))
 

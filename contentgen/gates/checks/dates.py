@@ -23,11 +23,12 @@ class BehaviourCue:
     """"ordered on", "since": a date right after a behaviour word, with no offer word in between."""
 
     def __init__(self, behaviour_words: tuple[str, ...], deadline_words: tuple[str, ...]) -> None:
-        self.before = re.compile(r"\b(?:" + "|".join(behaviour_words) + r")\b[^.!?\n]{0,30}$", re.I)
+        # a product name may stand between the verb and its date ("ordered Hex Glass Honey Jars, 12-Pack on June 20")
+        self.before = re.compile(r"\b(?:" + "|".join(behaviour_words) + r")\b[^.!?\n]{0,60}$", re.I)
         self.deadline = re.compile(r"\b(?:" + "|".join(deadline_words) + r")\b", re.I)
 
     def __call__(self, text: str, a: int) -> bool:
-        m = self.before.search(text[max(0, a - 50):a])
+        m = self.before.search(text[max(0, a - 80):a])
         return m is not None and self.deadline.search(m.group(0)) is None
 
 

@@ -17,6 +17,8 @@ from ..engine.view import MessageView
 from .catalog import _NUMS, Mention, Prep, claim_spans, prep
 
 _LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
+#: a list number before a sentence ("(3) Sport climbers rate it"): the word after it opens the sentence
+_ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
 
 
 def common_word(p: Prep, label: str, m: Mention) -> bool:
@@ -29,8 +31,13 @@ def common_word(p: Prep, label: str, m: Mention) -> bool:
         cats = p.extra["cats"] = {c for pr in p.idx.products.values() for c in (pr.category or "").lower().split()}
     if w in cats or w.rstrip("s") in cats:
         return True
+    # the last word of a longer name is the kind of thing it is ("your Dobsonian" of "Nightwatch 8-inch
+    # Dobsonian"): a kind, not that product, which its line name or its whole name would name
+    words = p.idx.products[m.pid].name.lower().split()
+    if len(words) >= 2 and words[-1].strip(",.()") in (w, w.rstrip("s")):
+        return True
     _, (sa, _sb) = p.sentence_of(label, m.start)
-    opens = not text[sa:m.start].strip(" \t\"'“‘(-—–*•")
+    opens = not _ENUMERATOR.sub("", text[sa:m.start]).strip(" \t\"'“‘(-—–*•")
     return opens and _LOWER_NEXT.match(text, m.end) is not None
 
 

@@ -185,7 +185,9 @@ class NameUse(Check):
             if ok is None:
                 ok = self._ok[program] = frozenset(x.replace("{program}", program).lower()
                                                    for x in self.params.generic_greetees)
-            if greeted.lower() not in ok and (not name or greeted.lower() != name.lower()):
+            # a name is capitalized: "Hello and welcome," greets no one in particular, "Hi Maya," names Maya
+            if (greeted[:1].isupper() and greeted.lower() not in ok
+                    and (not name or greeted.lower() != name.lower())):
                 yield Hit("body", g.start(1), g.end(1),
                           slots={"reason": f"the greeting names '{greeted}', not the member's first name"})
         if not name:
