@@ -51,7 +51,8 @@ def _name_regex(name: str) -> re.Pattern[str]:
                 pieces[-1] = re.escape(lp) + "(?:s|es)?"
         parts.append(r"[ \t\-]?".join(pieces))
     # (a product name never spans a line break, so a body's mentions are its lines')
-    return re.compile(r"(?<![\w])" + r"[ \t\-]+".join(parts) + r"(?![\w])", re.I)
+    # a comma or colon of the catalog name may stand between its words ("Rhodia Dot Pad A5, 80 sheets")
+    return re.compile(r"(?<![\w])" + r"[,:;]?[ \t\-]+".join(parts) + r"(?![\w])", re.I)
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")

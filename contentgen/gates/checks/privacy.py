@@ -100,7 +100,7 @@ class Pii(Check):
         # (written to open with \d, so that a search jumps straight from digit to digit:
         # "\d(?<![\w$.,]\d)\d{0,4}" is "(?<![\w$.,])\d{1,5}")
         self.street = re.compile(
-            r"\d(?<![\w$.,]\d)\d{0,4}[ \t]+(?:[NSEW]\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:"
+            r"\d(?<![\w$.,]\d)\d{0,4}[ \t]+(?:(?:[NS][EW]|[NSEW])\.?[ \t]+)?((?:[A-Z][a-z]+[ \t]+){1,3}(?:"
             + "|".join(params.street_suffixes) + r"))(?![\w])")
         self.partial = Phrases(build, params.partial_numbers, re.I, head=r"\b(?:", tail=r")\b")
         self.digit = build.feature("digit")
