@@ -98,3 +98,91 @@ def test_compiled_layout_is_reused_across_members():
         parts = E.EmailParts(subject=f"{who}, picks", blocks=(("text", f"Hi {who},\nNice & warm"),), **base)
         assert E.render_email(parts) == mjml.mjml2html(E.to_mjml(parts))
     assert len(E._LAYOUTS) == 1 and list(E._LAYOUTS.values())[0] is not None
+
+
+# ------------------------------------------------------------------ prompts: the sandbox's remembered attribute check
+
+import collections  # noqa: E402
+import types  # noqa: E402
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
+
+from contentgen.prompts import _Sandbox  # noqa: E402
+
+
+class _Liar:
+    def __init__(self, claims):
+        self._claims = claims
+
+    @property
+    def __class__(self):  # noqa: D401 - claims to be another type
+        return self._claims
+
+
+def _gen():
+    yield 1
+
+
+def test_sandbox_memo_refuses_what_jinja_refuses():
+    objs = [[], {}, set(), collections.deque(), "s", 1, _Liar(str), _Liar(list), _Liar(dict), _gen(), _gen, str,
+            (lambda: 0), "x".upper, types.SimpleNamespace(a=1), [].append]
+    attrs = ("append", "clear", "pop", "update", "add", "keys", "upper", "mro", "__class__", "_x", "gi_frame",
+             "__globals__", "__func__", "__self__", "func_code", "a", "format", "appendleft")
+    plain, memo = ImmutableSandboxedEnvironment(), _Sandbox()
+    for _ in range(2):  # the second time from the memo
+        for obj in objs:
+            for attr in attrs:
+                assert memo.is_safe_attribute(obj, attr, None) == plain.is_safe_attribute(obj, attr, None), (obj, attr)
+
+
+# ------------------------------------------------------------------ tracked links: parsed and encoded once per link
+
+import hashlib  # noqa: E402
+from types import SimpleNamespace as NS  # noqa: E402
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit  # noqa: E402
+
+from contentgen import assemble as A  # noqa: E402
+from contentgen.config import Tracking  # noqa: E402
+
+
+def _tracked_before(url, campaign, plan, product_id=""):  # assemble.tracked as it was at fe3959f
+    t = getattr(campaign, "tracking", None)
+    if t is None or not t.enabled or not url:
+        return url
+    vals = {"campaign_id": campaign.campaign_id, "variant": plan.variant, "channel": plan.channel,
+            "product_id": product_id}
+    ours = [(k, getattr(t, k).format_map(vals)) for k in ("utm_source", "utm_medium", "utm_campaign",
+                                                          "utm_content", "utm_term")]
+    ours += [(k, v.format_map(vals)) for k, v in t.extra.items()]
+    if t.member_param:
+        mh = hashlib.sha256(f"{campaign.campaign_id}\x00track\x00{plan.member.member_id}".encode()).hexdigest()[:16]
+        ours.append((t.member_param, mh))
+    ours = [(k, v) for k, v in ours if v]
+    parts = urlsplit(url)
+    names = {k for k, _ in ours}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names] + ours
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+_names = st.sampled_from(["mh", "utm_source", "utm_term", "ref", "x y", "é", "a&b", ""])
+_vals = st.sampled_from(["", "athenaplus", "{channel}", "{product_id}-{variant}", "a b&c=d", "ü/?#", "{campaign_id}"])
+_urls = st.one_of(st.sampled_from(["https://x.example/p/P1", "https://x.example/p/P1?mh=old&ref=1",
+                                   "https://x.example/?utm_source=them#frag", "https://x.example", "http://a/b?c",
+                                   "https://x.example/p?ref=1&ref=2&empty=&mh", "/relative?q=1", "mailto:a@b"]),
+                  st.builds(lambda a, b: f"https://x.example/{a}?{b}", st.text(max_size=5), st.text(max_size=8)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=_urls, src=_vals, medium=_vals, term=_vals, extra=st.dictionaries(_names, _vals, max_size=3),
+       mp=st.sampled_from(["mh", "", "utm_source", "ref"]), enabled=st.booleans(),
+       members=st.lists(st.sampled_from(["M1", "M2", "M1590"]), min_size=1, max_size=3),
+       variant=st.sampled_from(["default", "b"]), channel=st.sampled_from(["email", "push"]),
+       pid=st.sampled_from(["", "P1", "P 2"]))
+def test_tracked_link_cache_gives_what_it_gave(url, src, medium, term, extra, mp, enabled, members, variant, channel,
+                                                pid):
+    t = Tracking(enabled=enabled, utm_source=src, utm_medium=medium, utm_term=term, member_param=mp, extra=extra)
+    for cid in ("wk48", "wk49"):
+        campaign = NS(campaign_id=cid, tracking=t)
+        for m in members:
+            plan = NS(variant=variant, channel=channel, member=NS(member_id=m))
+            assert A.tracked(url, campaign, plan, pid) == _tracked_before(url, campaign, plan, pid)
