@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -76,9 +77,15 @@ def offer_line(offer: Offer, plan: Plan) -> str | None:
     return None  # percent-off offers are shown on their product line
 
 
+@lru_cache(maxsize=1024)
 def member_hash(campaign_id: str, member_id: str) -> str:
     """The member in tracking links: a per-campaign hash (the ESP joins clicks on it; no member id in URLs)."""
     return hashlib.sha256(f"{campaign_id}\x00track\x00{member_id}".encode()).hexdigest()[:16]
+
+
+# a link's parts and its query without the member hash, per link, campaign, variant, channel, product and
+# tracking settings: the same for every member, so parsed and encoded once (a member adds only its hash)
+_TRACKED: dict[tuple[Any, ...], tuple[Any, str]] = {}
 
 
 def tracked(url: str, campaign: Campaign, plan: Plan, product_id: str = "") -> str:
@@ -86,18 +93,29 @@ def tracked(url: str, campaign: Campaign, plan: Plan, product_id: str = "") -> s
     t = getattr(campaign, "tracking", None)  # None: a campaign-like object without tracking settings
     if t is None or not t.enabled or not url:
         return url
-    vals = {"campaign_id": campaign.campaign_id, "variant": plan.variant, "channel": plan.channel,
-            "product_id": product_id}
-    ours = [(k, getattr(t, k).format_map(vals)) for k in ("utm_source", "utm_medium", "utm_campaign",
-                                                          "utm_content", "utm_term")]
-    ours += [(k, v.format_map(vals)) for k, v in t.extra.items()]
-    if t.member_param:
-        ours.append((t.member_param, member_hash(campaign.campaign_id, plan.member.member_id)))
-    ours = [(k, v) for k, v in ours if v]
-    parts = urlsplit(url)
-    names = {k for k, _ in ours}
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names] + ours
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    key = (url, campaign.campaign_id, plan.variant, plan.channel, product_id, t.utm_source, t.utm_medium,
+           t.utm_campaign, t.utm_content, t.utm_term, tuple(t.extra.items()), t.member_param)
+    hit = _TRACKED.get(key)
+    if hit is None:
+        vals = {"campaign_id": campaign.campaign_id, "variant": plan.variant, "channel": plan.channel,
+                "product_id": product_id}
+        ours = [(k, getattr(t, k).format_map(vals)) for k in ("utm_source", "utm_medium", "utm_campaign",
+                                                              "utm_content", "utm_term")]
+        ours += [(k, v.format_map(vals)) for k, v in t.extra.items()]
+        ours = [(k, v) for k, v in ours if v]
+        parts = urlsplit(url)
+        names = {k for k, _ in ours}
+        if t.member_param:
+            names.add(t.member_param)  # the hash, added last, is never empty
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names] + ours
+        if len(_TRACKED) >= 4096:
+            _TRACKED.clear()
+        hit = _TRACKED[key] = (parts, urlencode(query))
+    parts, query = hit
+    if t.member_param:  # urlencode joins its pairs with "&": the hash's pair appended to the rest's encoding
+        pair = urlencode([(t.member_param, member_hash(campaign.campaign_id, plan.member.member_id))])
+        query = f"{query}&{pair}" if query else pair
+    return urlunsplit(parts._replace(query=query))
 
 
 def product_url(campaign: Campaign, plan: Plan, product_id: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,68 +219,70 @@ def _e(text: str) -> str:
     return html.escape(text or "", quote=True)
 
 
-def _lines(text: str) -> str:
-    return "<br />".join(_e(x) for x in (text or "").split("\n"))
+def _lines(text: str, esc: Any = _e) -> str:
+    return "<br />".join(esc(x) for x in (text or "").split("\n"))
 
 
-def _product_mjml(p: ProductPart, t: Theme) -> str:
+def _product_mjml(p: ProductPart, t: Theme, esc: Any = _e) -> str:
     url = safe_url(p.url)
-    name = (f'<a href="{_e(url)}" style="color:{t.brand};text-decoration:underline;">{_e(p.name)}</a>'
-            if url else _e(p.name))
+    name = (f'<a href="{esc(url)}" style="color:{t.brand};text-decoration:underline;">{esc(p.name)}</a>'
+            if url else esc(p.name))
     rows = [f'<mj-text padding="14px 16px 2px 16px" font-size="17px" font-weight="700" color="{t.text}">{name}'
             "</mj-text>"]
     if p.detail:
-        rows.append(f'<mj-text padding="0 16px 10px 16px" font-size="15px" color="{t.text}">{_e(p.detail)}</mj-text>')
+        rows.append(f'<mj-text padding="0 16px 10px 16px" font-size="15px" color="{t.text}">{esc(p.detail)}</mj-text>')
     if p.why:
         rows.append(f'<mj-text padding="4px 16px 0 16px" font-size="12px" font-weight="700" color="{t.brand}" '
                     f'letter-spacing="0.3px">{_e(WHY)}</mj-text>')
         rows.append(f'<mj-text padding="2px 16px 14px 16px" font-size="14px" line-height="20px" '
-                    f'color="{t.text}">{_lines(p.why)}</mj-text>')
+                    f'color="{t.text}">{_lines(p.why, esc)}</mj-text>')
     return (f'<mj-section padding="6px 24px" background-color="{t.card}">'
             f'<mj-column background-color="{t.tint}" border-left="4px solid {t.brand}" padding="0">'
             + "".join(rows) + "</mj-column></mj-section>")
 
 
-def to_mjml(parts: EmailParts, theme: Theme = THEME) -> str:
+def to_mjml(parts: EmailParts, theme: Theme = THEME, esc: Any = _e) -> str:
+    """The message as MJML. ``esc`` escapes every member-specific text (``render_email`` passes one that
+    puts a slot token in place of a plain one)."""
     t = theme
     text = (lambda body, pad="6px 24px": f'<mj-section padding="0" background-color="{t.card}"><mj-column>'
             f'<mj-text padding="{pad}">{body}</mj-text></mj-column></mj-section>')
-    out = [f'<mjml lang="{_e(parts.lang)}"><mj-head>',
-           f"<mj-title>{_e(parts.subject)}</mj-title>",
-           f"<mj-preview>{_e(parts.preheader)}</mj-preview>" if parts.preheader else "",
+    out = [f'<mjml lang="{esc(parts.lang)}"><mj-head>',
+           f"<mj-title>{esc(parts.subject)}</mj-title>",
+           f"<mj-preview>{esc(parts.preheader)}</mj-preview>" if parts.preheader else "",
            f'<mj-attributes><mj-all font-family="{t.font}" /><mj-text font-size="16px" line-height="24px" '
            f'color="{t.text}" /></mj-attributes>',
            f'</mj-head><mj-body background-color="{t.page}" width="600px">',
            '<mj-section padding="12px 0"><mj-column></mj-column></mj-section>',
            f'<mj-section padding="24px 0 0 0" background-color="{t.card}" border-radius="8px 8px 0 0"><mj-column>'
            f'<mj-text padding="4px 24px 12px 24px" font-size="15px" font-weight="700" letter-spacing="1px" '
-           f'color="{t.brand}">{_e(parts.brand)}</mj-text></mj-column></mj-section>']
+           f'color="{t.brand}">{esc(parts.brand)}</mj-text></mj-column></mj-section>']
     def cta() -> str:
         if not (parts.cta_text and safe_url(parts.cta_url)):
             return ""
         return (f'<mj-section padding="8px 0 4px 0" background-color="{t.card}"><mj-column>'
-                f'<mj-button href="{_e(safe_url(parts.cta_url))}" background-color="{t.brand}" color="#ffffff" '
+                f'<mj-button href="{esc(safe_url(parts.cta_url))}" background-color="{t.brand}" color="#ffffff" '
                 f'font-size="16px" font-weight="700" border-radius="6px" inner-padding="12px 22px" align="left" '
-                f'padding="8px 24px">{_e(parts.cta_text)}</mj-button></mj-column></mj-section>')
+                f'padding="8px 24px">{esc(parts.cta_text)}</mj-button></mj-column></mj-section>')
 
     for kind, value in parts.blocks:
         if kind == "products":
-            out.extend(_product_mjml(p, t) for p in value)
+            out.extend(_product_mjml(p, t, esc) for p in value)
         else:
-            out.append(text(_lines(value)))
+            out.append(text(_lines(value, esc)))
     if parts.unplaced_why:
         out.append(text(f'<strong style="color:{t.brand};font-size:13px;">{_e(WHY)}</strong>', "12px 24px 0 24px"))
         for name, why in parts.unplaced_why:
-            out.append(text(f"<strong>{_e(name)}</strong>: {_lines(why)}", "4px 24px"))
+            out.append(text(f"<strong>{esc(name)}</strong>: {_lines(why, esc)}", "4px 24px"))
     out.append(cta())
     if parts.signoff:
-        out.append(text(_e(parts.signoff), "12px 24px 4px 24px"))
+        out.append(text(esc(parts.signoff), "12px 24px 4px 24px"))
     links = []
     for p in parts.footer:
         if p.url:
-            links.append(f'<a href="{_e(p.url)}" style="color:{t.muted};text-decoration:underline;">{_e(p.label)}</a>')
+            links.append(f'<a href="{esc(p.url)}" style="color:{t.muted};text-decoration:underline;">{esc(p.label)}</a>')
         else:
-            links.append(_e(p.label))
+            links.append(esc(p.label))
     out.append(f'<mj-section padding="0 0 20px 0" background-color="{t.card}" border-radius="0 0 8px 8px">'
                f'<mj-column><mj-divider border-color="{t.rule}" border-width="1px" padding="16px 24px" />'
                f'<mj-text padding="0 24px" font-size="12px" line-height="19px" color="{t.muted}">'
@@ -288,8 +291,89 @@ def to_mjml(parts: EmailParts, theme: Theme = THEME) -> str:
     return "".join(out)
 
 
+# ------------------------------------------------------------------------------------------ compiled layouts
+#
+# MRML takes ~0.35 ms a message, most of it the same table scaffolding for every member. ``render_email``
+# compiles each layout once: the MJML with a slot token in place of every member-specific text, compiled by
+# MRML; each member's escaped texts then go into the compiled HTML's slots. That gives MRML's own output only
+# where MRML copies a text as it is, so a text goes into a slot only when it is plain: printable (no tabs,
+# line breaks, no-break or other Unicode spaces, format characters: MRML rewrites those in places), no
+# backslash and no combining mark (MRML writes the subject into an ``aria-label``, the language into ``lang``
+# and the button's link with Rust's debug escaping, which doubles a backslash and writes a combining mark as
+# ``\u{301}``). Any other text stays in the layout's MJML itself (that layout is then one member's: compiled as
+# before). The compiled layout is used only if every token came out exactly as it went in
+# (``tests/test_cpu_paths.py`` compares both paths on random parts).
+
+_SLOT = "cgvslot{:05d}x"
+_SLOT_RE = re.compile(r"cgvslot([0-9]{5})x")
+_LAYOUTS: dict[str, tuple[Any, ...] | None] = {}
+_MAX_LAYOUTS = 512
+
+
+def _extends(c: str) -> bool:
+    """A character Rust's ``char::escape_debug`` writes as ``\\u{...}`` though it is printable: a mark that
+    extends the grapheme before it (Grapheme_Extend: the M categories plus a few modifiers)."""
+    return unicodedata.category(c)[0] == "M" or c in "\uff9e\uff9f" or "\U0001f3fb" <= c <= "\U0001f3ff"
+
+
+class _Slots:
+    __slots__ = ("values", "clash")
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.clash = False  # a text that looks like a slot token: this message is compiled as before
+
+    def __call__(self, text: str | None) -> str:
+        v = _e(text)
+        if "cgvslot" in v:
+            self.clash = True
+        if not v or not v.isprintable() or "\\" in v or len(self.values) >= 99999:
+            return v
+        if not v.isascii() and any(_extends(c) for c in v if c > "\x7f"):
+            return v
+        self.values.append(v)
+        return _SLOT.format(len(self.values) - 1)
+
+
+def _compile_layout(skeleton: str, n: int) -> tuple[Any, ...] | None:
+    """MRML's HTML for a layout, split at its slots: (text, slot index, text, ...); None when a token did not
+    come out of MRML exactly as it went in."""
+    compiled = mjml.mjml2html(skeleton)
+    pieces: list[Any] = []
+    seen: set[int] = set()
+    pos = 0
+    for m in _SLOT_RE.finditer(compiled):
+        pieces.append(compiled[pos:m.start()])
+        i = int(m.group(1))
+        if i >= n:
+            return None
+        pieces.append(i)
+        seen.add(i)
+        pos = m.end()
+    pieces.append(compiled[pos:])
+    if len(seen) != n or any("cgvslot" in p.lower() for p in pieces if isinstance(p, str)):
+        return None
+    return tuple(pieces)
+
+
 def render_email(parts: EmailParts, theme: Theme = THEME) -> str:
-    return mjml.mjml2html(to_mjml(parts, theme))
+    slots = _Slots()
+    skeleton = to_mjml(parts, theme, slots)
+    if slots.clash:
+        return mjml.mjml2html(to_mjml(parts, theme))
+    if not slots.values:
+        return mjml.mjml2html(skeleton)
+    try:
+        pieces = _LAYOUTS[skeleton]
+    except KeyError:
+        pieces = _compile_layout(skeleton, len(slots.values))
+        if len(_LAYOUTS) >= _MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        _LAYOUTS[skeleton] = pieces
+    if pieces is None:
+        return mjml.mjml2html(to_mjml(parts, theme))
+    values = slots.values
+    return "".join([values[p] if p.__class__ is int else p for p in pieces])
 
 
 def render_html(msg: Any, plan: Any, campaign: Any) -> str:

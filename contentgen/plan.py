@@ -324,12 +324,12 @@ class Planner:
             for r in sorted(recs, key=lambda r: (-r.score, r.product_id)):
                 drop = tuple(e for e in r.evidence if e.source not in allowed)
                 p = self.catalog.get(r.product_id)
-                keep = tuple(e.model_copy(update={"detail": soften_detail(e.detail)})
-                             for e in r.evidence if e.source in allowed)
-                picked = (len(products) < self.campaign.top_k and p is not None and bool(keep)
+                allowed_ev = [e for e in r.evidence if e.source in allowed]
+                picked = (len(products) < self.campaign.top_k and p is not None and bool(allowed_ev)
                           and self._selectable(p, products, exclude))
                 withheld += [Withheld.of(r.product_id, e, tier, picked=picked) for e in drop]
-                if picked:
+                if picked:  # evidence softened for the products that go into the prompt only
+                    keep = tuple(e.model_copy(update={"detail": soften_detail(e.detail)}) for e in allowed_ev)
                     products.append(PlannedProduct(product=p, evidence=keep, withheld=drop))
             if not products:  # nothing personal we may use: fall back to segment picks
                 seg_ev = (Evidence(source="segment", detail=f"popular with {member.segment} this season"),)

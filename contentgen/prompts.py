@@ -48,12 +48,37 @@ class PromptPair:
         return out + [{"role": "user", "content": self.user}]
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, its attribute check remembered per (type, attribute name).
+
+    ``is_safe_attribute`` answers from the attribute's name and ``isinstance`` checks of the object alone
+    (private or internal attribute, a method that modifies a list, dict, set or deque), so the answer for one
+    type and name holds for every object of that type; an object whose ``__class__`` is not its type is
+    checked each time. The sandbox refuses exactly what it refused before (``tests/test_cpu_paths.py``)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._safe: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        cls = type(obj)
+        if obj.__class__ is not cls or attr.__class__ is not str:
+            return super().is_safe_attribute(obj, attr, value)
+        key = (cls, attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            if len(self._safe) >= 4096:
+                self._safe.clear()
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
+        return safe
+
+
 class Prompts:
     def __init__(self, prompts_dir: Path, campaign: Campaign):
         self.dir = Path(prompts_dir)
         self.campaign = campaign
         self._system: str | None = None
-        self.env = ImmutableSandboxedEnvironment(
+        self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(self.dir)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,

@@ -259,6 +259,12 @@ def _given(word: str) -> bool:
     return word.lower() in _COMMON_GIVEN_NAMES
 
 
+@lru_cache(maxsize=8192)
+def _own_word_re(w: str) -> re.Pattern[str]:
+    # members' own name words: thousands of distinct patterns, more than the re module's cache of 512 keeps
+    return re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)", re.I)
+
+
 def _scrub_names(text: str, own: Iterable[str], found: list[str]) -> str:
     def hit() -> None:
         found.append("name")
@@ -324,7 +330,7 @@ def _scrub_names(text: str, own: Iterable[str], found: list[str]) -> str:
     for w in own:
         if len(w) < 2:
             continue
-        rx = re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)", re.I)
+        rx = _own_word_re(w)
 
         def own_hit(m: re.Match[str]) -> str:
             if not m.group(0)[:1].isupper():
@@ -568,7 +574,7 @@ def scrub_instructions(text: str, *, first: str = "", others: Iterable[str] = ()
     words = [(w, "{first_name}") for w in first.split() if len(w) >= 2]
     words += [(w, "[surname]") for w in others if len(w) >= 2 and w.lower() not in first.lower().split()]
     for w, repl in words:
-        rx = re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)", re.I)
+        rx = _own_word_re(w)
 
         def sub(m: re.Match[str], repl: str = repl) -> str:
             if not m.group(0)[:1].isupper() or any(a <= m.start() < b for a, b in kept):
