@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/bench_gates.py [N]                       # this checkout
     .venv/bin/python benchmarks/bench_gates.py [N] --baseline-rev 8ea3975 # and a worktree of that commit
     .venv/bin/python benchmarks/bench_gates.py [N] --baseline DIR         # and the code in DIR
+    .venv/bin/python benchmarks/bench_gates.py [N] --baseline-rev A --baseline-rev B  # several baselines
 
 Builds N (default 2,000) varied messages from the labelled cases in tests/cases/ and
 shared/cases/public.jsonl (each with its own context), then runs schema + facts + brand +
 compliance on every message and prints messages/second of CPU time (one process, one thread, so
 one core; wall time is printed too, and matches it on an idle machine). Each figure comes from a
-fresh process; with a baseline the two versions run alternately (A B A B ...), BENCH_RUNS
+fresh process; with baselines the versions run alternately (A B C A B C ...), BENCH_RUNS
 (default 5) times each, on the same corpus (this checkout's case files, built with each version's
-own models), and the ratio of each pair is reported with the median and range.
+own models), and the ratio of this checkout to each baseline, round by round, is reported with the
+median and range.
 
 "cold" is the first pass over a fresh process (rules loaded, nothing else warmed: every case's
 catalog indexed, every rule regex combination compiled during the timing); "steady" first runs a
@@ -231,8 +233,10 @@ def run_one(code: Path, n: int, mode: str) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("n", nargs="?", type=int, default=2000)
-    ap.add_argument("--baseline", help="a checkout of another version to measure alternately")
-    ap.add_argument("--baseline-rev", help="a commit to measure alternately (a worktree is made for it)")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="a checkout of another version to measure alternately (repeatable)")
+    ap.add_argument("--baseline-rev", action="append", default=[],
+                    help="a commit to measure alternately (a worktree is made for it; repeatable)")
     ap.add_argument("--modes", default="steady,cold")
     ap.add_argument("--breakdown", action="store_true", help="time each rule on the steady corpus (this checkout)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -248,10 +252,10 @@ def main() -> None:
         return
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     versions = [("this", ROOT)]
-    if args.baseline_rev:
-        versions.append((f"baseline {args.baseline_rev}", baseline_worktree(args.baseline_rev)))
-    elif args.baseline:
-        versions.append(("baseline", Path(args.baseline).resolve()))
+    for rev in args.baseline_rev:
+        versions.append((f"baseline {rev}", baseline_worktree(rev)))
+    for i, d in enumerate(args.baseline):
+        versions.append((f"baseline{i + 1 if len(args.baseline) > 1 else ''}", Path(d).resolve()))
     print(f"command: {' '.join([Path(sys.executable).name, 'benchmarks/bench_gates.py', *sys.argv[1:]])}  "
           f"({runs} fresh processes per version and mode, alternating)")
     for mode in args.modes.split(","):
@@ -266,10 +270,9 @@ def main() -> None:
         for name, _ in versions:
             xs = rates[name]
             print(f"{mode:>6} {name:<18} median {statistics.median(xs):,.0f} msg/s (range {min(xs):,.0f} - {max(xs):,.0f})")
-        if len(versions) == 2:
-            a, b = (rates[name] for name, _ in versions)
-            ratios = [x / y for x, y in zip(a, b)]
-            print(f"{mode:>6} ratio this / baseline: median {statistics.median(ratios):.2f}x "
+        for name, _ in versions[1:]:
+            ratios = [x / y for x, y in zip(rates["this"], rates[name])]
+            print(f"{mode:>6} ratio this / {name}: median {statistics.median(ratios):.2f}x "
                   f"(range {min(ratios):.2f} - {max(ratios):.2f}, {len(ratios)} alternating pairs)")
 
 

@@ -64,6 +64,27 @@ class _Plan:
         #: (rule, its hits function) by index, and those of the rules that always run
         self.fns = [(cr, cr.impl.hits) for cr in rules]
         self.always_fns = [self.fns[i] for i in self.always]
+        #: the prefilter's answers per field group -> the rules to run (answers repeat across messages)
+        self._selected: dict[tuple[frozenset[int] | None, ...], list[tuple[CompiledRule, Any]]] = {}
+
+    def selected(self, view: MessageView) -> list[tuple[CompiledRule, Any]]:
+        """The rules to run on a message: those that always run, then those one of whose patterns the
+        prefilter found in the message, in rule order."""
+        key = tuple(view.present(names) for names, _, _ in self.gated)
+        got = self._selected.get(key)
+        if got is None:
+            chosen: set[int] = set()
+            for (_, by_id, keys), present in zip(self.gated, key):
+                if present is None:
+                    chosen.update(i for ids in by_id.values() for i in ids)
+                    continue
+                for pid in keys.intersection(present):
+                    chosen.update(by_id[pid])
+            got = self.always_fns + [self.fns[i] for i in sorted(chosen)]
+            if len(self._selected) > 4096:
+                self._selected.clear()
+            self._selected[key] = got
+        return got
 
 
 @dataclass
@@ -143,28 +164,12 @@ class RuleSet:
     def run(self, view: MessageView) -> list[Finding]:
         """Every applicable rule's findings: the rules that always run, and the rules one of whose
         patterns the prefilter found in the message (in rule order)."""
-        plan = self._plan(view.when_key)
-        selected: set[int] = set()
-        for names, by_id, keys in plan.gated:
-            present = view.present(names)
-            if present is None:
-                selected.update(i for ids in by_id.values() for i in ids)
-                continue
-            for pid in keys.intersection(present):
-                selected.update(by_id[pid])
         # (the order rules run in does not matter: findings are sorted on a total key afterwards)
         out: list[Finding] = []
-        for cr, fn in plan.always_fns:
+        for cr, fn in self._plan(view.when_key).selected(view):
             hits = list(fn(view))
             if hits:
                 out.extend(self._found(cr, view, hits))
-        if selected:
-            fns = plan.fns
-            for i in selected:
-                cr, fn = fns[i]
-                hits = list(fn(view))
-                if hits:
-                    out.extend(self._found(cr, view, hits))
         return self.accept.filter(out, view) if len(self.accept) else out
 
     @staticmethod

@@ -95,7 +95,9 @@ def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
 
 def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = False) -> Iterator[Hit]:
     protect = rule.protects
-    for label, text in view.fields(rule.fields):
+    # only the fields where one of the items may match: in another, every item's candidate list is
+    # empty and it has no span (what the prefilter rules out, ``re`` would not find either)
+    for label, text in view.fields_with(spans.phrases.ids, rule.fields):
         for a, b in spans(view, text):
             if protect and inside(view.protected(label), a, b):
                 continue
