@@ -11,11 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -26,6 +24,7 @@ from contentgen.llm.client import LLMClient
 from contentgen.llm.local import _free_port
 from contentgen.sample_data import write_sample_data
 from tests import responders
+from tests.util import stop_process, wait_until_ok
 
 if importlib.util.find_spec("litellm") is None:          # not imported here: its import fetches a price map
     pytest.skip("the LiteLLM proxy is the 'litellm' test extra (scripts/setup.sh installs it)",
@@ -56,24 +55,11 @@ def litellm_proxy(_fake_openai_server, tmp_path_factory):
     proc = subprocess.Popen([str(exe), "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port",
                              str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp / "proxy.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the LiteLLM proxy did not start"
-            time.sleep(0.25)
+        wait_until_ok(f"http://127.0.0.1:{port}/health/liveliness", proc, timeout=120,
+                      what="the LiteLLM proxy", log=lambda: (tmp / "proxy.log").read_text()[-3000:])
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15)
         log.close()
 
 

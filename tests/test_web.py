@@ -34,7 +34,7 @@ from contentgen.web import audit as audit_mod
 from contentgen.web.app import create_app
 from contentgen.web.auth import Accounts
 from contentgen.web.highlight import message_view
-from tests.browser.studio_data import crafted_run, pipeline_run, run_sql, sign_in, users_file
+from tests.browser.studio_data import crafted_copy, crafted_run, pipeline_run, run_sql, sign_in, users_file
 
 BASE = "http://localhost"
 
@@ -50,15 +50,7 @@ def crafted_template(tmp_path_factory) -> Path:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def crafted(request, crafted_template, tmp_path) -> Path:
     """A private copy of the crafted run (tests record decisions in it), on each backend."""
-    d = tmp_path / "c"
-    if request.param == "sqlite":
-        shutil.copytree(crafted_template, d)
-    else:
-        url = request.getfixturevalue("pg_url")
-        d.mkdir()
-        shutil.copy(crafted_template / "users.yaml", d / "users.yaml")
-        crafted_run(d / "run", 60, url=url)
-    return d
+    return crafted_copy(request, crafted_template, tmp_path / "c", 60)
 
 
 @pytest.fixture
@@ -797,12 +789,11 @@ def test_contentgen_serve_on_a_postgresql_run_folder(tmp_path, pg_url):
     import os
     import subprocess
     import sys
-    import time
 
     import httpx
 
     from tests.browser.studio_data import PASSWORD, csrf_of, free_port
-    from tests.util import REPO
+    from tests.util import REPO, stop_process, wait_until_ok
 
     crafted_run(tmp_path / "run", 20, url=pg_url)
     users_file(tmp_path / "users.yaml")
@@ -813,25 +804,13 @@ def test_contentgen_serve_on_a_postgresql_run_folder(tmp_path, pg_url):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
-            time.sleep(0.1)
+        wait_until_ok(base + "/login", proc, timeout=60, what="contentgen serve", log=lambda: proc.stderr.read(),
+                      every=0.1)
         with httpx.Client(base_url=base, timeout=20, follow_redirects=True) as hc:
             tok = csrf_of(hc.get("/login").text)
             r = hc.post("/login", data={"csrf": tok, "username": "rita", "password": PASSWORD})
             assert r.status_code == 200 and r.url.path == "/queue"
             assert "M000000" in queue_ids(r.text) and total_of(r.text) > 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)
         proc.stderr.close()

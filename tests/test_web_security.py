@@ -29,7 +29,7 @@ from contentgen.web.auth import Accounts, SessionPolicy, hash_password, verify_p
 from contentgen.web.commands import serve_settings
 from contentgen.web.editor import reason_problem
 from contentgen.web.highlight import highlight
-from tests.browser.studio_data import PASSWORD, XSS, crafted_run, csrf_of, run_sql, serve, sign_in, users_file
+from tests.browser.studio_data import PASSWORD, XSS, crafted_copy, crafted_run, csrf_of, run_sql, serve, sign_in, users_file
 
 BASE = "http://localhost"
 
@@ -46,15 +46,7 @@ def crafted_template(tmp_path_factory) -> Path:
 def crafted(request, crafted_template, tmp_path) -> Path:
     """A private copy of the crafted run, on each backend (sessions, sign-in failures and decisions are
     the store's)."""
-    d = tmp_path / "c"
-    if request.param == "sqlite":
-        shutil.copytree(crafted_template, d)
-    else:
-        url = request.getfixturevalue("pg_url")
-        d.mkdir()
-        shutil.copy(crafted_template / "users.yaml", d / "users.yaml")
-        crafted_run(d / "run", 40, url=url)
-    return d
+    return crafted_copy(request, crafted_template, tmp_path / "c", 40)
 
 
 @pytest.fixture

@@ -20,3 +20,34 @@ def decided_members(out: Path) -> int:
             db.close()
     except sqlite3.Error:
         return 0
+
+
+def wait_until_ok(url: str, proc, *, timeout: float, what: str, log=None, every: float = 0.25) -> None:
+    """Poll ``url`` until it answers 200; fail with ``what`` after ``timeout`` s, or with the process's log
+    (``log()``: its text) as soon as the process ``proc`` it waits on has exited."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log() if log else f"{what}: the process exited ({proc.returncode})"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(every)
+
+
+def stop_process(proc, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` s; always reaped."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

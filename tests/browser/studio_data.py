@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import threading
 import time
@@ -237,3 +238,17 @@ def run_sql(run_dir: Path):
 
     store = open_run_store(Path(run_dir))
     return store, store.studio_conn()
+
+
+def crafted_copy(request, template: Path, dest: Path, members: int) -> Path:
+    """A private copy of a crafted run made from ``template`` (a folder with ``run/`` and ``users.yaml``), for
+    a fixture parametrized over the store backends: ``request.param`` "sqlite" copies the folder,
+    "postgresql" writes the same crafted run into the ``pg_url`` fixture's database."""
+    if request.param == "sqlite":
+        shutil.copytree(template, dest)
+    else:
+        url = request.getfixturevalue("pg_url")
+        dest.mkdir()
+        shutil.copy(template / "users.yaml", dest / "users.yaml")
+        crafted_run(dest / "run", members, url=url)
+    return dest
