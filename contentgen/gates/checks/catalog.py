@@ -237,6 +237,31 @@ class Mention:
     how: str  # exact | partial | partial1 (one word) | fuzzy
 
 
+_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
+#: a list number before a sentence ("(3) Sport climbers rate it"): the word after it opens the sentence
+_ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
+
+
+def common_word(p: "Prep", label: str, m: Mention) -> bool:
+    """A single capitalized word that is a catalog category, or capitalized only because it opens a
+    sentence and reads as ordinary prose ("Running gear earns 3x points")."""
+    text = dict(p.fields)[label]
+    w = text[m.start:m.end].lower()
+    cats = p.extra.get("cats")
+    if cats is None:
+        cats = p.extra["cats"] = {c for pr in p.idx.products.values() for c in (pr.category or "").lower().split()}
+    if w in cats or w.rstrip("s") in cats:
+        return True
+    # the last word of a longer name is the kind of thing it is ("your Dobsonian" of "Nightwatch 8-inch
+    # Dobsonian"): a kind, not that product, which its line name or its whole name would name
+    words = p.idx.products[m.pid].name.lower().split()
+    if len(words) >= 2 and words[-1].strip(",.()") in (w, w.rstrip("s")):
+        return True
+    _, (sa, _sb) = p.sentence_of(label, m.start)
+    opens = not _ENUMERATOR.sub("", text[sa:m.start]).strip(" \t\"'“‘(-—–*•")
+    return opens and _LOWER_NEXT.match(text, m.end) is not None
+
+
 @dataclass
 class Prep:
     fields: list[tuple[str, str]]
@@ -246,6 +271,9 @@ class Prep:
     idx: CatalogIndex
     valid_offers: list[Offer]
     rec_ids: set[str]
+    #: catalog products the member already has, by the recommendations' purchase evidence
+    #: ("bought Bluebird Condenser Microphone"): named as context, not recommended
+    owned: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def all_mentioned(self) -> list[str]:
@@ -268,7 +296,8 @@ class Prep:
         else after it, else the last mention in earlier sentences of the field, else every product
         mentioned in the message, else the recommendations."""
         i, (sa, sb) = self.sentence_of(label, a)
-        ms = self.mentions.get(label, [])
+        ms = [m for m in self.mentions.get(label, [])
+              if m.how != "partial1" or not common_word(self, label, m)]  # "Back in stock": no product
         before = [m for m in ms if sa <= m.start and m.end <= a]
         if before:
             return [before[-1].pid]
@@ -285,7 +314,8 @@ class Prep:
 
     def sentence_products(self, label: str, a: int) -> list[str]:
         _, (sa, sb) = self.sentence_of(label, a)
-        return [m.pid for m in self.mentions.get(label, []) if sa <= m.start < sb]
+        return [m.pid for m in self.mentions.get(label, []) if sa <= m.start < sb
+                and (m.how != "partial1" or not common_word(self, label, m))]
 
     def sentence_text(self, label: str, text: str, pos: int, with_prev: bool = False) -> str:
         i, (a, b) = self.sentence_of(label, pos)
@@ -565,8 +595,22 @@ def prep_analysis(view: MessageView) -> Prep:
     rec_ids = {r.product_id for r in ctx.recommendations}
     if ctx.hero_product_id:
         rec_ids.add(ctx.hero_product_id)
+    owned = _owned(idx, ctx.recommendations)
+    if owned:  # a one-word mention of what the member owns ("your SM58") is that product, not a pick
+        for label in mentions:
+            mentions[label] = [m for m in mentions[label] if not (m.how == "partial1" and m.pid in owned
+                                                                  and m.pid not in rec_ids)]
     return Prep(fields=fields, sents=sents, mentions=mentions, unknown=unknown, idx=idx,
-                valid_offers=valid_offers(view), rec_ids=rec_ids)
+                valid_offers=valid_offers(view), rec_ids=rec_ids, owned=owned)
+
+
+def _owned(idx: CatalogIndex, recs: Any) -> frozenset[str]:
+    details = [e.detail.lower() for r in recs for e in r.evidence if e.source == "purchase" and e.detail]
+    if not details:
+        return frozenset()
+    heads = {pid: re.split(r"[,(]", name, maxsplit=1)[0].strip().lower() for pid, name in idx.names.items()}
+    return frozenset(pid for pid, head in heads.items()  # the name up to its size or count ("..., 100 Prong")
+                     if len(head) >= 6 and any(head in d for d in details))
 
 
 def prep(view: MessageView) -> Prep:
@@ -574,6 +618,13 @@ def prep(view: MessageView) -> Prep:
 
 
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
+
+
+def _quotes_claim(idx: CatalogIndex, quoted: str) -> bool:
+    """A quotation whose words are part of a catalog claim (the review's words the claim quotes:
+    'rated "best value pump" by Sea Kayak Review'): the catalog's words, not the copy's."""
+    q = " ".join(quoted.lower().strip(" .,;:!?").split())
+    return len(q) >= 6 and any(q in " ".join(c.split()) for c in idx.claims_lower)
 
 
 def claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
@@ -584,7 +635,7 @@ def claim_spans(idx: CatalogIndex, text: str) -> tuple[tuple[int, int], ...]:
         assert rx is not None
         out = [m.span() for m in rx.finditer(text)]
         if '"' in text or "“" in text:  # a quoted catalog claim: the whole quotation is protected
-            out.extend(m.span() for m in _QUOTED.finditer(text) if rx.search(m.group(1)))
+            out.extend(m.span() for m in _QUOTED.finditer(text) if rx.search(m.group(1)) or _quotes_claim(idx, m.group(1)))
         got = tuple(out)
         if len(idx.claim_span_cache) > 8192:
             idx.claim_span_cache.clear()

@@ -153,6 +153,8 @@ class PercentParams(Params):
     #: nouns for everything a shop sells ("items", "products", "orders")
     scope_group_nouns: tuple[str, ...]
     product_nouns: tuple[str, ...]
+    #: words that say an offer covers every recommended product ("both", "all three")
+    collective_words: tuple[str, ...] = ()
 
 
 @check("facts.percent_offers")
@@ -167,6 +169,7 @@ class PercentOffers(Check):
         self.scope = Scope(params.scope_quantifiers, params.scope_everything, params.scope_group_nouns,
                            params.product_nouns)
         self.percent = self.needs = build.feature("percent")
+        self.collective = words_rx(params.collective_words) if params.collective_words else None
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -197,7 +200,13 @@ class PercentOffers(Check):
                     continue
                 named = p.sentence_products(label, a)
                 if not named:
-                    wider = self.scope.stretched(p, clause(p, label, text, a, b), valid)
+                    cl = clause(p, label, text, a, b)
+                    wider = self.scope.stretched(p, cl, valid)
+                    if wider is None and self.collective is not None and len(p.rec_ids) > 1:
+                        cm = self.collective.search(cl)  # "both 15% off": every recommended product
+                        recs = [p.idx.products[x] for x in sorted(p.rec_ids) if x in p.idx.products]
+                        if cm and not all(any(o.applies_to_product(pr) for o in valid) for pr in recs):
+                            wider = cm.group(0)
                     if wider is not None:
                         yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer applies to {_scope_of(p, valid)}, "
                                                                 f"not to '{wider}'"})
@@ -407,11 +416,14 @@ class FreeShipping(Check):
                 wrong = False
                 prices = {T.cents(p.idx.products[x].price) for x in p.sentence_products(label, m.start())
                           if x in p.idx.products}
-                for a0, _, v in money:
+                for a0, e0, v in money:
                     c = T.cents(v)
                     threshold = self.threshold.search(sent[max(0, a0 - 18):a0])
-                    if mins and c not in mins and (threshold or (c < min(mins) and c not in prices)):
-                        wrong = True  # a threshold that isn't the offer's (a product's own price is not one)
+                    if mins and c not in mins and (threshold or (c < min(mins) and c not in prices and not any(
+                            c in allowed_cents(p, t) for t in p.attribute(label, sa + a0, sa + e0)
+                            if t in p.idx.products))):
+                        wrong = True  # a threshold that isn't the offer's (a product's own price is not one:
+                        # "It's $32, and ... free shipping on orders over $50" prices the product "it" is)
                 if wrong:
                     yield Hit(label, m.start(), m.end(),
                               slots={"reason": "the minimum order is " + " or ".join(fmt_money(x) for x in sorted(mins))})
@@ -439,8 +451,16 @@ class FreeShipping(Check):
         targets = p.sentence_products(label, m.start())
         if not targets:
             i, (sa, sb) = p.sentence_of(label, m.start())
-            if not self.pronoun.match(text, sa):
-                return False  # a general line about shipping
-            targets = p.attribute(label, m.start(), m.end())  # "It ships free, too.": the product before
+            if self.pronoun.match(text, sa):
+                targets = p.attribute(label, m.start(), m.end())  # "It ships free, too.": the product before
+            elif m.group(0).lower().startswith("ship"):  # "Your rain cover ships free": the product
+                # named by two words of its name
+                said = _words_of(text[sa:sb].lower())
+                targets = [pid for pid in sorted(p.rec_ids) if pid in p.idx.products and len(
+                    {t.rstrip("s") for t in p.idx.tokens.get(pid, ()) if len(t) > 3} & said) >= 2]
+                if not targets:
+                    return False  # a general line about shipping
+            else:
+                return False  # "plus free shipping": a general line about shipping
         targets = [t for t in targets if t in p.idx.products]
         return bool(targets) and sum(min(allowed_cents(p, t)) for t in targets) < min(mins)

@@ -140,6 +140,14 @@ class Pii(Check):
         house = _HOUSE.match(view.ctx.brand.postal_address)
         sender_house = (house.group(1), house.group(2).lower()) if house else None
         names = rule.fields
+        if "footer" not in names:  # the footer holds the sender's own address and phone, never the member's data
+            foot = view.msg.footer or ""
+            if m_.member_id and m_.member_id in foot:
+                for m in T.word_re(m_.member_id).finditer(foot):
+                    yield Hit("footer", m.start(), m.end(), slots={"what": "the member id"})
+            if email and email in foot.lower():
+                i = foot.lower().index(email)
+                yield Hit("footer", i, i + len(m_.email), slots={"what": "the member's email address"})
         for (label, text), low in zip(view.fields(names), view.lowered(names)):
             if first and T.may_contain_ci(text, low, low_first):
                 for a, b in _names_after(text, first, self.not_names(view)):

@@ -14,32 +14,7 @@ from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import _NUMS, Mention, Prep, claim_spans, prep
-
-_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
-#: a list number before a sentence ("(3) Sport climbers rate it"): the word after it opens the sentence
-_ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
-
-
-def common_word(p: Prep, label: str, m: Mention) -> bool:
-    """A single capitalized word that is a catalog category, or capitalized only because it opens a
-    sentence and reads as ordinary prose ("Running gear earns 3x points")."""
-    text = dict(p.fields)[label]
-    w = text[m.start:m.end].lower()
-    cats = p.extra.get("cats")
-    if cats is None:
-        cats = p.extra["cats"] = {c for pr in p.idx.products.values() for c in (pr.category or "").lower().split()}
-    if w in cats or w.rstrip("s") in cats:
-        return True
-    # the last word of a longer name is the kind of thing it is ("your Dobsonian" of "Nightwatch 8-inch
-    # Dobsonian"): a kind, not that product, which its line name or its whole name would name
-    words = p.idx.products[m.pid].name.lower().split()
-    if len(words) >= 2 and words[-1].strip(",.()") in (w, w.rstrip("s")):
-        return True
-    _, (sa, _sb) = p.sentence_of(label, m.start)
-    opens = not _ENUMERATOR.sub("", text[sa:m.start]).strip(" \t\"'“‘(-—–*•")
-    return opens and _LOWER_NEXT.match(text, m.end) is not None
-
+from .catalog import _NUMS, Prep, claim_spans, common_word, prep
 
 @check("facts.product_recommended")
 class ProductRecommended(Check):
@@ -49,8 +24,8 @@ class ProductRecommended(Check):
         p = prep(view)
         for label, _ in p.fields:
             for m in p.mentions[label]:
-                if m.pid in p.rec_ids:
-                    continue
+                if m.pid in p.rec_ids or m.pid in p.owned:
+                    continue  # a pick, or what the member already bought ("the Bluebird mic you bought")
                 name = p.name(m.pid)
                 if m.how == "partial1":
                     if common_word(p, label, m):
@@ -94,6 +69,8 @@ class UnknownProductParams(Params):
 
 _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")
 _HAS_DIGIT = re.compile(r"\d")
+#: a price that ends the sentence before a phrase does not make that phrase a product ("$289. Through June")
+_SENTENCE_END = re.compile(r"[.!?]")
 
 
 @check("facts.unknown_product")
@@ -146,11 +123,14 @@ class UnknownProduct(Check):
                 phrase = phrase.lstrip("\x00")
                 if phrase.lower() in ignore:
                     continue
+                if any(phrase.lower() in c for c in p.idx.claims_lower):
+                    continue  # a name a catalog claim holds ("rated ... by Sea Kayak Review"): not a product
                 if self._generic(p, phrase):
                     continue  # "a Riverline Reel": catalog words describing catalog products, no new product
                 last = phrase.split()[-1].lower().strip("’'")
                 noun = last in nouns or last.rstrip("s") in nouns or last[:-2] in nouns or self._line_variant(p, phrase)
-                near_price = any(0 <= ma - b <= 12 or (0 <= a - me <= 3) for ma, me, _ in money) or bool(
+                near_price = any(0 <= ma - b <= 12 or (0 <= a - me <= 3 and not _SENTENCE_END.search(text, me, a))
+                                 for ma, me, _ in money) or bool(
                     _PRICE_AFTER.match(text[b:b + 20]))
                 if title_only and not near_price:
                     continue
