@@ -140,6 +140,7 @@ def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]
     """The verdict and findings for one case dict (its ``expect`` is ignored)."""
     raw, source_findings = _unknown_sources(raw)
     _, ctx = parse_case(raw)
+    source_findings += _recs_outside_catalog(ctx)
     msg_raw = raw.get("message")
     schema = source_findings + validate_message_dict(msg_raw, ctx.channel)
     if schema:
@@ -149,6 +150,18 @@ def check_case(raw: dict[str, Any], rules: RuleSet) -> tuple[str, list[Finding]]
     msg = RenderedMessage(**data)
     findings = source_findings + run_gates(msg, ctx, rules)
     return verdict(findings), findings
+
+
+def _recs_outside_catalog(ctx: GateContext) -> list[Finding]:
+    """A schema finding for each recommendation whose product the case's catalog lacks: nothing the
+    message says of it can be checked (the pipeline's planner never recommends such a product)."""
+    if not ctx.catalog:
+        return []
+    return [Finding(rule_id="schema.recommendation-product", gate="schema", severity="error",
+                    field=f"recommendations[{i}].product_id", span=(0, len(r.product_id)), excerpt=r.product_id,
+                    message=f"recommended product '{r.product_id}' is not in the catalog; recommend only "
+                            "catalog products")
+            for i, r in enumerate(ctx.recommendations) if r.product_id not in ctx.catalog]
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

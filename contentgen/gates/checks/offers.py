@@ -457,7 +457,7 @@ class FreeShipping(Check):
                 # named by two words of its name
                 said = _words_of(text[sa:sb].lower())
                 targets = [pid for pid in sorted(p.rec_ids) if pid in p.idx.products and len(
-                    {t.rstrip("s") for t in p.idx.tokens.get(pid, ()) if len(t) > 3} & said) >= 2]
+                    {t.rstrip("s") for t in p.idx.tokens.get(pid, ()) if len(t) > 2} & said) >= 2]
                 if not targets:
                     return False  # a general line about shipping
             else:
