@@ -5,7 +5,8 @@ the clause (``fail``) and the nearby phrasings the brief allows (``pass``). Each
 into a clean base case of its tier (a public clean case: tier 1 gifts, tier 2 running, tier 3
 browsers) in one field: a new paragraph of the body (default), or the subject, preheader, CTA
 text or the first explanation. A ``fail`` probe must draw an error from the clause's gate; a
-``pass`` probe must leave the case passing.
+``pass`` probe must leave the case passing. A probe marked ``xfail: reason`` is a known miss,
+kept in view (strict: the test goes red when the rules start catching it, so the mark is removed).
 
 The probes were written from the brief (shared/brief/), not from the rules, to measure and to
 widen the rules by the clause rather than by the phrase.
@@ -24,7 +25,7 @@ from contentgen.check import check_case
 from contentgen.gates import load_rules
 
 REPO = Path(__file__).resolve().parents[1]
-PROBES = REPO / "tests" / "probes" / "clauses.yaml"
+PROBES = sorted((REPO / "tests" / "probes").glob("clauses*.yaml"))
 SIGNOFF = "\n\n— The AthenaPlus team"
 BASE_IDS = {1: "pub-clean-t1-gifts", 2: "pub-clean-t2-running", 3: "pub-clean-t3-valuefirst"}
 
@@ -38,9 +39,8 @@ def _bases() -> dict[int, dict]:
 
 def _probes() -> list[tuple[str, str, dict]]:
     """(test id, expected 'fail'/'pass', probe) for every probe and each of its tiers."""
-    doc = yaml.safe_load(PROBES.read_text(encoding="utf-8"))
     out = []
-    for clause in doc["clauses"]:
+    for clause in (c for path in PROBES for c in yaml.safe_load(path.read_text(encoding="utf-8"))["clauses"]):
         for want in ("fail", "pass"):
             for i, p in enumerate(clause.get(want) or []):
                 p = {"text": p} if isinstance(p, str) else dict(p)
@@ -89,7 +89,13 @@ def judge(probe: dict) -> tuple[str, list]:
 PROBE_LIST = _probes()
 
 
-@pytest.mark.parametrize("want,probe", [(w, p) for _, w, p in PROBE_LIST], ids=[i for i, _, _ in PROBE_LIST])
+def _param(tid: str, want: str, probe: dict):
+    """A probe the rules are known to miss carries ``xfail: reason`` (strict: it must still fail)."""
+    marks = [pytest.mark.xfail(reason=probe["xfail"], strict=True)] if probe.get("xfail") else []
+    return pytest.param(want, probe, id=tid, marks=marks)
+
+
+@pytest.mark.parametrize("want,probe", [_param(*x) for x in PROBE_LIST])
 def test_clause_probe(want, probe):
     verdict, findings = judge(probe)
     errors = [(f.rule_id, f.gate, f.excerpt) for f in findings if f.severity == "error"]
@@ -108,8 +114,7 @@ def test_base_cases_pass():
 
 def test_probes_cover_each_clause_broadly():
     """An open-ended clause keeps many routes and some allowed counterparts."""
-    doc = yaml.safe_load(PROBES.read_text(encoding="utf-8"))
-    for clause in doc["clauses"]:
+    for clause in (c for path in PROBES for c in yaml.safe_load(path.read_text(encoding="utf-8"))["clauses"]):
         if clause.get("open_ended", True):
             assert len(clause["fail"]) >= 12, clause["id"]
             assert len(clause.get("pass") or []) >= 3, clause["id"]
