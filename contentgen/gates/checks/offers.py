@@ -259,6 +259,23 @@ def _category_in(sent: str, offer: Offer) -> bool:
     return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
 
 
+def _other_category(p: Prep, sent: str, offers: list[Offer]) -> str | None:
+    """A catalog category the sentence gives the offer to ("double points on apparel") that none
+    of the offers covers: the offer's scope stretched from its products to another category."""
+    cats = {pr.category.lower() for pr in p.idx.products.values() if pr.category}
+    if not cats or any(not o.applies_to and not o.applies_to_category for o in offers):
+        return None
+    covered = {(o.applies_to_category or "").lower() for o in offers} | {
+        pr.category.lower() for o in offers for pr in p.idx.products.values() if o.applies_to_product(pr) and pr.category}
+    low = sent.lower()
+    for cat in sorted(cats - covered, key=len, reverse=True):
+        m = re.search(r"\b(?:on|for|across|in)\s+(?:(?:all|every|any|our|the|your)\s+)?(?:[a-z-]+\s+)?"
+                      + re.escape(cat.rstrip("s")) + r"s?\b", low)
+        if m:
+            return cat
+    return None
+
+
 class PointsParams(Params):
     #: multiplier words and their factor ("double": 2, "two times the": 2)
     multiplier_words: dict[str, int]
@@ -346,6 +363,10 @@ class Points(Check):
                     low_sent = sent.lower()
                     targets = [pid for pid in p.rec_ids if pid in p.idx.products
                                and _head_noun(p.idx.products[pid].name) in _words_of(low_sent)]
+                if not targets and (other := _other_category(p, sent, ok)) is not None:
+                    yield Hit(label, m.start(), m.end(),
+                              slots={"reason": f"the {mult}x points offer applies to {_scope_of(p, ok)}, not to {other}"})
+                    continue
                 if not targets:  # none referred to: true if it applies to a recommended product
                     recs = [p.idx.products[t] for t in p.rec_ids if t in p.idx.products]
                     if any(o.applies_to_product(pr) for o in ok for pr in recs):
