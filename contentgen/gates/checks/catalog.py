@@ -276,6 +276,12 @@ class Prep:
     owned: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def aside(self, label: str, m: Mention) -> bool:
+        """A one-word mention no fact is about: a common word opening a sentence ("Back in stock"), or
+        what the member already bought ("your SM58", by the purchase evidence), unless it is a pick."""
+        return m.how == "partial1" and ((m.pid in self.owned and m.pid not in self.rec_ids)
+                                        or common_word(self, label, m))
+
     def all_mentioned(self) -> list[str]:
         seen: dict[str, None] = {}
         for ms in self.mentions.values():
@@ -296,8 +302,7 @@ class Prep:
         else after it, else the last mention in earlier sentences of the field, else every product
         mentioned in the message, else the recommendations."""
         i, (sa, sb) = self.sentence_of(label, a)
-        ms = [m for m in self.mentions.get(label, [])
-              if m.how != "partial1" or not common_word(self, label, m)]  # "Back in stock": no product
+        ms = [m for m in self.mentions.get(label, []) if not self.aside(label, m)]
         before = [m for m in ms if sa <= m.start and m.end <= a]
         if before:
             return [before[-1].pid]
@@ -314,8 +319,7 @@ class Prep:
 
     def sentence_products(self, label: str, a: int) -> list[str]:
         _, (sa, sb) = self.sentence_of(label, a)
-        return [m.pid for m in self.mentions.get(label, []) if sa <= m.start < sb
-                and (m.how != "partial1" or not common_word(self, label, m))]
+        return [m.pid for m in self.mentions.get(label, []) if sa <= m.start < sb and not self.aside(label, m)]
 
     def sentence_text(self, label: str, text: str, pos: int, with_prev: bool = False) -> str:
         i, (a, b) = self.sentence_of(label, pos)
@@ -596,10 +600,6 @@ def prep_analysis(view: MessageView) -> Prep:
     if ctx.hero_product_id:
         rec_ids.add(ctx.hero_product_id)
     owned = _owned(idx, ctx.recommendations)
-    if owned:  # a one-word mention of what the member owns ("your SM58") is that product, not a pick
-        for label in mentions:
-            mentions[label] = [m for m in mentions[label] if not (m.how == "partial1" and m.pid in owned
-                                                                  and m.pid not in rec_ids)]
     return Prep(fields=fields, sents=sents, mentions=mentions, unknown=unknown, idx=idx,
                 valid_offers=valid_offers(view), rec_ids=rec_ids, owned=owned)
 

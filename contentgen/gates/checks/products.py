@@ -43,7 +43,7 @@ class InStock(Check):
         p = prep(view)
         for label, _ in p.fields:
             for m in p.mentions[label]:
-                if m.how == "partial1" and common_word(p, label, m):
+                if p.aside(label, m):
                     continue  # "Swim picks earn...": a word opening a sentence, no product
                 prod = p.idx.products[m.pid]
                 if not prod.in_stock or prod.stock == 0:
