@@ -36,31 +36,59 @@ def _camel_split(tok: str) -> list[str]:
     return [p for p in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[A-Za-z]*|[^\W\d_]+", tok) if p] or [tok]
 
 
+_PIECE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[A-Za-z]*|[^\W\d_]+")
+_TOKEN_BREAK = re.compile(r"[\s\-/]")
+_APOSTROPHES = frozenset("'’")
+
+
+def _gap_regex(gap: str) -> str:
+    """What may stand between two words of a catalog name where the name has ``gap``: the name's own
+    punctuation (each mark optional: "O'Malley's", "Best® Plus", "1/2", "5.11", "(Large)", "A5, 80
+    sheets"), spaces and hyphens; between whole words (a space, hyphen or slash in the name) at least
+    one of them, and a comma, colon or semicolon may be added or dropped."""
+    marks = {c for c in gap if not c.isspace() and c not in "-\t"}
+    if marks & _APOSTROPHES:
+        marks |= _APOSTROPHES
+    if _TOKEN_BREAK.search(gap):
+        marks |= set(",:;")
+        return "[ \\t\\-" + "".join(re.escape(c) for c in sorted(marks)) + "]+"
+    if not marks:
+        return r"[ \t\-]?"
+    return "[ \\t\\-" + "".join(re.escape(c) for c in sorted(marks)) + "]*"
+
+
 def _name_regex(name: str) -> re.Pattern[str]:
-    toks = _name_tokens(name)
+    """A catalog name as the text may write it: its words (and a camel-case name's parts) in order,
+    with the name's punctuation between them optional (see ``_gap_regex``), the last word's plural."""
+    pieces = [(m.start(), m.end()) for m in _PIECE.finditer(name)]
+    if not pieces:
+        return re.compile(r"(?<![\w])" + re.escape(name.strip()) + r"(?![\w])", re.I)
     parts = []
-    for i, tok in enumerate(toks):
-        sub = _camel_split(tok)
-        last = i == len(toks) - 1
-        pieces = [re.escape(s) for s in sub]
-        if last:
-            lp = sub[-1]
-            if re.fullmatch(r"[A-Za-z]+", lp) and lp.lower().endswith("s") and not lp.lower().endswith("ss"):
-                pieces[-1] = re.escape(lp[:-1]) + "s?"
-            elif re.fullmatch(r"[A-Za-z]+", lp):
-                pieces[-1] = re.escape(lp) + "(?:s|es)?"
-        parts.append(r"[ \t\-]?".join(pieces))
+    for i, (a, b) in enumerate(pieces):
+        if i:
+            parts.append(_gap_regex(name[pieces[i - 1][1]:a]))
+        piece = name[a:b]
+        if i == len(pieces) - 1 and re.fullmatch(r"[A-Za-z]+", piece):
+            if piece.lower().endswith("s") and not piece.lower().endswith("ss"):
+                parts.append(re.escape(piece[:-1]) + "s?")
+            else:
+                parts.append(re.escape(piece) + "(?:s|es)?")
+        else:
+            parts.append(re.escape(piece))
+    tail = name[pieces[-1][1]:].strip()
+    if tail and not re.search(r"[\w\s]", tail):  # closing marks: "(Large)", '1/2"', "Gore-Tex®"
+        parts.append("(?:" + re.escape(tail) + ")?")
     # (a product name never spans a line break, so a body's mentions are its lines')
-    # a comma or colon of the catalog name may stand between its words ("Rhodia Dot Pad A5, 80 sheets")
-    return re.compile(r"(?<![\w])" + r"[,:;]?[ \t\-]+".join(parts) + r"(?![\w])", re.I)
+    return re.compile(r"(?<![\w])" + "".join(parts) + r"(?![\w])", re.I)
 
 
-_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_NOT_WORD = re.compile(r"[\W_]")
 _NORM_SEP = re.compile(r"[\s\-_/]+")
 
 
 def _key(s: str) -> str:
-    return _NOT_ALNUM.sub("", s.lower())[:3]
+    """A name's first three letters or digits, lowercased (any script: "Müller", "Zoë")."""
+    return _NOT_WORD.sub("", s.lower())[:3]
 
 
 def norm(s: str) -> str:
@@ -153,8 +181,8 @@ def build_index(catalog: dict[str, Product], words: Words) -> CatalogIndex:
     keys = [k for k in by_key if k]
     starts = None
     if keys:
-        starts = re.compile(r"(?<![\w])(?=[A-Za-z0-9])(?:(?=" + trie_source(keys) +
-                            r")|(?=[A-Za-z0-9]{0,2}(?:[^A-Za-z0-9]|$)))", re.I)
+        starts = re.compile(r"(?<![\w])(?=[^\W_])(?:(?=" + trie_source(keys) +
+                            r")|(?=[^\W_]{0,2}(?:[\W_]|$)))", re.I)
     names = {pid: p.name for pid, p in catalog.items()}
     keys_only = True
     for p in catalog.values():
@@ -457,7 +485,7 @@ def _exact_mentions(idx: CatalogIndex, text: str) -> list[tuple[int, int, str]]:
         if st < pos:
             continue
         k3 = text[st:st + 3].lower()
-        cands = by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[st:st + 6]))
+        cands = by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[st:st + 16]))
         if not cands:
             continue
         best = None
