@@ -93,6 +93,25 @@ def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
     return bool(caps) and member_gave(view).issuperset(caps)
 
 
+#: a first name as people write one: one or two words of letters (hyphens, apostrophes inside)
+_A_NAME = re.compile(r"[^\W\d_][\w'’-]*(?: [^\W\d_][\w'’-]*)?")
+
+
+def member_name_spans(view: MessageView, text: str) -> tuple[tuple[int, int], ...]:
+    """Where the text writes the member's first name, as given (case and all, a whole word): the
+    name is theirs to have (the brief allows it in every message), so a rule's match that is
+    nothing but the name ("Hi Christian,", "Hi Faith,") says nothing about them."""
+    first = view.ctx.member.first_name.strip()
+    if not first or first not in text or not _A_NAME.fullmatch(first):
+        return ()
+    key = ("member_name_spans", first, text)
+    got: tuple[tuple[int, int], ...] | None = view.cache.get(key)
+    if got is None:
+        got = view.cache[key] = tuple(m.span() for m in re.finditer(r"(?<![\w])" + re.escape(first) + r"(?![\w])",
+                                                                    text))
+    return got
+
+
 def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = False) -> Iterator[Hit]:
     protect = rule.protects
     # only the fields where one of the items may match: in another, every item's candidate list is
@@ -102,6 +121,8 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
             if protect and inside(view.protected(label), a, b):
                 continue
             if unless_gave and _gave(view, text, a, b):
+                continue
+            if inside(member_name_spans(view, text), a, b):
                 continue
             yield Hit(label, a, b)
 
