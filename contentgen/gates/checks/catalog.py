@@ -601,6 +601,13 @@ def prep(view: MessageView) -> Prep:
     return view.analysis("facts")  # type: ignore[no-any-return]
 
 
+def in_catalog_name(p: Prep, label: str, a: int, b: int) -> bool:
+    """Whether text[a:b] lies inside a catalog name the field writes out in full: a size, model
+    number or edition there ("Tote 4/5", "Kettle 12/24", "Headlamp 7:30") is the product's, not a
+    date or a time."""
+    return any(m.how == "exact" and m.start <= a and b <= m.end for m in p.mentions.get(label, ()))
+
+
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")
 
 
