@@ -1,0 +1,430 @@
+"""Clean messages stay clean under meaning-preserving rewrites (issue 16: false positives at first contact).
+
+Every new labelled set so far brought 8-11% false positives, mostly from catalog names and formats
+the matchers had never met (a catalog name with a comma, a fraction read as a date, "Rally" in a
+name read as politics). This property takes the clean cases we have (each passing as written) and
+rewrites them the way another catalog or another model would, consistently across catalog,
+offers, recommendations, explanations and message, without changing what the message says under
+the brief (shared/brief/):
+
+- products renamed with realistic generated names (brand-like words, model numbers, sizes, packs,
+  commas, colons, ampersands, apostrophes, parentheses, hyphens, ™/®, accented letters, and words
+  that are ordinary English elsewhere: "Free", "Rally", "March", "Best", "Pro", "Guard", ...); a
+  product is renamed only where the message names it by its full catalog name and no other word of
+  its old name is left in the text (a shortened reference would no longer be that product, and a
+  text may lean on a name's words: "merino"), or keeping the words that say what it is ("Glacier
+  Insulated Bottle 32 oz" -> "Kestrel® Pro Insulated Bottle, 12 oz"); no name grows longer in words;
+- prices re-formatted within the brief's "$14, $14.00 and 14 dollars are the same" ("14 dollars" only
+  ever becomes "$14": one word fewer, never one more, under the 20-word sentence limit);
+- send date, offer windows and dated evidence moved together to a year with the same calendar
+  (weekdays, "the second Sunday of May" and the text's "through March 23" keep their meaning);
+- the member's first name changed (accented, hyphenated, names that are English words or months),
+  or emptied where the name is only in a greeting (the greeting then has no name);
+- categories renamed consistently (catalog, offers) where the text does not use their words.
+
+The verdict must stay ``pass``. Examples are derandomized (a fixed sequence); set
+``CLEAN_INVARIANCE_EXAMPLES`` and ``CLEAN_INVARIANCE_SEED`` to explore further.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, note, seed, settings
+from hypothesis import strategies as st
+
+from contentgen.check import check_case
+from contentgen.gates import load_rules
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SOURCES = sorted((REPO / "tests" / "cases").glob("*.jsonl")) + [SHARED / "cases" / "public.jsonl"]
+
+RULES = load_rules()
+
+
+def _clean_cases() -> list[dict]:
+    out = []
+    for p in SOURCES:
+        if not p.exists():
+            continue
+        for raw in p.read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                c = json.loads(raw)
+                if c.get("expect", {}).get("verdict") == "pass":
+                    out.append(c)
+    return out
+
+
+CASES = _clean_cases()
+
+# --------------------------------------------------------------------------- generated names
+
+#: brand-like words; several are ordinary English (or politics, religion, health) elsewhere
+BRANDS = ["Northwind", "Kestrel", "Alder & Finch", "O'Malley's", "Brønd", "Zoë", "Müller", "Café Noir",
+          "Rally", "March", "Free", "Best", "Pro", "Guard", "Cure", "Faith", "Pride", "Summit", "TrailMaster",
+          "Peak&Pine", "ULTRA", "Liberty", "Union", "Patriot", "Grace", "Trinity", "Victory", "Crème",
+          "Hale", "Vital", "Fortune", "Sunday", "Nova", "Bright", "Evergreen", "Red Fox", "Blue Ridge"]
+MODIFIERS = ["Pro", "Free", "Rally", "March", "Best", "Guard", "Classic", "Everyday", "Double-Wall", "Max",
+             "Lite", "Air", "Original", "Plus", "Mini", "Ultra", "Select", "Prime", "Elite", "Signature",
+             "Heritage", "Cure", "Pride", "Faith", "Senior", "Junior", "Tier", "Gold", "Rush", "Flash"]
+NOUNS = ["Trail Runner", "Water Bottle", "Dot Pad", "Block Plane", "Throw Blanket", "Soy Candle", "Daypack",
+         "Travel Mug", "Fleece Hoodie", "Headlamp", "Chef's Knife", "Yoga Mat", "Garden Trowel", "Tote",
+         "Notebook", "Pour-Over Kettle", "Camp Chair", "Desk Lamp", "Cutting Board", "Bird Feeder", "Socks",
+         "Tee", "Beanie", "Spatula", "Planter", "Frisbee", "Puzzle", "Skillet", "Duvet Cover", "Wrench"]
+#: sizes, model numbers, packs, editions, as catalogs write them
+SUFFIXES = ["", ", 80 sheets", " A5", " 12 oz", ", 12 oz", ' 3/8"', " No. 4", " 2-Pack", ", Set of 3",
+            " (Large)", " X200", " Mk II", " 2.0", " V3", ": Travel Edition", " 10-inch", ' 1/2"', ' 16"',
+            " 1.5L", " 750 ml", " 3-in-1", " No. 60 1/2", " 4/5", " 100% Cotton", " 24 x 36 in", ", Size 9",
+            " 1-2-3", " (2 pk)", " - Navy", " 5.11", " 7:30", " 30-Day", " XL", " 3 oz / 85 g", " #2",
+            ", 2025 Edition", " Gen 2", " 12/24", " 1st Edition", " Model 3000"]
+MARKS = ["", "", "", "™", "®"]
+
+_WORD = re.compile(r"[\w'’]+")
+
+
+def _product_name(draw, ascii_only: bool) -> str:
+    brand = draw(st.sampled_from(BRANDS))
+    mark = draw(st.sampled_from(MARKS))
+    mod = draw(st.sampled_from([""] + MODIFIERS))
+    noun = draw(st.sampled_from(NOUNS))
+    suffix = draw(st.sampled_from(SUFFIXES))
+    name = " ".join(w for w in (brand + mark, mod, noun) if w) + suffix
+    if ascii_only:
+        name = name.encode("ascii", "ignore").decode()
+        assume(name.strip())
+    return name
+
+
+product_name = st.composite(_product_name)
+
+FIRST_NAMES = ["Zoë", "José", "Mary-Kate", "O'Neil", "Ngozi", "Xu", "Ana", "Faith", "Hope", "Joy", "Grace",
+               "June", "May", "April", "Will", "Sage", "Summer", "Christian", "Mercedes", "Siobhán", "François",
+               "Bea", "Dawn", "Rich", "Chase", "Sunny", "Jesús", "Mohammed", "Precious", "Destiny", "Ái"]
+CATEGORIES = ["Home & Kitchen", "Bath, Body & Beauty", "Kids' Gear", "Tools: Hand Tools", "Camping (Outdoor)",
+              "Pro Audio", "Crème Care", "Rally Sports", "Stationery", "Garden/Patio", "Men's Apparel",
+              "Travel Accessories", "Pet Supplies", "Free-Weights", "Tea & Coffee"]
+
+
+# --------------------------------------------------------------------------- the rewrites
+
+def _texts(case: dict) -> list[tuple[dict, str]]:
+    """(owner dict, key) of every customer-facing text of the message."""
+    m = case["message"]
+    out = [(m, k) for k in ("subject", "preheader", "body", "cta_text") if isinstance(m.get(k), str)]
+    out += [(e, "text") for e in m.get("explanations", []) if isinstance(e.get("text"), str)]
+    return out
+
+
+def _all_text(case: dict) -> str:
+    return "\n".join(o[k] for o, k in _texts(case))
+
+
+def _bounded(s: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w])" + re.escape(s) + r"(?![\w])")
+
+
+def _evidence(case: dict) -> list[dict]:
+    return [e for r in case.get("recommendations", []) for e in r.get("evidence", []) if isinstance(e, dict)]
+
+
+_STOP = frozenset("the and for with of in on a an to by".split())
+
+
+def _core(old: str) -> tuple[str, str]:
+    """(kept, dropped) parts of a catalog name: the words between its first word (a brand, often) and
+    its first number (a size or a count) are what the product is ("Glacier Insulated Bottle 32 oz"
+    -> "Insulated Bottle"); a renamed product keeps them, so a text leaning on them stays true."""
+    m = re.match(r"\s*\S+\s+(.*?)(?:(?:\s*[,:(\-]\s*|\s+)\d.*)?$", old)
+    kept = (m.group(1) if m else "").strip(" ,:;-(")
+    return kept, old
+
+
+def rename_products(case: dict, draw) -> None:
+    catalog = case.get("catalog", [])
+    ascii_only = case.get("channel") == "sms"
+    names = [p["name"] for p in catalog]
+    first = (case["member"].get("first_name") or "").lower()
+    for p in catalog:
+        old = p["name"]
+        if not draw(st.booleans()):
+            continue
+        text = _all_text(case)
+        rx = _bounded(old)
+        if re.search(re.escape(old) + r"[\w]", text) or old.lower() in rx.sub(" ", text).lower():
+            continue
+        keep = draw(st.booleans())
+        kept = _core(old)[0] if keep else ""
+        if keep and (not kept or not re.fullmatch(r"[\w'’ &-]+", kept)):
+            continue
+        new = draw(product_name(ascii_only))
+        if kept:  # a brand, the old core, a size: "Kestrel® Pro Insulated Bottle, 12 oz"
+            m = re.match(r"(.*?)\s*(" + "|".join(re.escape(n) for n in NOUNS) + r")(.*)$", new)
+            assert m
+            new = f"{m.group(1)} {kept}{m.group(3)}".strip()
+        # with its full-name mentions gone, none of the old name's words (3+ letters, or numbers) that the
+        # new name lacks may be left in the text, in any case: the text would lean on them
+        rest = rx.sub(" ", text).lower()
+        new_words = {w.lower() for w in _WORD.findall(new)}
+        dropped = [w.lower() for w in _WORD.findall(old) if (len(w) >= 3 or w[0].isdigit())
+                   and w.lower() not in _STOP and w.lower() not in new_words]
+        if any(re.search(r"(?<![\w])" + re.escape(w[:-1] if w.endswith("s") and not w.endswith("ss") else w)
+                         + r"(?:s|es)?(?![\w])", rest) for w in dropped):
+            continue
+        if len(new.split()) > max(len(old.split()), 2) or new in names or any(
+                new.lower() in n.lower() or n.lower() in new.lower() for n in names):
+            continue
+        if first and first in new_words:
+            continue  # (the member's name as a brand word: which one the text means is not defined)
+        names[names.index(old)] = new
+        p["name"] = new
+        for o, k in _texts(case):
+            o[k] = rx.sub(lambda _m: new, o[k])
+        for e in _evidence(case):
+            if isinstance(e.get("detail"), str):
+                e["detail"] = rx.sub(lambda _m: new, e["detail"])
+        note(f"renamed {old!r} -> {new!r}")
+
+
+_PRICE = re.compile(r"\$(\d{1,3}(?:,\d{3})+|\d+)(\.\d\d)?(?![\d,]*\.?\d)")
+
+
+def reformat_prices(case: dict, draw) -> None:
+    style = draw(st.sampled_from(["plain", "cents", "mixed"]))
+    if style == "plain" and not draw(st.booleans()):
+        return
+
+    def fmt(m: re.Match[str]) -> str:
+        whole, cents = m.group(1).replace(",", ""), m.group(2)
+        if cents and cents != ".00":
+            return m.group(0)
+        n = int(whole)
+        s = style if style != "mixed" else ("cents" if n % 2 else "plain")
+        grouped = f"{n:,}" if n >= 1000 and draw(st.booleans()) else str(n)
+        if s == "plain":
+            return f"${grouped}"
+        return f"${grouped}.00"
+
+    for o, k in _texts(case):
+        if "$" in o[k]:
+            o[k] = _PRICE.sub(fmt, o[k])
+        if "dollars" in o[k]:  # "14 dollars" -> "$14" (one word fewer, never one more)
+            o[k] = _DOLLARS.sub(lambda m: fmt(re.match(_PRICE, "$" + m.group(1))), o[k])
+
+
+_DOLLARS = re.compile(r"(?<![\w.,$])(\d{1,3}(?:,\d{3})+|\d+) dollars\b")
+_ISO = re.compile(r"\b(\d{4})-(\d\d)-(\d\d)\b")
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b(?!-)")
+
+
+def _calendar(y: int) -> tuple[int, bool]:
+    return dt.date(y, 1, 1).weekday(), calendar.isleap(y)
+
+
+def shift_years(case: dict, draw) -> None:
+    """Move every date of the case to years with the same calendar (same weekdays, same leap day)."""
+    years = {int(case["send_date"][:4])}
+    for o in case.get("offers", []):
+        for k in ("valid_from", "valid_until"):
+            if isinstance(o.get(k), str) and _ISO.fullmatch(o[k]):
+                years.add(int(o[k][:4]))
+    text = _all_text(case)
+    if any(str(y) in text for y in years) or _ISO.search(text):
+        return  # a year in the text: leave it
+    shifts = [d for d in range(-30, 31) if d and all(_calendar(y) == _calendar(y + d) for y in years)]
+    if not shifts:
+        return
+    d = draw(st.sampled_from(shifts))
+
+    def mv(m: re.Match[str]) -> str:
+        return f"{int(m.group(1)) + d:04d}-{m.group(2)}-{m.group(3)}"
+
+    case["send_date"] = _ISO.sub(mv, case["send_date"])
+    for o in case.get("offers", []):
+        for k in ("valid_from", "valid_until"):
+            if isinstance(o.get(k), str):
+                o[k] = _ISO.sub(mv, o[k])
+    for e in _evidence(case):
+        if isinstance(e.get("detail"), str):
+            e["detail"] = _YEAR.sub(lambda m: str(int(m.group()) + d), _ISO.sub(mv, e["detail"]))
+    note(f"years shifted by {d}")
+
+
+_GREETING = re.compile(r"\A(Hi|Hello|Hey|Dear)( +)(\S[^,!\n]*?)([,!])(?=\n)")
+
+
+def change_first_name(case: dict, draw) -> None:
+    member = case["member"]
+    old = (member.get("first_name") or "").strip()
+    if not old or old != member.get("first_name"):
+        return
+    text = _all_text(case)
+    catalog_words = {w.lower() for p in case.get("catalog", []) for w in _WORD.findall(p["name"])}
+    if old.lower() in catalog_words:
+        return
+    rx = _bounded(old)
+    body = case["message"]["body"]
+    g = _GREETING.match(body)
+    only_greeting = g is not None and g.group(3) == old and len(rx.findall(text)) == 1
+    choices = FIRST_NAMES + ([""] if only_greeting else [])
+    new = draw(st.sampled_from(choices))
+    if new and (new.lower() in text.lower() or new.lower() in catalog_words):
+        return
+    if not new:
+        hello = draw(st.sampled_from(["Hi there,", "Hello,", "Hello there,"]))
+        case["message"]["body"] = hello + body[g.end():]
+    else:
+        for o, k in _texts(case):
+            o[k] = rx.sub(lambda _m: new, o[k])
+    member["first_name"] = new
+    note(f"first name {old!r} -> {new!r}")
+
+
+def rename_categories(case: dict, draw) -> None:
+    cats = sorted({p["category"] for p in case.get("catalog", []) if isinstance(p.get("category"), str)})
+    if not cats or not draw(st.booleans()):
+        return
+    text = _all_text(case).lower()
+    used = {c.lower() for c in cats}
+    for old in cats:
+        new = draw(st.sampled_from(CATEGORIES))
+        if new.lower() in used or new.lower() in text:
+            continue
+        # none of its words in the text (the text may lean on them: "fresh sheets" for category "sheets")
+        if any(re.search(r"\b" + re.escape(w[:-1] if w.endswith("s") else w) + r"(?:s|es)?\b", text)
+               for w in re.findall(r"\w{3,}", old.lower())):
+            continue
+        used.add(new.lower())
+        for p in case["catalog"]:
+            if p.get("category") == old:
+                p["category"] = new
+        for o in case.get("offers", []):
+            if isinstance(o.get("applies_to_category"), str) and o["applies_to_category"].lower() == old.lower():
+                o["applies_to_category"] = new
+        note(f"category {old!r} -> {new!r}")
+
+
+#: the brief's length limits per channel (a rewrite that pushes a field over one is no longer clean)
+_LIMITS = {"email": {"subject": 60, "preheader": 100}, "push": {"subject": 50, "body": 150},
+           "sms": {"body": 160}, "inapp": {"subject": 60, "body": 250}}
+
+
+def _fits(before: dict, after: dict) -> bool:
+    lim = _LIMITS.get(after.get("channel", "email"), {})
+    for k, n in lim.items():
+        a, b = before["message"].get(k) or "", after["message"].get(k) or ""
+        if len(b) > n and len(b) > len(a):
+            return False
+    return True
+
+
+def _errors(findings) -> list[tuple]:
+    return [(f.rule_id, f.severity, f.field, f.excerpt, f.message) for f in findings if f.severity != "info"]
+
+
+_SETTINGS = dict(max_examples=int(os.environ.get("CLEAN_INVARIANCE_EXAMPLES", "300")), deadline=None,
+                 derandomize="CLEAN_INVARIANCE_SEED" not in os.environ, database=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@pytest.mark.skipif(not CASES, reason="no clean labelled cases")
+@seed(int(os.environ.get("CLEAN_INVARIANCE_SEED", "0")))
+@settings(**_SETTINGS)
+@given(st.data())
+def test_clean_cases_stay_clean_under_meaning_preserving_rewrites(data):
+    original = data.draw(st.sampled_from(CASES), label="case")
+    raw = {k: v for k, v in original.items() if k != "expect"}
+    v0, _ = check_case(copy.deepcopy(raw), RULES)
+    assume(v0 == "pass")  # (a clean case the gates get wrong as written is the labelled sets' business)
+    case = copy.deepcopy(raw)
+    note(f"case {case['case_id']}")
+    rename_products(case, data.draw)
+    reformat_prices(case, data.draw)
+    shift_years(case, data.draw)
+    change_first_name(case, data.draw)
+    rename_categories(case, data.draw)
+    assume(_fits(raw, case))
+    v, findings = check_case(copy.deepcopy(case), RULES)
+    if v != "pass":
+        note(json.dumps(case, ensure_ascii=False))
+    assert v == "pass", _errors(findings)
+
+
+# --------------------------------------------------------------------------- focused examples
+
+#: catalog names whose punctuation the name matcher once dropped (each was then "not a product in
+#: the catalog", or its size or model number read as a date, a time or a superlative)
+PUNCTUATED_NAMES = ["O'Malley's Free Dot Pad, Size 9", "Best® Plus Travel Mug V3", "Best Pro Pour-Over Kettle #2",
+                    'Best™ Camp Chair 1/2"', "Free Tote 4/5", "Kestrel Pro Headlamp 7:30", "Zoë Guard Puzzle #2",
+                    "Northwind Tote (Large)", "Victory Spatula 5.11", "Brønd Mini Tee 2.0", "Müller Socks",
+                    "Crème Tote 3 oz / 85 g", "Northwind Tee 100% Cotton", "Rhodia Dot Pad A5, 80 sheets",
+                    "No. 60 1/2 Block Plane", "Peak&Pine Daypack", "Summit Mug: Travel Edition", "Éclair Mold, Set of 3"]
+
+
+@pytest.mark.parametrize("name", PUNCTUATED_NAMES)
+def test_a_catalog_name_is_matched_as_itself_whatever_its_punctuation(name):
+    from contentgen.gates.checks import catalog as C
+    from contentgen.models import Product
+
+    words = C.Words(openers=frozenset(), non_products=frozenset(), connectors=frozenset({"of", "and", "&"}),
+                    greeting=re.compile("Hi"))
+    idx = C.build_index({"P1": Product(product_id="P1", name=name, category="x", price=14.0, in_stock=True,
+                                       claims=[])}, words)
+    for text in (f"Meet the {name} today.", f"{name} ($14)", f"New: {name.replace(chr(39), '’')}."):
+        got = [text[a:b] for a, b, _ in C._exact_mentions(idx, text)]
+        assert got == [name.replace("'", "’") if "’" in text else name], (text, got)
+
+
+def _template(name: str | None = None, first_name: str | None = None, line: str | None = None) -> dict:
+    """A clean tier 1 case (one product, one offer ending May 25), its product renamed ``name``, its
+    member ``first_name``, with ``line`` added to the body."""
+    case = copy.deepcopy(next(c for c in CASES if c["case_id"] == "fa-pass-golf-t1-bill-putting-mat"))
+    case.pop("expect")
+    m = case["message"]
+    m["preheader"] = "10% off a putting mat, plus free shipping on orders over $49."
+    if name:
+        old = case["catalog"][0]["name"]
+        case["catalog"][0]["name"] = name
+        m["body"] = m["body"].replace(old, name)
+    if first_name:
+        case["member"]["first_name"] = first_name
+        m["body"] = m["body"].replace("Hi Bill,", f"Hi {first_name},")
+    if line:
+        m["body"] = m["body"].replace("\n\n— The", f"\n\n{line}\n\n— The")
+    return case
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "fa-pass-golf-t1-bill-putting-mat" for c in CASES),
+                    reason="template case not found")
+def test_the_members_first_name_is_theirs_not_an_inference():
+    assert check_case(_template(), RULES)[0] == "pass"
+    for first in ("Christian", "Faith", "Grace", "Mercedes", "Mary-Kate"):
+        v, f = check_case(_template(first_name=first), RULES)
+        assert v == "pass", (first, _errors(f))
+    # the same word that is not the member's name is still read for what it says
+    v, f = check_case(_template(first_name="Dana", line="It's a hit with Christian families."), RULES)
+    assert "compliance.sensitive-identity" in {x.rule_id for x in f}, _errors(f)
+    v, f = check_case(_template(first_name="Christian", line="It's a hit with christian families."), RULES)
+    assert "compliance.sensitive-identity" in {x.rule_id for x in f}, _errors(f)
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "fa-pass-golf-t1-bill-putting-mat" for c in CASES),
+                    reason="template case not found")
+def test_a_date_or_time_inside_a_catalog_name_is_the_products():
+    for name in ("Back Nine Putting Mat 4/5", "Back Nine Putting Mat 12/24", "Back Nine Putting Mat 7:30",
+                 "Back Nine Putting Mat 1:48"):
+        v, f = check_case(_template(name=name), RULES)
+        assert v == "pass", (name, _errors(f))
+    # outside the name, the same figures are a date of the member's behaviour, an offer date, a time
+    for line, rule in (("You bought one on 4/5.", "brand.value-first-dates"),
+                       ("The offer ends 12/24.", "facts.offer-dates"),
+                       ("You looked at it at 7:30 pm.", "compliance.creepy-time")):
+        v, f = check_case(_template(name="Back Nine Putting Mat 4/5", line=line), RULES)
+        assert rule in {x.rule_id for x in f}, (line, _errors(f))
