@@ -21,6 +21,19 @@ _LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 _ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
 
 
+_VARIANT = re.compile(r"\s*(?:[,:;(]|\s[-–—]\s).*$")
+
+
+@lru_cache(maxsize=8192)
+def kind_words(name: str) -> tuple[str, ...]:
+    """A catalog name's words up to its kind (lowercase): without the variant after a comma, colon,
+    parenthesis or dash, and without the sizes, counts and codes that end it."""
+    words = _VARIANT.sub("", name).split()
+    while len(words) > 1 and (any(c.isdigit() for c in words[-1]) or re.fullmatch(r"[A-Z]{1,3}", words[-1])):
+        words.pop()
+    return tuple(x.lower().strip(",.()") for x in words)
+
+
 def common_word(p: Prep, label: str, m: Mention) -> bool:
     """A single capitalized word that is a catalog category, or capitalized only because it opens a
     sentence and reads as ordinary prose ("Running gear earns 3x points")."""
@@ -32,9 +45,10 @@ def common_word(p: Prep, label: str, m: Mention) -> bool:
     if w in cats or w.rstrip("s") in cats:
         return True
     # the last word of a longer name is the kind of thing it is ("your Dobsonian" of "Nightwatch 8-inch
-    # Dobsonian"): a kind, not that product, which its line name or its whole name would name
-    words = p.idx.products[m.pid].name.lower().split()
-    if len(words) >= 2 and words[-1].strip(",.()") in (w, w.rstrip("s")):
+    # Dobsonian"): a kind, not that product, which its line name or its whole name would name; a size,
+    # model or variant after it ("Dobsonian XL", "Filter, 1.25-inch", "Pad A5", "Tote (Large)") is not it
+    words = kind_words(p.idx.products[m.pid].name)
+    if len(words) >= 2 and words[-1] in (w, w.rstrip("s")):
         return True
     _, (sa, _sb) = p.sentence_of(label, m.start)
     opens = not _ENUMERATOR.sub("", text[sa:m.start]).strip(" \t\"'“‘(-—–*•")
