@@ -22,6 +22,9 @@ _ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
 
 
 _VARIANT = re.compile(r"\s*(?:[,:;(]|\s[-–—]\s).*$")
+#: words that introduce a size, count or model number at a name's end ("Gen 2", "Mk II", "Set of 3")
+_NUMBER_LABELS = frozenset(("gen", "mk", "mark", "model", "no", "size", "version", "ver", "v", "series", "vol",
+                            "edition", "pack", "pk", "set", "of", "part", "type", "style"))
 
 
 @lru_cache(maxsize=8192)
@@ -29,7 +32,10 @@ def kind_words(name: str) -> tuple[str, ...]:
     """A catalog name's words up to its kind (lowercase): without the variant after a comma, colon,
     parenthesis or dash, and without the sizes, counts and codes that end it."""
     words = _VARIANT.sub("", name).split()
-    while len(words) > 1 and (any(c.isdigit() for c in words[-1]) or re.fullmatch(r"[A-Z]{1,3}", words[-1])):
+    size = False
+    while len(words) > 1 and (any(c.isdigit() for c in words[-1]) or re.fullmatch(r"[A-Z]{1,3}", words[-1])
+                              or (size and words[-1].lower().strip(".#") in _NUMBER_LABELS)):
+        size = True
         words.pop()
     return tuple(x.lower().strip(",.()") for x in words)
 
