@@ -369,8 +369,8 @@ def _known_partial(idx: CatalogIndex, words: list[str]) -> tuple[str | None, int
     """A product whose name contains every (capitalized) word; (pid, number of words matched)."""
     lw = [w.lower().strip("’'s") if w.lower().endswith(("'s", "’s")) else w.lower() for w in words]
     lw = [w for w in lw if w not in idx.words.connectors]
-    if not lw or (len(lw) == 1 and lw[0][:1].isdigit()):
-        return None, 0  # a size, count or model number alone ("2x", "24H", "50ml") names no product
+    if not lw or (len(lw) == 1 and (lw[0][:1].isdigit() or len(lw[0]) < 2)):
+        return None, 0  # a size, count, model number or letter alone ("2x", "24H", "C") names no product
     cands: set[str] | None = None
     for w in lw:
         owners = idx.token_owner.get(w) or idx.token_owner.get(w.rstrip("s")) or idx.token_owner.get(w + "s")
