@@ -88,6 +88,16 @@ def member_gave(view: MessageView) -> frozenset[str]:
     return got
 
 
+def _caps_protected(view: MessageView, label: str, text: str, a: int, b: int) -> bool:
+    """Whether every capitalized word of text[a:b] lies in a catalog name or claim: "in New Harbor"
+    of "Tuck in New Harbor Vanilla Paste" is a preposition and the start of a product's name."""
+    caps = [(m.start(), m.end()) for m in _CAP_WORD.finditer(text, a, b)]
+    if not caps:
+        return False
+    spans = view.protected(label)
+    return all(inside(spans, s, e) for s, e in caps)
+
+
 def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
     caps = [w.lower() for w in _CAP_WORD.findall(text, a, b)]
     return bool(caps) and member_gave(view).issuperset(caps)
@@ -118,7 +128,7 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
     # empty and it has no span (what the prefilter rules out, ``re`` would not find either)
     for label, text in view.fields_with(spans.phrases.ids, rule.fields):
         for a, b in spans(view, text):
-            if protect and inside(view.protected(label), a, b):
+            if protect and (inside(view.protected(label), a, b) or _caps_protected(view, label, text, a, b)):
                 continue
             if unless_gave and _gave(view, text, a, b):
                 continue
