@@ -13,7 +13,9 @@ the brief (shared/brief/):
   product is renamed only where the message names it by its full catalog name and no other word of
   its old name is left in the text (a shortened reference would no longer be that product, and a
   text may lean on a name's words: "merino"), or keeping the words that say what it is ("Glacier
-  Insulated Bottle 32 oz" -> "Kestrel® Pro Insulated Bottle, 12 oz"); no name grows longer in words;
+  Insulated Bottle 32 oz" -> "Kestrel® Pro Insulated Bottle, 12 oz"), or extending it ("Back Nine
+  Putting Mat" -> "Kestrel™ Back Nine Putting Mat (Large)": every shortened reference still holds);
+  no sentence is pushed past the brief's 20 words;
 - prices re-formatted within the brief's "$14, $14.00 and 14 dollars are the same" ("14 dollars" only
   ever becomes "$14": one word fewer, never one more, under the 20-word sentence limit);
 - send date, offer windows and dated evidence moved together to a year with the same calendar
@@ -33,11 +35,12 @@ import copy
 import datetime as dt
 import json
 import os
+import random
 import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, note, seed, settings
+from hypothesis import HealthCheck, assume, event, given, note, seed, settings
 from hypothesis import strategies as st
 
 from contentgen.check import check_case
@@ -70,8 +73,9 @@ CASES = _clean_cases()
 #: brand-like words; several are ordinary English (or politics, religion, health) elsewhere
 BRANDS = ["Northwind", "Kestrel", "Alder & Finch", "O'Malley's", "Brønd", "Zoë", "Müller", "Café Noir",
           "Rally", "March", "Free", "Best", "Pro", "Guard", "Cure", "Faith", "Pride", "Summit", "TrailMaster",
-          "Peak&Pine", "ULTRA", "Liberty", "Union", "Patriot", "Grace", "Trinity", "Victory", "Crème",
-          "Hale", "Vital", "Fortune", "Sunday", "Nova", "Bright", "Evergreen", "Red Fox", "Blue Ridge"]
+          "Peak&Pine", "ULTRA", "Liberty", "Patriot", "Grace", "Trinity", "Victory", "Crème",
+          "Hale", "Vital", "Fortune", "Sunday", "Nova", "Bright", "Evergreen", "Red Fox", "Blue Ridge", "3M",
+          "Dr. Bronner's", "iTrail", "St. Clair", "New Harbor", "Kestrel+"]
 MODIFIERS = ["Pro", "Free", "Rally", "March", "Best", "Guard", "Classic", "Everyday", "Double-Wall", "Max",
              "Lite", "Air", "Original", "Plus", "Mini", "Ultra", "Select", "Prime", "Elite", "Signature",
              "Heritage", "Cure", "Pride", "Faith", "Senior", "Junior", "Tier", "Gold", "Rush", "Flash"]
@@ -84,26 +88,65 @@ SUFFIXES = ["", ", 80 sheets", " A5", " 12 oz", ", 12 oz", ' 3/8"', " No. 4", " 
             " (Large)", " X200", " Mk II", " 2.0", " V3", ": Travel Edition", " 10-inch", ' 1/2"', ' 16"',
             " 1.5L", " 750 ml", " 3-in-1", " No. 60 1/2", " 4/5", " 100% Cotton", " 24 x 36 in", ", Size 9",
             " 1-2-3", " (2 pk)", " - Navy", " 5.11", " 7:30", " 30-Day", " XL", " 3 oz / 85 g", " #2",
-            ", 2025 Edition", " Gen 2", " 12/24", " 1st Edition", " Model 3000"]
+            ", 2025 Edition", " Gen 2", " 12/24", " 1st Edition", " Model 3000", " 10x42", " 2x", " GT-2000 12",
+            " XR-7", " 12-Hour", " – Navy", " C+E", " 24/7", " 1-Minute", " 4 Pack", " 3ft", " 5'"]
 MARKS = ["", "", "", "™", "®"]
 
 _WORD = re.compile(r"[\w'’]+")
 
 
-def _product_name(draw, ascii_only: bool) -> str:
-    brand = draw(st.sampled_from(BRANDS))
-    mark = draw(st.sampled_from(MARKS))
-    mod = draw(st.sampled_from([""] + MODIFIERS))
-    noun = draw(st.sampled_from(NOUNS))
-    suffix = draw(st.sampled_from(SUFFIXES))
+class Choices:
+    """What the rewrites choose: drawn by Hypothesis in the property (``data.draw``)."""
+
+    def __init__(self, draw) -> None:
+        self.draw = draw
+
+    def pick(self, seq):
+        return self.draw(st.sampled_from(seq))
+
+    def flip(self) -> bool:
+        return self.draw(st.booleans())
+
+    def note(self, text: str) -> None:
+        note(text)
+
+    def event(self, text: str) -> None:
+        event(text)
+
+
+class SweepChoices(Choices):
+    """Seeded choices in which one vocabulary word is always chosen where it may be (the sweep: every
+    word of every list meets several cases, whatever the property's examples happened to pick)."""
+
+    def __init__(self, rng: random.Random, forced: str) -> None:
+        self.rng, self.forced = rng, forced
+        self.notes: list[str] = []
+
+    def pick(self, seq):
+        return self.forced if self.forced in seq else self.rng.choice(list(seq))
+
+    def flip(self) -> bool:
+        return self.rng.random() < 0.75
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def event(self, text: str) -> None:
+        pass
+
+
+def _product_name(ch: Choices, ascii_only: bool) -> str:
+    brand = ch.pick(BRANDS)
+    mark = ch.pick(MARKS)
+    mod = ch.pick([""] + MODIFIERS)
+    noun = ch.pick(NOUNS)
+    suffix = ch.pick(SUFFIXES)
     name = " ".join(w for w in (brand + mark, mod, noun) if w) + suffix
     if ascii_only:
         name = name.encode("ascii", "ignore").decode()
-        assume(name.strip())
+        name = name.strip() or "Northwind Tote"
     return name
 
-
-product_name = st.composite(_product_name)
 
 FIRST_NAMES = ["Zoë", "José", "Mary-Kate", "O'Neil", "Ngozi", "Xu", "Ana", "Faith", "Hope", "Joy", "Grace",
                "June", "May", "April", "Will", "Sage", "Summer", "Christian", "Mercedes", "Siobhán", "François",
@@ -147,28 +190,47 @@ def _core(old: str) -> tuple[str, str]:
     return kept, old
 
 
-def rename_products(case: dict, draw) -> None:
+def _longest_sentence(text: str) -> int:
+    """Words in the text's longest sentence, counted as brand.sentence-length counts them (the
+    precondition that a longer name keeps every sentence within the brief's 20 words)."""
+    from contentgen.gates import text as TX
+
+    return max((len(TX.WORD_RE.findall(text, a, b)) for a, b in TX.split_sentences(text)), default=0)
+
+
+def rename_products(case: dict, ch: Choices) -> None:
     catalog = case.get("catalog", [])
     ascii_only = case.get("channel") == "sms"
     names = [p["name"] for p in catalog]
     first = (case["member"].get("first_name") or "").lower()
     for p in catalog:
         old = p["name"]
-        if not draw(st.booleans()):
+        if not ch.flip():
             continue
         text = _all_text(case)
         rx = _bounded(old)
         if re.search(re.escape(old) + r"[\w]", text) or old.lower() in rx.sub(" ", text).lower():
             continue
-        keep = draw(st.booleans())
-        kept = _core(old)[0] if keep else ""
-        if keep and (not kept or not re.fullmatch(r"[\w'’ &-]+", kept)):
+        mode = ch.pick(["replace", "keep", "extend"])
+        kept = _core(old)[0] if mode == "keep" else ""
+        if mode == "keep" and (not kept or not re.fullmatch(r"[\w'’ &-]+", kept)):
             continue
-        new = draw(product_name(ascii_only))
+        new = _product_name(ch, ascii_only)
         if kept:  # a brand, the old core, a size: "Kestrel® Pro Insulated Bottle, 12 oz"
             m = re.match(r"(.*?)\s*(" + "|".join(re.escape(n) for n in NOUNS) + r")(.*)$", new)
             assert m
             new = f"{m.group(1)} {kept}{m.group(3)}".strip()
+        if mode == "extend":  # a brand before the old name, a size after it: every shortened reference holds
+            brand = ch.pick(BRANDS) + ch.pick(MARKS) if ch.flip() else ""
+            suffix = ch.pick(SUFFIXES)
+            if ascii_only:
+                brand, suffix = (x.encode("ascii", "ignore").decode() for x in (brand, suffix))
+            bw = {w.lower() for w in _WORD.findall(brand)}
+            if bw & ({w.lower() for n in names for w in _WORD.findall(n)} | set(_WORD.findall(text.lower()))):
+                continue  # (a brand word the text or another name already has)
+            new = f"{brand} {old}{suffix}".strip()
+            if new == old or _longest_sentence(rx.sub(lambda _m: new, text)) > 20:
+                continue  # (the brief's 20-word sentences: a longer name must not push one over)
         # with its full-name mentions gone, none of the old name's words (3+ letters, or numbers) that the
         # new name lacks may be left in the text, in any case: the text would lean on them
         rest = rx.sub(" ", text).lower()
@@ -178,8 +240,8 @@ def rename_products(case: dict, draw) -> None:
         if any(re.search(r"(?<![\w])" + re.escape(w[:-1] if w.endswith("s") and not w.endswith("ss") else w)
                          + r"(?:s|es)?(?![\w])", rest) for w in dropped):
             continue
-        if len(new.split()) > max(len(old.split()), 2) or new in names or any(
-                new.lower() in n.lower() or n.lower() in new.lower() for n in names):
+        if (mode != "extend" and len(new.split()) > max(len(old.split()), 2)) or new in names or any(
+                new.lower() in n.lower() or n.lower() in new.lower() for n in names if n != old):
             continue
         if first and first in new_words:
             continue  # (the member's name as a brand word: which one the text means is not defined)
@@ -190,15 +252,16 @@ def rename_products(case: dict, draw) -> None:
         for e in _evidence(case):
             if isinstance(e.get("detail"), str):
                 e["detail"] = rx.sub(lambda _m: new, e["detail"])
-        note(f"renamed {old!r} -> {new!r}")
+        ch.note(f"renamed {old!r} -> {new!r}")
+        ch.event("product renamed")
 
 
 _PRICE = re.compile(r"\$(\d{1,3}(?:,\d{3})+|\d+)(\.\d\d)?(?![\d,]*\.?\d)")
 
 
-def reformat_prices(case: dict, draw) -> None:
-    style = draw(st.sampled_from(["plain", "cents", "mixed"]))
-    if style == "plain" and not draw(st.booleans()):
+def reformat_prices(case: dict, ch: Choices) -> None:
+    style = ch.pick(["plain", "cents", "mixed"])
+    if style == "plain" and not ch.flip():
         return
 
     def fmt(m: re.Match[str]) -> str:
@@ -207,7 +270,7 @@ def reformat_prices(case: dict, draw) -> None:
             return m.group(0)
         n = int(whole)
         s = style if style != "mixed" else ("cents" if n % 2 else "plain")
-        grouped = f"{n:,}" if n >= 1000 and draw(st.booleans()) else str(n)
+        grouped = f"{n:,}" if n >= 1000 and ch.flip() else str(n)
         if s == "plain":
             return f"${grouped}"
         return f"${grouped}.00"
@@ -228,7 +291,7 @@ def _calendar(y: int) -> tuple[int, bool]:
     return dt.date(y, 1, 1).weekday(), calendar.isleap(y)
 
 
-def shift_years(case: dict, draw) -> None:
+def shift_years(case: dict, ch: Choices) -> None:
     """Move every date of the case to years with the same calendar (same weekdays, same leap day)."""
     years = {int(case["send_date"][:4])}
     for o in case.get("offers", []):
@@ -241,7 +304,7 @@ def shift_years(case: dict, draw) -> None:
     shifts = [d for d in range(-30, 31) if d and all(_calendar(y) == _calendar(y + d) for y in years)]
     if not shifts:
         return
-    d = draw(st.sampled_from(shifts))
+    d = ch.pick(shifts)
 
     def mv(m: re.Match[str]) -> str:
         return f"{int(m.group(1)) + d:04d}-{m.group(2)}-{m.group(3)}"
@@ -254,13 +317,14 @@ def shift_years(case: dict, draw) -> None:
     for e in _evidence(case):
         if isinstance(e.get("detail"), str):
             e["detail"] = _YEAR.sub(lambda m: str(int(m.group()) + d), _ISO.sub(mv, e["detail"]))
-    note(f"years shifted by {d}")
+    ch.note(f"years shifted by {d}")
+    ch.event("years shifted")
 
 
 _GREETING = re.compile(r"\A(Hi|Hello|Hey|Dear)( +)(\S[^,!\n]*?)([,!])(?=\n)")
 
 
-def change_first_name(case: dict, draw) -> None:
+def change_first_name(case: dict, ch: Choices) -> None:
     member = case["member"]
     old = (member.get("first_name") or "").strip()
     if not old or old != member.get("first_name"):
@@ -274,27 +338,28 @@ def change_first_name(case: dict, draw) -> None:
     g = _GREETING.match(body)
     only_greeting = g is not None and g.group(3) == old and len(rx.findall(text)) == 1
     choices = FIRST_NAMES + ([""] if only_greeting else [])
-    new = draw(st.sampled_from(choices))
+    new = ch.pick(choices)
     if new and (new.lower() in text.lower() or new.lower() in catalog_words):
         return
     if not new:
-        hello = draw(st.sampled_from(["Hi there,", "Hello,", "Hello there,"]))
+        hello = ch.pick(["Hi there,", "Hello,", "Hello there,"])
         case["message"]["body"] = hello + body[g.end():]
     else:
         for o, k in _texts(case):
             o[k] = rx.sub(lambda _m: new, o[k])
     member["first_name"] = new
-    note(f"first name {old!r} -> {new!r}")
+    ch.note(f"first name {old!r} -> {new!r}")
+    ch.event(f"first name -> {new}")
 
 
-def rename_categories(case: dict, draw) -> None:
+def rename_categories(case: dict, ch: Choices) -> None:
     cats = sorted({p["category"] for p in case.get("catalog", []) if isinstance(p.get("category"), str)})
-    if not cats or not draw(st.booleans()):
+    if not cats or not ch.flip():
         return
     text = _all_text(case).lower()
     used = {c.lower() for c in cats}
     for old in cats:
-        new = draw(st.sampled_from(CATEGORIES))
+        new = ch.pick(CATEGORIES)
         if new.lower() in used or new.lower() in text:
             continue
         # none of its words in the text (the text may lean on them: "fresh sheets" for category "sheets")
@@ -308,7 +373,8 @@ def rename_categories(case: dict, draw) -> None:
         for o in case.get("offers", []):
             if isinstance(o.get("applies_to_category"), str) and o["applies_to_category"].lower() == old.lower():
                 o["applies_to_category"] = new
-        note(f"category {old!r} -> {new!r}")
+        ch.note(f"category {old!r} -> {new!r}")
+        ch.event("category renamed")
 
 
 #: the brief's length limits per channel (a rewrite that pushes a field over one is no longer clean)
@@ -329,6 +395,14 @@ def _errors(findings) -> list[tuple]:
     return [(f.rule_id, f.severity, f.field, f.excerpt, f.message) for f in findings if f.severity != "info"]
 
 
+def rewrite(case: dict, ch: Choices) -> None:
+    rename_products(case, ch)
+    reformat_prices(case, ch)
+    shift_years(case, ch)
+    change_first_name(case, ch)
+    rename_categories(case, ch)
+
+
 _SETTINGS = dict(max_examples=int(os.environ.get("CLEAN_INVARIANCE_EXAMPLES", "300")), deadline=None,
                  derandomize="CLEAN_INVARIANCE_SEED" not in os.environ, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -345,16 +419,52 @@ def test_clean_cases_stay_clean_under_meaning_preserving_rewrites(data):
     assume(v0 == "pass")  # (a clean case the gates get wrong as written is the labelled sets' business)
     case = copy.deepcopy(raw)
     note(f"case {case['case_id']}")
-    rename_products(case, data.draw)
-    reformat_prices(case, data.draw)
-    shift_years(case, data.draw)
-    change_first_name(case, data.draw)
-    rename_categories(case, data.draw)
+    rewrite(case, Choices(data.draw))
     assume(_fits(raw, case))
     v, findings = check_case(copy.deepcopy(case), RULES)
     if v != "pass":
         note(json.dumps(case, ensure_ascii=False))
     assert v == "pass", _errors(findings)
+
+
+#: every word of every list, each forced into this many cases (where a rewrite can use it)
+SWEEP_CASES = int(os.environ.get("CLEAN_INVARIANCE_SWEEP", "3"))
+_VERDICTS: dict[str, str] = {}
+
+
+def _passes_as_written(raw: dict) -> bool:
+    v = _VERDICTS.get(raw["case_id"])
+    if v is None:
+        v = _VERDICTS[raw["case_id"]] = check_case(copy.deepcopy(raw), RULES)[0]
+    return v == "pass"
+
+
+@pytest.mark.skipif(not CASES, reason="no clean labelled cases")
+def test_every_vocabulary_word_meets_clean_cases_and_they_stay_clean():
+    """The property's examples are a sample: a word of the lists above may never be drawn. Here each
+    one (product name parts, first names, categories) is forced into a few cases (seeded rotation)."""
+    words = list(dict.fromkeys([*BRANDS, *MODIFIERS, *NOUNS, *SUFFIXES, *MARKS, *FIRST_NAMES, *CATEGORIES]))
+    raws = [{k: v for k, v in c.items() if k != "expect"} for c in CASES]
+    rng = random.Random(16)
+    failures = []
+    for i, word in enumerate(words):
+        used = 0
+        for j in range(40):
+            raw = raws[(i * 7919 + j * 104729) % len(raws)]
+            case = copy.deepcopy(raw)
+            ch = SweepChoices(rng, word)
+            rewrite(case, ch)
+            if word.strip() and word.strip() not in json.dumps(case, ensure_ascii=False):
+                continue  # no rewrite could use the word here
+            if not _fits(raw, case) or not _passes_as_written(raw):
+                continue
+            used += 1
+            v, findings = check_case(copy.deepcopy(case), RULES)
+            if v != "pass":
+                failures.append((word, case["case_id"], ch.notes, _errors(findings)))
+            if used >= SWEEP_CASES:
+                break
+    assert not failures, "\n".join(map(repr, failures[:20])) + f"\n({len(failures)} in all)"
 
 
 # --------------------------------------------------------------------------- focused examples
@@ -428,3 +538,63 @@ def test_a_date_or_time_inside_a_catalog_name_is_the_products():
                        ("You looked at it at 7:30 pm.", "compliance.creepy-time")):
         v, f = check_case(_template(name="Back Nine Putting Mat 4/5", line=line), RULES)
         assert rule in {x.rule_id for x in f}, (line, _errors(f))
+
+
+def _case(case_id: str) -> dict:
+    case = copy.deepcopy(next(c for c in CASES if c["case_id"] == case_id))
+    case.pop("expect")
+    return case
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "sc-014" for c in CASES), reason="case sc-014 not found")
+def test_a_names_kind_word_is_a_kind_whatever_size_or_model_follows():
+    """'your Dobsonian' (a telescope the member owns) names no product, whether the catalog's
+    Dobsonian is 'Nightwatch 8-inch Dobsonian' or that with a size, model or variant after it."""
+    for name in ("Nightwatch 8-inch Dobsonian", "Nightwatch 8-inch Dobsonian XL", "Nightwatch 8-inch Dobsonian 7:30",
+                 "Nightwatch 8-inch Dobsonian Gen 2", "Nightwatch 8-inch Dobsonian Mk II",
+                 "Nightwatch Dobsonian, 8-inch", "Nightwatch Dobsonian (8-inch)"):
+        case = _case("sc-014")
+        next(p for p in case["catalog"] if p["product_id"] == "AS-4403")["name"] = name
+        v, f = check_case(case, RULES)
+        assert v == "pass", (name, _errors(f))
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "rt-clean-B12-candle-ends-tomorrow" for c in CASES),
+                    reason="case rt-clean-B12-candle-ends-tomorrow not found")
+def test_a_size_or_count_alone_names_no_product():
+    """'2x points through June 19' is the candle's offer, not a mention of a hand cream whose catalog
+    name ends with '2x' (a size, count or model number alone is no product's name)."""
+    for name in ("Velvet 24H Hand Cream 2x", "2x Magnifier", "Velvet Hand Cream, 2x"):
+        case = _case("rt-clean-B12-candle-ends-tomorrow")
+        next(p for p in case["catalog"] if p["product_id"] == "B200")["name"] = name
+        v, f = check_case(case, RULES)
+        assert v == "pass", (name, _errors(f))
+
+
+def _renamed(case_id: str, old: str, new: str) -> dict:
+    case = _case(case_id)
+    next(p for p in case["catalog"] if p["name"] == old)["name"] = new
+    for o, k in _texts(case):
+        o[k] = o[k].replace(old, new)
+    return case
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "rt3-clean-tech-nova-caps-brand" for c in CASES),
+                    reason="case rt3-clean-tech-nova-caps-brand not found")
+def test_a_letter_alone_names_no_product():
+    """'USB-C fast charging' is about the earbuds the text names, not a product whose name has 'C'."""
+    case = _renamed("rt3-clean-tech-nova-caps-brand", "Quietline Wireless Earbuds", "Quietline Wireless Earbuds C+E")
+    v, f = check_case(case, RULES)
+    assert v == "pass", _errors(f)
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "sd-hb-003" for c in CASES), reason="case sd-hb-003 not found")
+def test_a_place_like_brand_opening_a_catalog_name_is_no_location():
+    old = "Nielsen-Massey Madagascar Vanilla Bean Paste, 4 oz"
+    case = _renamed("sd-hb-003", old, "New Harbor " + old)
+    v, f = check_case(case, RULES)
+    assert v == "pass", _errors(f)
+    # the same words that are no product's are still a place
+    case["message"]["body"] = case["message"]["body"].replace("\n\n— The", "\n\nIt's a favorite in New Harbor.\n\n— The")
+    v, f = check_case(case, RULES)
+    assert "compliance.location" in {x.rule_id for x in f}, _errors(f)
