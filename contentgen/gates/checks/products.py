@@ -23,8 +23,11 @@ _ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
 
 _VARIANT = re.compile(r"\s*(?:[,:;(]|\s[-–—]\s).*$")
 #: words that introduce a size, count or model number at a name's end ("Gen 2", "Mk II", "Set of 3")
+#: a short all-caps code ending a name ("XL", "II", "LED", "C+E")
+_CODE = re.compile(r"[A-Z][A-Z+&/.]{0,4}")
 _NUMBER_LABELS = frozenset(("gen", "mk", "mark", "model", "no", "size", "version", "ver", "v", "series", "vol",
-                            "edition", "pack", "pk", "set", "of", "part", "type", "style"))
+                            "edition", "pack", "pk", "set", "of", "part", "type", "style", "count", "ct", "piece", "pieces",
+                            "pc", "pcs"))
 
 
 @lru_cache(maxsize=8192)
@@ -33,9 +36,16 @@ def kind_words(name: str) -> tuple[str, ...]:
     parenthesis or dash, and without the sizes, counts and codes that end it."""
     words = _VARIANT.sub("", name).split()
     size = False
-    while len(words) > 1 and (any(c.isdigit() for c in words[-1]) or re.fullmatch(r"[A-Z]{1,3}", words[-1])
-                              or (size and words[-1].lower().strip(".#") in _NUMBER_LABELS)):
-        size = True
+    while len(words) > 1:
+        last = words[-1]
+        if (any(c.isdigit() for c in last) or _CODE.fullmatch(last)
+                or (size and last.lower().strip(".#") in _NUMBER_LABELS)):
+            size = True  # a size, count or code, or the word that introduces one
+        elif not size and len(words) > 2 and any(c.isdigit() for c in words[-2]) and (
+                last[:1].islower() or last.lower() in _NUMBER_LABELS):
+            pass  # a unit after a number: "4 oz", "80 sheets", "4 Pack"
+        else:
+            break
         words.pop()
     return tuple(x.lower().strip(",.()") for x in words)
 
