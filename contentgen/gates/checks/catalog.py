@@ -394,6 +394,17 @@ def _title_case(text: str) -> bool:
     return sum(1 for w in ws if w[0].isupper()) / len(ws) >= 0.6
 
 
+def _stop_word(w: str, stop: frozenset[str]) -> bool:
+    """A lowercase word that is a never-a-product word, or its plural or possessive ("Sundays",
+    "Sunday's" of "Sunday"; the brand's)."""
+    w = w.strip(".,!?:;")
+    if w in stop:
+        return True
+    if w.endswith(("'s", "’s")):
+        return w[:-2] in stop
+    return w.endswith("s") and w[:-1] in stop
+
+
 def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, int, str, Any]]:
     """The capitalized phrases of a text that are no stop words, each with what it is: ("mention",
     (pid, how)) or ("unknown", phrase) (pure in the index, the text and ``title``)."""
@@ -405,9 +416,9 @@ def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, 
     for a, b, words in _cap_phrases(text, idx.words):
         if len(words) == 1:
             w = words[0].lower()
-            if w.strip(".,!?:;") in stop or w in lead:
+            if _stop_word(w, stop) or w in lead:
                 continue
-        elif all(w.lower().strip(".,!?:;") in stop or w.lower() in lead or _ORDINAL.match(w) for w in words):
+        elif all(_stop_word(w.lower(), stop) or w.lower() in lead or _ORDINAL.match(w) for w in words):
             continue  # stop words, month names and day numbers ("October 12th") are no product
         key = tuple(words)
         got = phrase_cache.get(key)
