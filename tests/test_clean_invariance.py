@@ -598,3 +598,22 @@ def test_a_place_like_brand_opening_a_catalog_name_is_no_location():
     case["message"]["body"] = case["message"]["body"].replace("\n\n— The", "\n\nIt's a favorite in New Harbor.\n\n— The")
     v, f = check_case(case, RULES)
     assert "compliance.location" in {x.rule_id for x in f}, _errors(f)
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "rt2-clean-storage-usual-t2" for c in CASES),
+                    reason="case rt2-clean-storage-usual-t2 not found")
+def test_a_day_name_in_the_plural_is_no_product_named_after_the_day():
+    """'busy Sundays' is the day, also where another catalog product is named 'Sunday Orbit Blender'."""
+    case = _renamed("rt2-clean-storage-usual-t2", "Orbit Blender Pro", "Sunday Orbit Blender Pro")
+    v, f = check_case(case, RULES)
+    assert v == "pass", _errors(f)
+
+
+@pytest.mark.skipif(not any(c["case_id"] == "sc-014" for c in CASES), reason="case sc-014 not found")
+def test_a_names_kind_word_is_found_before_units_and_codes():
+    for name in ("Nightwatch 8-inch Dobsonian 4 Pack", "Nightwatch 8-inch Dobsonian C+E",
+                 "Nightwatch 8-inch Dobsonian 2 ct"):
+        case = _case("sc-014")
+        next(p for p in case["catalog"] if p["product_id"] == "AS-4403")["name"] = name
+        v, f = check_case(case, RULES)
+        assert v == "pass", (name, _errors(f))
