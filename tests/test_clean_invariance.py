@@ -15,7 +15,8 @@ the brief (shared/brief/):
   text may lean on a name's words: "merino"), or keeping the words that say what it is ("Glacier
   Insulated Bottle 32 oz" -> "Kestrel® Pro Insulated Bottle, 12 oz"), or extending it ("Back Nine
   Putting Mat" -> "Kestrel™ Back Nine Putting Mat (Large)": every shortened reference still holds);
-  no sentence is pushed past the brief's 20 words;
+  no sentence is pushed past the brief's 20 words; the text may write the name without ™/® and
+  with typographic apostrophes;
 - prices re-formatted within the brief's "$14, $14.00 and 14 dollars are the same" (never pushing a
   sentence past the brief's 20 words: "14 dollars" is a word more than "$14");
 - month-name dates re-formatted ("March 23", "Mar. 23", "March 23rd");
@@ -152,7 +153,9 @@ def _product_name(ch: Choices, ascii_only: bool) -> str:
 
 FIRST_NAMES = ["Zoë", "José", "Mary-Kate", "O'Neil", "Ngozi", "Xu", "Ana", "Faith", "Hope", "Joy", "Grace",
                "June", "May", "April", "Will", "Sage", "Summer", "Christian", "Mercedes", "Siobhán", "François",
-               "Bea", "Dawn", "Rich", "Chase", "Sunny", "Jesús", "Mohammed", "Precious", "Destiny", "Ái"]
+               "Bea", "Dawn", "Rich", "Chase", "Sunny", "Jesús", "Mohammed", "Precious", "Destiny", "Ái",
+               "Austin", "Dallas", "Brooklyn", "Savannah", "Paris", "Phoenix", "Madison", "Eden", "Genesis",
+               "Trinity", "Nevaeh", "Sky", "Rain", "Mary Ann", "Jo", "Al", "Liberty", "Justice", "Miracle"]
 CATEGORIES = ["Home & Kitchen", "Bath, Body & Beauty", "Kids' Gear", "Tools: Hand Tools", "Camping (Outdoor)",
               "Pro Audio", "Crème Care", "Rally Sports", "Stationery", "Garden/Patio", "Men's Apparel",
               "Travel Accessories", "Pet Supplies", "Free-Weights", "Tea & Coffee"]
@@ -249,8 +252,10 @@ def rename_products(case: dict, ch: Choices) -> None:
             continue  # (the member's name as a brand word: which one the text means is not defined)
         names[names.index(old)] = new
         p["name"] = new
+        # the text may write the catalog name without its marks, with typographic apostrophes
+        shown = new.replace("™", "").replace("®", "").replace("'", "’") if ch.flip() else new
         for o, k in _texts(case):
-            o[k] = rx.sub(lambda _m: new, o[k])
+            o[k] = rx.sub(lambda _m: shown, o[k])
         for e in _evidence(case):
             if isinstance(e.get("detail"), str):
                 e["detail"] = rx.sub(lambda _m: new, e["detail"])
