@@ -114,11 +114,10 @@ def member_name_spans(view: MessageView, text: str) -> tuple[tuple[int, int], ..
     first = view.ctx.member.first_name.strip()
     if not first or first not in text or not _A_NAME.fullmatch(first):
         return ()
-    key = ("member_name_spans", first, text)
-    got: tuple[tuple[int, int], ...] | None = view.cache.get(key)
+    cache: dict[str, tuple[tuple[int, int], ...]] = view.cache.setdefault("member_name_spans", {})
+    got = cache.get(text)
     if got is None:
-        got = view.cache[key] = tuple(m.span() for m in re.finditer(r"(?<![\w])" + re.escape(first) + r"(?![\w])",
-                                                                    text))
+        got = cache[text] = tuple(m.span() for m in re.finditer(r"(?<![\w])" + re.escape(first) + r"(?![\w])", text))
     return got
 
 
