@@ -44,6 +44,7 @@ _ABBREV = {
 #: abbreviations that end a sentence when a capital follows ("It weighs 4.5 lb. It's $199."), unlike
 #: titles ("Dr. Lee"), months ("Dec. 6") and "e.g."
 _ENDING_ABBREV = frozenset({"ft", "oz", "lb", "lbs", "etc", "inc", "co", "ltd"})
+_ORDINAL_SUFFIX = frozenset({"st", "nd", "rd", "th"})
 _HAS_DIGIT = re.compile(r"\d")
 _ABBR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
 _WORD = WORD_RE = re.compile(r"[^\W_][\w'’.,%$/-]*|\$[\d.,]+")
@@ -95,6 +96,8 @@ def _split_sentences(text: str, start: int = 0, end: int | None = None) -> list[
             while j > s and text[j - 1] in _ABBR_CHARS:
                 j -= 1
             abbr = text[j:dot].lower().rstrip(".") if j < dot else ""
+            if j > s and text[j - 1].isdigit() and abbr in _ORDINAL_SUFFIX:
+                abbr = ""  # "through August 31st." ends like "through August 31." ("st" is no "St.")
             if abbr in _ABBREV and not (abbr in _ENDING_ABBREV and _capital_next(text, m.end(), end)):
                 continue
         spans.append((s, m.end()))

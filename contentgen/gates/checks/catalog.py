@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import ahocorasick
@@ -36,31 +37,59 @@ def _camel_split(tok: str) -> list[str]:
     return [p for p in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[A-Za-z]*|[^\W\d_]+", tok) if p] or [tok]
 
 
+_PIECE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[A-Za-z]*|[^\W\d_]+")
+_TOKEN_BREAK = re.compile(r"[\s\-/]")
+_APOSTROPHES = frozenset("'’")
+
+
+def _gap_regex(gap: str) -> str:
+    """What may stand between two words of a catalog name where the name has ``gap``: the name's own
+    punctuation (each mark optional: "O'Malley's", "Best® Plus", "1/2", "5.11", "(Large)", "A5, 80
+    sheets"), spaces and hyphens; between whole words (a space, hyphen or slash in the name) at least
+    one of them, and a comma, colon or semicolon may be added or dropped."""
+    marks = {c for c in gap if not c.isspace() and c not in "-\t"}
+    if marks & _APOSTROPHES:
+        marks |= _APOSTROPHES
+    if _TOKEN_BREAK.search(gap):
+        marks |= set(",:;")
+        return "[ \\t\\-" + "".join(re.escape(c) for c in sorted(marks)) + "]+"
+    if not marks:
+        return r"[ \t\-]?"
+    return "[ \\t\\-" + "".join(re.escape(c) for c in sorted(marks)) + "]*"
+
+
 def _name_regex(name: str) -> re.Pattern[str]:
-    toks = _name_tokens(name)
+    """A catalog name as the text may write it: its words (and a camel-case name's parts) in order,
+    with the name's punctuation between them optional (see ``_gap_regex``), the last word's plural."""
+    pieces = [(m.start(), m.end()) for m in _PIECE.finditer(name)]
+    if not pieces:
+        return re.compile(r"(?<![\w])" + re.escape(name.strip()) + r"(?![\w])", re.I)
     parts = []
-    for i, tok in enumerate(toks):
-        sub = _camel_split(tok)
-        last = i == len(toks) - 1
-        pieces = [re.escape(s) for s in sub]
-        if last:
-            lp = sub[-1]
-            if re.fullmatch(r"[A-Za-z]+", lp) and lp.lower().endswith("s") and not lp.lower().endswith("ss"):
-                pieces[-1] = re.escape(lp[:-1]) + "s?"
-            elif re.fullmatch(r"[A-Za-z]+", lp):
-                pieces[-1] = re.escape(lp) + "(?:s|es)?"
-        parts.append(r"[ \t\-]?".join(pieces))
+    for i, (a, b) in enumerate(pieces):
+        if i:
+            parts.append(_gap_regex(name[pieces[i - 1][1]:a]))
+        piece = name[a:b]
+        if i == len(pieces) - 1 and re.fullmatch(r"[A-Za-z]+", piece):
+            if piece.lower().endswith("s") and not piece.lower().endswith("ss"):
+                parts.append(re.escape(piece[:-1]) + "s?")
+            else:
+                parts.append(re.escape(piece) + "(?:s|es)?")
+        else:
+            parts.append(re.escape(piece))
+    tail = name[pieces[-1][1]:].strip()
+    if tail and not re.search(r"[\w\s]", tail):  # closing marks: "(Large)", '1/2"', "Gore-Tex®"
+        parts.append("(?:" + re.escape(tail) + ")?")
     # (a product name never spans a line break, so a body's mentions are its lines')
-    # a comma or colon of the catalog name may stand between its words ("Rhodia Dot Pad A5, 80 sheets")
-    return re.compile(r"(?<![\w])" + r"[,:;]?[ \t\-]+".join(parts) + r"(?![\w])", re.I)
+    return re.compile(r"(?<![\w])" + "".join(parts) + r"(?![\w])", re.I)
 
 
-_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_NOT_WORD = re.compile(r"[\W_]")
 _NORM_SEP = re.compile(r"[\s\-_/]+")
 
 
 def _key(s: str) -> str:
-    return _NOT_ALNUM.sub("", s.lower())[:3]
+    """A name's first three letters or digits, lowercased (any script: "Müller", "Zoë")."""
+    return _NOT_WORD.sub("", s.lower())[:3]
 
 
 def norm(s: str) -> str:
@@ -153,8 +182,8 @@ def build_index(catalog: dict[str, Product], words: Words) -> CatalogIndex:
     keys = [k for k in by_key if k]
     starts = None
     if keys:
-        starts = re.compile(r"(?<![\w])(?=[A-Za-z0-9])(?:(?=" + trie_source(keys) +
-                            r")|(?=[A-Za-z0-9]{0,2}(?:[^A-Za-z0-9]|$)))", re.I)
+        starts = re.compile(r"(?<![\w])(?=[^\W_])(?:(?=" + trie_source(keys) +
+                            r")|(?=[^\W_]{0,2}(?:[\W_]|$)))", re.I)
     names = {pid: p.name for pid, p in catalog.items()}
     keys_only = True
     for p in catalog.values():
@@ -242,6 +271,35 @@ _LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 _ENUMERATOR = re.compile(r"^\s*(?:\(\d{1,2}\)|\d{1,2}[.)])\s*")
 
 
+_VARIANT = re.compile(r"\s*(?:[,:;(]|\s[-–—]\s).*$")
+#: words that introduce a size, count or model number at a name's end ("Gen 2", "Mk II", "Set of 3")
+#: a short all-caps code ending a name ("XL", "II", "LED", "C+E")
+_CODE = re.compile(r"[A-Z][A-Z+&/.]{0,4}")
+_NUMBER_LABELS = frozenset(("gen", "mk", "mark", "model", "no", "size", "version", "ver", "v", "series", "vol",
+                            "edition", "pack", "pk", "set", "of", "part", "type", "style", "count", "ct", "piece", "pieces",
+                            "pc", "pcs"))
+
+
+@lru_cache(maxsize=8192)
+def kind_words(name: str) -> tuple[str, ...]:
+    """A catalog name's words up to its kind (lowercase): without the variant after a comma, colon,
+    parenthesis or dash, and without the sizes, counts and codes that end it."""
+    words = _VARIANT.sub("", name).split()
+    size = False
+    while len(words) > 1:
+        last = words[-1]
+        if (any(c.isdigit() for c in last) or _CODE.fullmatch(last)
+                or (size and last.lower().strip(".#") in _NUMBER_LABELS)):
+            size = True  # a size, count or code, or the word that introduces one
+        elif not size and len(words) > 2 and any(c.isdigit() for c in words[-2]) and (
+                last[:1].islower() or last.lower() in _NUMBER_LABELS):
+            pass  # a unit after a number: "4 oz", "80 sheets", "4 Pack"
+        else:
+            break
+        words.pop()
+    return tuple(x.lower().strip(",.()") for x in words)
+
+
 def common_word(p: "Prep", label: str, m: Mention) -> bool:
     """A single capitalized word that is a catalog category, or capitalized only because it opens a
     sentence and reads as ordinary prose ("Running gear earns 3x points")."""
@@ -253,9 +311,10 @@ def common_word(p: "Prep", label: str, m: Mention) -> bool:
     if w in cats or w.rstrip("s") in cats:
         return True
     # the last word of a longer name is the kind of thing it is ("your Dobsonian" of "Nightwatch 8-inch
-    # Dobsonian"): a kind, not that product, which its line name or its whole name would name
-    words = p.idx.products[m.pid].name.lower().split()
-    if len(words) >= 2 and words[-1].strip(",.()") in (w, w.rstrip("s")):
+    # Dobsonian"): a kind, not that product, which its line name or its whole name would name; a size,
+    # model or variant after it ("Dobsonian XL", "Filter, 1.25-inch", "Pad A5", "Tote (Large)") is not it
+    words = kind_words(p.idx.products[m.pid].name)
+    if len(words) >= 2 and words[-1] in (w, w.rstrip("s")):
         return True
     _, (sa, _sb) = p.sentence_of(label, m.start)
     opens = not _ENUMERATOR.sub("", text[sa:m.start]).strip(" \t\"'“‘(-—–*•")
@@ -375,8 +434,8 @@ def _known_partial(idx: CatalogIndex, words: list[str]) -> tuple[str | None, int
     """A product whose name contains every (capitalized) word; (pid, number of words matched)."""
     lw = [w.lower().strip("’'s") if w.lower().endswith(("'s", "’s")) else w.lower() for w in words]
     lw = [w for w in lw if w not in idx.words.connectors]
-    if not lw:
-        return None, 0
+    if not lw or (len(lw) == 1 and (lw[0][:1].isdigit() or len(lw[0]) < 2)):
+        return None, 0  # a size, count, model number or letter alone ("2x", "24H", "C") names no product
     cands: set[str] | None = None
     for w in lw:
         owners = idx.token_owner.get(w) or idx.token_owner.get(w.rstrip("s")) or idx.token_owner.get(w + "s")
@@ -400,6 +459,17 @@ def _title_case(text: str) -> bool:
     return sum(1 for w in ws if w[0].isupper()) / len(ws) >= 0.6
 
 
+def _stop_word(w: str, stop: frozenset[str]) -> bool:
+    """A lowercase word that is a never-a-product word, or its plural or possessive ("Sundays",
+    "Sunday's" of "Sunday"; the brand's)."""
+    w = w.strip(".,!?:;")
+    if w in stop:
+        return True
+    if w.endswith(("'s", "’s")):
+        return w[:-2] in stop
+    return w.endswith("s") and w[:-1] in stop
+
+
 def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, int, str, Any]]:
     """The capitalized phrases of a text that are no stop words, each with what it is: ("mention",
     (pid, how)) or ("unknown", phrase) (pure in the index, the text and ``title``)."""
@@ -411,9 +481,9 @@ def _phrase_items(idx: CatalogIndex, text: str, title: bool) -> list[tuple[int, 
     for a, b, words in _cap_phrases(text, idx.words):
         if len(words) == 1:
             w = words[0].lower()
-            if w.strip(".,!?:;") in stop or w in lead:
+            if _stop_word(w, stop) or w in lead:
                 continue
-        elif all(w.lower().strip(".,!?:;") in stop or w.lower() in lead or _ORDINAL.match(w) for w in words):
+        elif all(_stop_word(w.lower(), stop) or w.lower() in lead or _ORDINAL.match(w) for w in words):
             continue  # stop words, month names and day numbers ("October 12th") are no product
         key = tuple(words)
         got = phrase_cache.get(key)
@@ -491,7 +561,7 @@ def _exact_mentions(idx: CatalogIndex, text: str) -> list[tuple[int, int, str]]:
         if st < pos:
             continue
         k3 = text[st:st + 3].lower()
-        cands = by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[st:st + 6]))
+        cands = by_key.get(k3 if k3.isalnum() and len(k3) == 3 else _key(text[st:st + 16]))
         if not cands:
             continue
         best = None
@@ -615,6 +685,13 @@ def _owned(idx: CatalogIndex, recs: Any) -> frozenset[str]:
 
 def prep(view: MessageView) -> Prep:
     return view.analysis("facts")  # type: ignore[no-any-return]
+
+
+def in_catalog_name(p: Prep, label: str, a: int, b: int) -> bool:
+    """Whether text[a:b] lies inside a catalog name the field writes out in full: a size, model
+    number or edition there ("Tote 4/5", "Kettle 12/24", "Headlamp 7:30") is the product's, not a
+    date or a time."""
+    return any(m.how == "exact" and m.start <= a and b <= m.end for m in p.mentions.get(label, ()))
 
 
 _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]")

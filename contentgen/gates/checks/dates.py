@@ -16,7 +16,7 @@ from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import FACT_FIELDS, prep
+from .catalog import FACT_FIELDS, in_catalog_name, prep
 
 
 class BehaviourCue:
@@ -87,6 +87,8 @@ class OfferDates(Check):
         ship = self.ship.get(view)
         for label, text in view.fields_with(self.date, FACT_FIELDS):
             for a, b, md in T.date_matches(text, send):
+                if in_catalog_name(p, label, a, b):
+                    continue  # part of a product's name
                 if self.behaviour(text, a):
                     continue  # a date of the member's behaviour: brand.value-first
                 sent = p.sentence_text(label, text, a, with_prev=True)
@@ -154,4 +156,5 @@ class BehaviourDates(Check):
                     cache.clear()
                 cache[key] = spans
             for a, b in spans:
-                yield Hit(label, a, b)
+                if not in_catalog_name(prep(view), label, a, b):  # (part of a product's name)
+                    yield Hit(label, a, b)

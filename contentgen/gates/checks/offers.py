@@ -14,7 +14,7 @@ from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
-from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, prep
+from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, in_catalog_name, prep
 
 
 def words_rx(words: tuple[str, ...], flags: int = re.I) -> re.Pattern[str]:
@@ -177,8 +177,8 @@ class PercentOffers(Check):
             found = T.percent_matches(text)
             claims = catalog_claim_spans(p.idx, text) if p.idx.claims_rx is not None else ()
             for k, (a, b, val) in enumerate(found):
-                if any(ca <= a and b <= cb for ca, cb in claims):
-                    continue  # "100% linen": a catalog claim, not an offer
+                if any(ca <= a and b <= cb for ca, cb in claims) or in_catalog_name(p, label, a, b):
+                    continue  # "100% linen": a catalog claim or part of a product's name, not an offer
                 # the offer word must be this percentage's: not past a neighbouring one ("100% linen, 15% off")
                 lo = max(a - 25, found[k - 1][1] if k else 0)
                 hi = min(b + 25, found[k + 1][0] if k + 1 < len(found) else len(text))

@@ -88,9 +88,37 @@ def member_gave(view: MessageView) -> frozenset[str]:
     return got
 
 
+def _caps_protected(view: MessageView, label: str, text: str, a: int, b: int) -> bool:
+    """Whether every capitalized word of text[a:b] lies in a catalog name or claim: "in New Harbor"
+    of "Tuck in New Harbor Vanilla Paste" is a preposition and the start of a product's name."""
+    caps = [(m.start(), m.end()) for m in _CAP_WORD.finditer(text, a, b)]
+    if not caps:
+        return False
+    spans = view.protected(label)
+    return all(inside(spans, s, e) for s, e in caps)
+
+
 def _gave(view: MessageView, text: str, a: int, b: int) -> bool:
     caps = [w.lower() for w in _CAP_WORD.findall(text, a, b)]
     return bool(caps) and member_gave(view).issuperset(caps)
+
+
+#: a first name as people write one: one or two words of letters (hyphens, apostrophes inside)
+_A_NAME = re.compile(r"[^\W\d_][\w'’-]*(?: [^\W\d_][\w'’-]*)?")
+
+
+def member_name_spans(view: MessageView, text: str) -> tuple[tuple[int, int], ...]:
+    """Where the text writes the member's first name, as given (case and all, a whole word): the
+    name is theirs to have (the brief allows it in every message), so a rule's match that is
+    nothing but the name ("Hi Christian,", "Hi Faith,") says nothing about them."""
+    first = view.ctx.member.first_name.strip()
+    if not first or first not in text or not _A_NAME.fullmatch(first):
+        return ()
+    cache: dict[str, tuple[tuple[int, int], ...]] = view.cache.setdefault("member_name_spans", {})
+    got = cache.get(text)
+    if got is None:
+        got = cache[text] = tuple(m.span() for m in re.finditer(r"(?<![\w])" + re.escape(first) + r"(?![\w])", text))
+    return got
 
 
 def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = False) -> Iterator[Hit]:
@@ -99,9 +127,11 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
     # empty and it has no span (what the prefilter rules out, ``re`` would not find either)
     for label, text in view.fields_with(spans.phrases.ids, rule.fields):
         for a, b in spans(view, text):
-            if protect and inside(view.protected(label), a, b):
+            if protect and (inside(view.protected(label), a, b) or _caps_protected(view, label, text, a, b)):
                 continue
             if unless_gave and _gave(view, text, a, b):
+                continue
+            if inside(member_name_spans(view, text), a, b):
                 continue
             yield Hit(label, a, b)
 
