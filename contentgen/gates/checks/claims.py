@@ -192,7 +192,7 @@ class Claims(Check):
             if self.family_rx is not None:
                 yield from self._swapped(p, label, text, found)
             if self.qty_rx is not None and _HAS_DIGIT_OR_WORD.search(text):
-                yield from self._numbers(p, label, text)
+                yield from self._numbers(p, label, text, found)
 
     def _made_with(self, p: Prep, targets: list[str]) -> bool:
         """Every product is a kit, pattern or supply (a maker noun in its name or category)."""
@@ -220,6 +220,9 @@ class Claims(Check):
                 continue  # part of a product name
             if _members_own(text, a):
                 continue  # "You bought a fleece jacket", "your walnut desk": the member's own thing
+            g = m.group()
+            if g[:1].isupper() and g[1:2].islower() and text[max(0, a - 2):a].strip(" \t") not in ("", ".", "!", "?", "\n"):
+                continue  # a proper name inside a sentence ("Maple Street"), not a material
             said = norm(m.group())
             family = next((f for f in self.families if any(rx.fullmatch(m.group()) for rx in f)), None)
             if family is None:
@@ -276,10 +279,12 @@ class Claims(Check):
     def _num(self, x: str) -> float:
         return self.numbers[x.lower()] if x.isalpha() else float(x)
 
-    def _numbers(self, p: Prep, label: str, text: str) -> Iterator[Hit]:
+    def _numbers(self, p: Prep, label: str, text: str, vocab: list[tuple[int, int, str, int]]) -> Iterator[Hit]:
         """A number with a unit or counted noun said of a product whose catalog states that quantity
         with other numbers only ("690 g" for a paddle that "weighs 790 g")."""
         for key, vals, a, b in self._quantities(text):
+            if any(va < b and a < vb for va, vb, _, _ in vocab):
+                continue  # inside a claim checked above ("drop-tested to 10 feet")
             if any(mm.start < b and a < mm.end for mm in p.mentions.get(label, ())):
                 continue  # part of a product name ("Kite Line Winder, 500 ft")
             if self.neg.search(text[max(0, a - 20):a]) or _members_own(text, a) or _COMPARATOR.search(text[max(0, a - 12):a]):
@@ -354,8 +359,8 @@ def _support(p: Prep, pid: str) -> str:
 def _subject(p: Prep, label: str, text: str, a: int, b: int) -> list[str]:
     """The products a phrase at text[a:b] is said of: the nearest product named before it in its
     sentence; for a sentence that opens with a pronoun ("It has...", "Its shaft..."), the product
-    named last before that sentence; else the usual attribution."""
-    ms = p.mentions.get(label, [])
+    named last before that sentence; else as :meth:`Prep.attribute` does, without one-word mentions."""
+    ms = [m for m in p.mentions.get(label, []) if m.how != "partial1"]  # not one word of a name ("Linen")
     _, (sa, sb) = p.sentence_of(label, a)
     before = [m for m in ms if sa <= m.start and m.end <= a]
     if before:
@@ -363,7 +368,12 @@ def _subject(p: Prep, label: str, text: str, a: int, b: int) -> list[str]:
     earlier = [m for m in ms if m.end <= sa]
     if earlier and _PRONOUN_START.match(text, sa) is not None:
         return [earlier[-1].pid]
-    return p.attribute(label, a, b)
+    after = [m for m in ms if b <= m.start and m.end <= sb]
+    if after:
+        return [after[0].pid]
+    if earlier:
+        return [earlier[-1].pid]
+    return p.all_mentioned() or [t for t in p.rec_ids if t in p.idx.products]
 
 
 def _named_in_catalog(p: Prep, text: str, end: int, claim: str) -> bool:
