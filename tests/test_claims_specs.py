@@ -133,3 +133,19 @@ def test_a_missing_data_file_is_a_one_line_rule_error(tmp_path):
         load_rules([pack / "brand_rules", pack / "compliance"])
     text = str(e.value)
     assert "facts.yaml" in text and "claim-units.yaml" in text and "vocab/" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("body,rec,excerpt", [
+    ("The Junior Weaving Loom is made for kids 4 and up.", "A4", "kids 4"),
+    ("The Ridge Trekking Pole works with all pole tips.", "A1", "works with all pole"),
+])
+def test_more_phrasings_of_the_same_kinds(body, rec, excerpt):
+    assert excerpt in _claims(body, rec)
+
+
+@pytest.mark.parametrize("body", [
+    "The Ridge Trekking Pole is a gift that fits any budget.",
+    "The Ridge Trekking Pole works for any occasion, and it pairs with every outfit.",
+])
+def test_fitting_a_budget_or_an_occasion_is_no_compatibility_claim(body):
+    assert _claims(body) == []

@@ -109,7 +109,7 @@ class Claims(Check):
             self.numbers = {str(k).lower(): float(v) for k, v in u.get("numbers", {}).items()}
             num = r"(?:\d+(?:\.\d+)?|" + "|".join(sorted(self.numbers, key=len, reverse=True)) + ")"
             self.qty_rx = re.compile(
-                r"\bages?[ \t]+(?P<age>" + num + r")(?:[ \t]*(?:-|–|to)[ \t]*(?P<age2>" + num + r"))?"
+                r"\b(?:ages?|aged|kids|children)[ \t]+(?P<age>" + num + r")(?:[ \t]*(?:-|–|to)[ \t]*(?P<age2>" + num + r"))?"
                 r"|(?<![\w$£€.,/:-])(?P<n1>" + num + r")(?:[ \t]*(?:-|–|to)[ \t]*(?P<n2>" + num + r"))?\+?"
                 r"[ \t-]?(?P<unit>°[ \t]?[fc]\b|[a-z]+\b)", re.I)
         self.alt = build.alternation(parts, re.I, named="c")
