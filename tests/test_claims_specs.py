@@ -149,3 +149,11 @@ def test_more_phrasings_of_the_same_kinds(body, rec, excerpt):
 ])
 def test_fitting_a_budget_or_an_occasion_is_no_compatibility_claim(body):
     assert _claims(body) == []
+
+
+def test_a_model_number_in_a_name_is_no_count():
+    """"Volt 120 Bottle" names a model; "2 bottles" doesn't contradict it (plural counts in names do)."""
+    case = _case("Grab 2 bottles: the Volt 120 Bottle is $18.", "B1")
+    case["catalog"].append({"product_id": "B1", "name": "Volt 120 Bottle", "category": "bottles", "price": 18.0,
+                            "in_stock": True, "claims": []})
+    assert [f.excerpt for f in check_case(case, RULES)[1] if f.rule_id == "facts.claims"] == []

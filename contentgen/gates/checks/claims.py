@@ -120,7 +120,7 @@ class Claims(Check):
         self.neg = re.compile(r"\b(?:" + "|".join(params.negations) + r")[ \t]+(?:\w+[ \t]+)?$", re.I)
         self.found: dict[str, list[tuple[int, int, str, int]]] = {}
         self.local = all(line_local(it, re.I) for it in parts)
-        self.spec_cache: dict[str, dict[str, set[float]]] = {}
+        self.spec_cache: dict[tuple[str, tuple[str, ...], str], dict[str, set[float]]] = {}
 
     def _found(self, view: MessageView, text: str) -> list[tuple[int, int, str, int]]:
         """The claim phrases in a text that are not negated (pure in the rule and the text; line by
@@ -244,19 +244,26 @@ class Claims(Check):
             if against:
                 yield Hit(label, a, b, slots={"name": ", ".join(p.name(t) for t in against)})
 
-    def _specs(self, text: str) -> dict[str, set[float]]:
-        """Quantities a catalog text states: dimension (or "n:" + counted noun) -> values in its base unit."""
-        got = self.spec_cache.get(text)
+    def _specs(self, p: Prep, pid: str) -> dict[str, set[float]]:
+        """Quantities the catalog states of a product: dimension (or "n:" + counted noun) -> values in
+        the dimension's base unit. From its claims and category; from its name only units and plural
+        counted nouns ("Puzzle Box, 21 Moves", not the model number in "Volt 120 Squash Racquet")."""
+        prod = p.idx.products.get(pid)
+        if prod is None:
+            return {}
+        key_ = (prod.name, tuple(prod.claims), prod.category)
+        got = self.spec_cache.get(key_)
         if got is None:
             got = {}
-            for key, vals, _, _ in self._quantities(text):
-                got.setdefault(key, set()).update(vals)
+            for text, plural_only in ((norm(" | ".join((*prod.claims, prod.category))), False), (norm(prod.name), True)):
+                for key, vals, _, _ in self._quantities(text, plural_only):
+                    got.setdefault(key, set()).update(vals)
             if len(self.spec_cache) > 4096:
                 self.spec_cache.clear()
-            self.spec_cache[text] = got
+            self.spec_cache[key_] = got
         return got
 
-    def _quantities(self, text: str) -> Iterator[tuple[str, list[float], int, int]]:
+    def _quantities(self, text: str, plural_only: bool = False) -> Iterator[tuple[str, list[float], int, int]]:
         assert self.qty_rx is not None
         for m in self.qty_rx.finditer(text):
             if m.group("age"):
@@ -268,7 +275,8 @@ class Claims(Check):
                 unit = m.group("unit").lower().replace(" ", "").replace("\t", "")
                 if unit in self.units:
                     key, factor = self.units[unit]
-                elif unit.isalpha() and len(unit) > 2 and unit not in self.not_counted and unit not in self.numbers:
+                elif unit.isalpha() and len(unit) > 2 and unit not in self.not_counted and unit not in self.numbers \
+                        and (not plural_only or (unit.endswith("s") and not unit.endswith("ss"))):
                     key, factor = "n:" + (unit[:-1] if unit.endswith("s") and not unit.endswith("ss") else unit), 1.0
                 else:
                     continue
@@ -292,7 +300,7 @@ class Claims(Check):
             targets = _subject(p, label, text, a, b)
             against = []
             for t in targets:
-                have = self._specs(_support(p, t)).get(key)
+                have = self._specs(p, t).get(key)
                 if not have:
                     continue
                 if all(any(abs(v - h) <= 0.01 * max(abs(h), 1e-9) for h in have) for v in vals):
