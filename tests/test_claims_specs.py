@@ -157,3 +157,17 @@ def test_a_model_number_in_a_name_is_no_count():
     case["catalog"].append({"product_id": "B1", "name": "Volt 120 Bottle", "category": "bottles", "price": 18.0,
                             "in_stock": True, "claims": []})
     assert [f.excerpt for f in check_case(case, RULES)[1] if f.rule_id == "facts.claims"] == []
+
+
+@pytest.mark.parametrize("name,text,words", [
+    ("claim-units.yaml", "units:\n  g: [mass]\n", ["claim-units.yaml", "units.g"]),
+    ("claim-materials.yaml", "families:\n  wood: ['(oak']\n", ["claim-materials.yaml", "(oak", "regex"]),
+    ("claim-features.yaml", "features: [\n", ["claim-features.yaml", "YAML"]),
+])
+def test_a_malformed_data_file_is_a_one_line_rule_error(tmp_path, name, text, words):
+    pack = _pack(tmp_path)
+    (pack / "compliance" / "vocab" / name).write_text(text, encoding="utf-8")
+    with pytest.raises(RuleFileError) as e:
+        load_rules([pack / "brand_rules", pack / "compliance"])
+    msg = str(e.value)
+    assert all(w in msg for w in words) and "Traceback" not in msg, msg

@@ -1,15 +1,19 @@
 """Facts: product claims (waterproof, organic, SPF 30...) only where the catalog lists them for
-that product. The claim vocabulary and what supports each claim are the rule's params."""
+that product. The claim vocabulary and what supports each claim are the rule's params; features,
+material and component families and units are data files in the rules folder's vocab/. Besides the
+vocabulary: a number with a unit or counted noun the catalog states with another number ("690 g"
+for "weighs 790 g"), and a material or component the catalog states another of ("walnut" for
+"cherry wood"). What the catalog says of a product is its claims, its name and its category."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..engine.findings import Hit
 from ..engine.matcher import line_local
@@ -34,6 +38,24 @@ class Claim(BaseModel):
     filler: tuple[str, ...] = ()
 
 
+class _Features(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    features: tuple[Claim, ...]
+
+
+class _Families(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    families: dict[str, tuple[str, ...]]
+
+
+class _Units(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: unit as written -> (dimension, factor to the dimension's base unit)
+    units: dict[str, tuple[str, float]]
+    not_counted: tuple[str, ...] = ()
+    numbers: dict[str, float] = {}
+
+
 class ClaimsParams(Params):
     #: the claims to check: a word ("vegan": supported by itself) or {pattern, supported_by}
     claims: tuple[str | Claim, ...]
@@ -48,6 +70,7 @@ class ClaimsParams(Params):
     maker_nouns: tuple[str, ...] = ()
 
 
+_M = TypeVar("_M", bound=BaseModel)
 _HAS_DIGIT = re.compile(r"\d")
 _HAS_DIGIT_OR_WORD = re.compile(r"\d|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b", re.I)
 # the member's own things: "You bought a titanium pot", "you cook with a cast-iron skillet", "your walnut desk"
@@ -72,8 +95,7 @@ class Claims(Check):
         fillers: list[frozenset[str]] = []
         items: list[str | Claim] = list(params.claims)
         if params.features_file:
-            data = _data_file(build, params.features_file, "features")
-            items += [Claim(**f) for f in data["features"]]
+            items += list(_data_file(build, params.features_file, _Features).features)
         for item in items:
             if isinstance(item, str):
                 item = Claim(pattern=re.escape(item).replace(r"\-", "[- ]?").replace(r"\ ", "[- ]?"),
@@ -90,8 +112,8 @@ class Claims(Check):
         self.families: list[list[re.Pattern[str]]] = []
         self.family_rx: re.Pattern[str] | None = None
         if params.families_file:
-            fams = _data_file(build, params.families_file, "families")["families"]
-            alts = []
+            fams = _data_file(build, params.families_file, _Families).families
+            alts: list[str] = []
             for terms in fams.values():
                 rxs = [re.compile(r"(?<![\w])(?:" + t + r")(?![\w])", re.I) for t in terms]
                 self.families.append(rxs)
@@ -101,13 +123,14 @@ class Claims(Check):
         # numeric specifications: a number and its unit or counted noun
         self.units: dict[str, tuple[str, float]] = {}
         self.not_counted: frozenset[str] = frozenset()
+        self.numbers: dict[str, float] = {}
         self.qty_rx: re.Pattern[str] | None = None
         if params.units_file:
-            u = _data_file(build, params.units_file, "units")
-            self.units = {str(k).lower(): (str(v[0]), float(v[1])) for k, v in u["units"].items()}
-            self.not_counted = frozenset(str(w).lower() for w in u.get("not_counted", ()))
-            self.numbers = {str(k).lower(): float(v) for k, v in u.get("numbers", {}).items()}
-            num = r"(?:\d+(?:\.\d+)?|" + "|".join(sorted(self.numbers, key=len, reverse=True)) + ")"
+            u = _data_file(build, params.units_file, _Units)
+            self.units = {k.lower(): v for k, v in u.units.items()}
+            self.not_counted = frozenset(w.lower() for w in u.not_counted)
+            self.numbers = {k.lower(): v for k, v in u.numbers.items()}
+            num = r"(?:\d+(?:\.\d+)?" + "".join("|" + w for w in sorted(self.numbers, key=len, reverse=True)) + ")"
             self.qty_rx = re.compile(
                 r"\b(?:ages?|aged|kids|children)[ \t]+(?P<age>" + num + r")(?:[ \t]*(?:-|–|to)[ \t]*(?P<age2>" + num + r"))?"
                 r"|(?<![\w$£€.,/:-])(?P<n1>" + num + r")(?:[ \t]*(?:-|–|to)[ \t]*(?P<n2>" + num + r"))?\+?"
@@ -230,7 +253,7 @@ class Claims(Check):
             targets = _subject(p, label, text, a, b)
             if not targets:
                 continue
-            against = []
+            against: list[str] = []
             for t in targets:
                 sup = _support(p, t)
                 if any(rx.fullmatch(m.group()) and rx.search(sup) for rx in family):
@@ -298,7 +321,7 @@ class Claims(Check):
             if self.neg.search(text[max(0, a - 20):a]) or _members_own(text, a) or _COMPARATOR.search(text[max(0, a - 12):a]):
                 continue
             targets = _subject(p, label, text, a, b)
-            against = []
+            against: list[str] = []
             for t in targets:
                 have = self._specs(p, t).get(key)
                 if not have:
@@ -400,8 +423,9 @@ def _named_in_catalog(p: Prep, text: str, end: int, claim: str) -> bool:
     return False
 
 
-def _data_file(build: Build, name: str, key: str) -> dict[str, Any]:
-    """A data file (YAML) in the rules folders' vocab/, with its top-level ``key``."""
+def _data_file(build: Build, name: str, model: type[_M]) -> _M:
+    """A data file (YAML) in the rules folders' vocab/, read into ``model``; a missing or malformed
+    file is one line naming the file, the entry and what to do."""
     dirs: list[Path] = []
     for f in build.vocab.files.values():
         d = Path(f).parent
@@ -410,10 +434,24 @@ def _data_file(build: Build, name: str, key: str) -> dict[str, Any]:
     for d in dirs:
         path = d / name
         if path.is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or key not in data:
-                raise ValueError(f"{path}: no '{key}:' mapping at the top; add it (see the file's comment)")
-            return data
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                got = model.model_validate(data)
+                if isinstance(got, _Families):
+                    for terms in got.families.values():
+                        for t in terms:
+                            re.compile(t)
+                return got
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                where = f":{mark.line + 1}" if mark is not None else ""
+                raise ValueError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the file") from None
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"]) or "(top)"
+                raise ValueError(f"{path}: entry '{loc}': {err['msg']}; see the file's opening comment for the form") from None
+            except re.error as e:
+                raise ValueError(f"{path}: term {e.pattern!r} is not a valid regex ({e}); fix the term") from None
     raise ValueError(f"facts.claims data file '{name}' not found in {', '.join(map(str, dirs)) or 'no vocab/ folder'}; "
                      "put it in the rules folder's vocab/ or fix the rule's file name")
 
