@@ -248,7 +248,9 @@ def rule_files(folders: list[Path]) -> tuple[list[Path], list[Path], list[Path]]
                                 hint="point it at a folder of YAML rule files (brand_rules/, compliance/)")
         for f in sorted(list(d.glob("*.yaml")) + list(d.glob("*.yml"))):
             (accept if f.stem == "accept" else rules).append(f)
-    vocab = sorted(f for d in folders if (d / "vocab").is_dir() for f in (d / "vocab").glob("*.txt"))
+    # word lists (*.txt) and the data files checks read from vocab/ (*.yaml): both are what the rule set is
+    vocab = sorted(f for d in folders if (d / "vocab").is_dir() for pat in ("*.txt", "*.yaml")
+                   for f in (d / "vocab").glob(pat))
     return rules, vocab, accept
 
 
