@@ -243,6 +243,8 @@ class Claims(Check):
                 continue  # part of a product name
             if _members_own(text, a):
                 continue  # "You bought a fleece jacket", "your walnut desk": the member's own thing
+            if _named_in_catalog(p, text, b, norm(m.group())):
+                continue  # "a soft linen throw": the catalog's "Linen Throw Blanket", not the scarf before it
             g = m.group()
             if g[:1].isupper() and g[1:2].islower() and text[max(0, a - 2):a].strip(" \t") not in ("", ".", "!", "?", "\n"):
                 continue  # a proper name inside a sentence ("Maple Street"), not a material
