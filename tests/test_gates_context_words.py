@@ -128,3 +128,34 @@ def test_a_recommended_product_the_catalog_lacks_is_a_schema_finding() -> None:
 def test_the_members_id_in_the_footer(footer_extra: str, rule: str | None) -> None:
     verdict, ids = _run(footer=FOOTER + ("\n" + footer_extra if footer_extra else ""))
     assert (rule in ids) if rule else verdict == "pass"
+
+
+def test_vague_stock_words_backed_by_a_small_count_in_inventory_evidence() -> None:
+    recs = [{"product_id": "P1", "evidence": [{"source": "stated_preference", "detail": "likes night hikes"},
+                                              {"source": "inventory", "detail": "3 units left in stock"}]}]
+    body = "The Harbor Dry Bag 20L is $32. Only a few are left in stock."
+    assert _run(body, recommendations=recs)[0] == "pass"
+    many = [{**recs[0], "evidence": [recs[0]["evidence"][0], {"source": "inventory", "detail": "40 units in stock"}]}]
+    assert "facts.scarcity" in _run(body, recommendations=many)[1]
+
+
+def test_an_offer_said_of_its_own_category_by_one_of_its_words() -> None:
+    offer = [{"offer_id": "CAT", "kind": "percent_off", "value": 10, "applies_to": [], "applies_to_category": "Lights",
+              "min_order": None, "valid_from": "2026-06-01", "valid_until": "2026-06-30", "audience": "all"}]
+    assert _run("The Harbor Dry Bag 20L is $32. Everything in our lights range is 10% off until June 30.",
+                offers=offer)[0] == "pass"
+    assert "facts.percent-offer" in _run("The Harbor Dry Bag 20L is $32. Everything in the shop is 10% off until "
+                                         "June 30.", offers=offer)[1]
+    assert "facts.percent-offer" in _run("The Harbor Dry Bag 20L is $32. All dry bags are 10% off until "
+                                         "June 30.", offers=offer)[1]
+
+
+def test_the_order_shipping_free_is_the_baskets_total() -> None:
+    body = "The Harbor Dry Bag 20L is $32. Add a second dry bag and the order ships free through June 30."
+    assert "facts.free-shipping" not in _run(body, offers=FREE_SHIP)[1]
+    alone = "The Harbor Dry Bag 20L is $32. Your dry bag ships free through June 30."
+    assert "facts.free-shipping" in _run(alone, offers=FREE_SHIP)[1]
+
+
+def test_a_fraction_before_a_measure_is_no_date() -> None:
+    assert _run("The Harbor Dry Bag 20L is $32, and its strap adjusts in 1/3 stop steps.")[0] == "pass"

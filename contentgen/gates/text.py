@@ -331,7 +331,7 @@ DATE_RE = (re.compile(
     r"|\b(?<![$.,])" + _DAY + r"[ \t]+(?:of[ \t]+)?" + _MON + r"\b\.?(?:,?[ \t]+(\d{4}))?"
     # a slash date, not a fraction: "60 1/2", "1/2 inch", "3/2mm" are measures
     r"|(?<![\d/.$])(?<!\d[ \t])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?:/(\d{4}|\d{2}))?(?![\d/])"
-    r"(?![ \t-]?(?:inch|in\b|\"|″|”|mm|cm|ft\b|foot|oz\b|ounce|lb\b|pound|cups?\b|tsp|tbsp|teaspoon|tablespoon|gallon|quart|liter|litre|hp\b))"
+    r"(?![ \t-]?(?:inch|in\b|\"|″|”|mm|cm|ft\b|foot|oz\b|ounce|lb\b|pound|cups?\b|tsp|tbsp|teaspoon|tablespoon|gallon|quart|liter|litre|hp\b|stops?\b|scale\b|gauge\b))"
     r"|\b(\d{4})-(\d{2})-(\d{2})\b)",
     re.I))
 

@@ -134,6 +134,8 @@ class Scope:
                 wide = False  # a kind of product: stretched past a product list, not past its own category
             else:
                 continue  # "every season", "all day": not a product group
+            if any(_category_in(sent, o) for o in offers) or _IN_THE_CATEGORY.search(sent):
+                return None  # "everything in our fencing range": the category the offer is for
             for o in offers:
                 if not o.applies_to and not o.applies_to_category:
                     return None  # the offer is for everything
@@ -211,6 +213,8 @@ class PercentOffers(Check):
                         yield Hit(label, a, b, slots={"reason": f"the {val:g}% offer applies to {_scope_of(p, valid)}, "
                                                                 f"not to '{wider}'"})
                         continue
+                if not named and any(_category_in(clause(p, label, text, a, b), o) for o in valid):
+                    continue  # "Arrows are 10% off": said of the offer's category
                 targets = named or p.attribute(label, a, b)
                 prods = [p.idx.products[t] for t in targets if t in p.idx.products]
                 if prods and not any(o.applies_to_product(pr) for o in valid for pr in prods):
@@ -219,6 +223,7 @@ class PercentOffers(Check):
 
 
 _WORDS_RE = re.compile(r"[a-z][a-z'’-]*")
+_ORDER_WORD = re.compile(r"\b(?:orders?|baskets?|carts?|everything)\b", re.I)
 
 
 def _words_of(low: str) -> set[str]:
@@ -253,10 +258,39 @@ def _scope_of(p: Prep, offers: list[Offer]) -> str:
     return ", ".join(dict.fromkeys(parts)) or "some products only"
 
 
+_CATEGORY_FILLER = frozenset(("accessories", "supplies", "gear", "tools", "equipment", "goods", "products", "items",
+                              "essentials", "basics", "kits", "and"))
+
+
 def _category_in(sent: str, offer: Offer) -> bool:
+    """The sentence names the offer's category, whole or by one of its own words ("our fencing range"
+    for "Fencing", "terrarium" for "Terrarium & reptile", "Arrows are 10% off")."""
     if not offer.applies_to_category:
         return False
-    return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
+    low = sent.lower()
+    cat = offer.applies_to_category.lower()
+    if re.search(r"\b" + re.escape(cat.rstrip("s")), low):
+        return True
+    words = [w.rstrip("s") for w in re.findall(r"[a-z]{4,}", cat) if w not in _CATEGORY_FILLER]
+    for w in words:
+        for m in re.finditer(r"\b" + re.escape(w) + r"[a-z]*(?:[ \t]+([a-z]+))?", low):
+            nxt = m.group(1)
+            # the word names the category unless another noun makes it something else ("soap additives"
+            # is not the "Soap bases" category; "our terrarium range" is the "Terrarium & reptile" one)
+            if nxt is None or nxt.rstrip("s") in words or nxt in _CATEGORY_NEXT:
+                return True
+    return False
+
+
+#: words after a category's word that keep it the category ("fencing range", "arrows are 10% off")
+_CATEGORY_NEXT = frozenset(("range", "ranges", "line", "lineup", "collection", "category", "section", "department", "aisle",
+                            "gear", "supplies", "picks", "selection", "shop", "is", "are", "was", "were", "and", "or",
+                            "for", "with", "in", "on", "at", "from", "through", "until", "till", "this", "that", "now",
+                            "get", "gets", "earn", "earns", "ship", "ships", "all", "every", "items", "products"))
+
+
+#: "everything in the category": the offer's own category, said back
+_IN_THE_CATEGORY = re.compile(r"\b(?:in|from|across) (?:the|this|that|our) (?:category|range|section|department|aisle)\b", re.I)
 
 
 def _other_category(p: Prep, sent: str, offers: list[Offer]) -> str | None:
@@ -474,8 +508,9 @@ class FreeShipping(Check):
             i, (sa, sb) = p.sentence_of(label, m.start())
             if self.pronoun.match(text, sa):
                 targets = p.attribute(label, m.start(), m.end())  # "It ships free, too.": the product before
-            elif m.group(0).lower().startswith("ship"):  # "Your rain cover ships free": the product
-                # named by two words of its name
+            elif m.group(0).lower().startswith("ship") and not _ORDER_WORD.search(text, sa, sb):
+                # "Your rain cover ships free": the product named by two words of its name (not "the
+                # order ships free", which is the basket's total)
                 said = _words_of(text[sa:sb].lower())
                 targets = [pid for pid in sorted(p.rec_ids) if pid in p.idx.products and len(
                     {t.rstrip("s") for t in p.idx.tokens.get(pid, ()) if len(t) > 2} & said) >= 2]

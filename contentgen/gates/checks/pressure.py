@@ -21,6 +21,9 @@ _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
 #: a countdown's length in a time-pressure phrase ("48 hours", "three days")
 _COUNTDOWN = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|a few|few)[- ](hours?|days?)\b")
 
+#: a small count in inventory evidence ("3 units left in stock", "2 remaining")
+_LEFT_COUNT = re.compile(r"(?<![\d.])(\d{1,3})(?:\s+[a-z]+){0,2}\s+(?:left|remaining|in stock)", re.I)
+
 
 def _count(word: str) -> int:
     return int(word) if word.isdigit() else _NUMBER_WORDS[word]
@@ -180,6 +183,10 @@ class Scarcity(Check):
                         return True
                 elif self.few.search(e.detail):
                     return True
+                else:  # "3 units left in stock" backs "only a few are left"
+                    c = _LEFT_COUNT.search(e.detail)
+                    if c and int(c.group(1)) <= self.params.low_stock:
+                        return True
         return False
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
