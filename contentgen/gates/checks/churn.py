@@ -13,11 +13,7 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS
-
-
-class ChurnOfferParams(Params):
-    #: offer audiences that mean a churn-prevention offer (a vocabulary)
-    audiences: tuple[str, ...]
+from .churn_models import ChurnOfferParams
 
 
 _POINTS = re.compile(r"(\d+(?:\.\d+)?)\s*[x×]\s*points|(double|triple|quadruple)\s+points", re.I)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pydantic import BaseModel, ConfigDict
 
 from ..engine.findings import Hit
 from ..engine.matcher import line_local
@@ -14,21 +13,7 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, Prep, catalog_claim_spans, norm, prep
-
-
-class Claim(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    #: a regex for the claim as written
-    pattern: str
-    #: catalog words any of which supports it (normalized: lowercase, spaces for - _ /)
-    supported_by: tuple[str, ...] = ()
-
-
-class ClaimsParams(Params):
-    #: the claims to check: a word ("vegan": supported by itself) or {pattern, supported_by}
-    claims: tuple[str | Claim, ...]
-    #: words right before a claim that negate it ("not waterproof")
-    negations: tuple[str, ...]
+from .claims_models import Claim, ClaimsParams
 
 
 _HAS_DIGIT = re.compile(r"\d")

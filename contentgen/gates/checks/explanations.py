@@ -13,17 +13,11 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import prep
+from .explanations_models import EvidenceParams, Tier1Params
 
 LABELS = {"purchase": "purchase history", "stated_preference": "stated preferences", "browsing": "browsing",
           "predicted": "predicted needs", "similar_members": "similar members", "inventory": "stock",
           "segment": "segment popularity"}
-
-
-class EvidenceParams(Params):
-    #: evidence source -> phrases that cite it ("you bought" cites purchase)
-    sources: dict[str, tuple[str, ...]]
-    #: phrases that report what the member told us ("you told us"): cues inside them are not cited
-    stated_cues: tuple[str, ...]
 
 
 _SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
@@ -108,13 +102,6 @@ class ExplanationProduct(Check):
                 yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"product": ex.product_id})
 
 
-class Tier1Params(Params):
-    #: segment-level reasons a tier 1 explanation may give ("popular with", "bestseller")
-    segment_phrases: tuple[str, ...]
-    #: words that make a reason personal ("you", "your", "you've")
-    personal: str
-
-
 @check("compliance.tier1_explanations")
 class Tier1Explanations(Check):
     """Tier 1: no per-member reasoning; an explanation may only cite segment-level popularity."""
@@ -148,4 +135,3 @@ class ExplanationMissing(Check):
                 if m.pid in recs and m.pid not in explained and m.pid not in seen and m.how != "partial1":
                     seen.add(m.pid)
                     yield Hit(label, m.start, m.end, slots={"name": p.idx.names.get(m.pid, m.pid)})
-

@@ -15,6 +15,7 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, prep
+from .offers_models import PricesParams, PercentParams, PointsParams, FreeShippingParams
 
 
 def words_rx(words: tuple[str, ...], flags: int = re.I) -> re.Pattern[str]:
@@ -48,15 +49,6 @@ def allowed_cents(p: Prep, pid: str) -> set[int]:
 
 def fmt_money(c: int) -> str:
     return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
-
-
-class PricesParams(Params):
-    #: free-shipping phrases: a price in a sentence that holds one is a threshold (facts.free-shipping's)
-    shipping_phrases: tuple[str, ...]
-    #: words that mean delivery ("shipping", "delivery"): same
-    shipping_words: tuple[str, ...]
-    #: words before a price that make it a ceiling ("under $40"): true when a product costs no more
-    ceiling_words: tuple[str, ...]
 
 
 @check("facts.prices")
@@ -141,18 +133,6 @@ class Scope:
                     return None  # "every reel" under a reels-category offer
             return m.group(0)
         return None
-
-
-class PercentParams(Params):
-    #: words near a percentage that make it an offer ("15% off", "save 15%"): "100% merino" is not one
-    offer_words: tuple[str, ...]
-    #: words that stretch an offer to a group ("every", "all", "any")
-    scope_quantifiers: tuple[str, ...]
-    #: phrases that stretch it to everything ("sitewide", "everything")
-    scope_everything: tuple[str, ...]
-    #: nouns for everything a shop sells ("items", "products", "orders")
-    scope_group_nouns: tuple[str, ...]
-    product_nouns: tuple[str, ...]
 
 
 @check("facts.percent_offers")
@@ -250,23 +230,6 @@ def _category_in(sent: str, offer: Offer) -> bool:
     return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
 
 
-class PointsParams(Params):
-    #: multiplier words and their factor ("double": 2, "two times the": 2)
-    multiplier_words: dict[str, int]
-    #: words between a multiplier and "points" ("bonus", "member"); the program's name counts too
-    points_qualifiers: tuple[str, ...]
-    #: words between a number and "points" in an absolute amount ("500 bonus points")
-    amount_qualifiers: tuple[str, ...]
-    #: what after "N points" makes it an earning rate, not an amount ("per", "for every")
-    rate_words: tuple[str, ...]
-    #: phrases that promise points without a number ("bonus points")
-    bonus_phrases: tuple[str, ...]
-    scope_quantifiers: tuple[str, ...]
-    scope_everything: tuple[str, ...]
-    scope_group_nouns: tuple[str, ...]
-    product_nouns: tuple[str, ...]
-
-
 @check("facts.points")
 class Points(Check):
     """Points multipliers and amounts match a points offer valid on the send date, for the product."""
@@ -360,17 +323,6 @@ class Points(Check):
                     if not any(a <= m.start() < b for a, b in seen):
                         yield Hit(label, m.start(), m.end(),
                                   slots={"reason": "no points offer is valid on the send date"})
-
-
-class FreeShippingParams(Params):
-    #: phrases that promise free shipping
-    shipping_phrases: tuple[str, ...]
-    #: words right before an amount that make it an order threshold ("over $50", "orders of $50")
-    threshold_words: tuple[str, ...]
-    #: phrases that say free shipping has no minimum ("any order", "sitewide")
-    unconditional_phrases: tuple[str, ...]
-    #: words a sentence about "it" opens with ("It ships free"): the product before it is meant
-    pronouns: tuple[str, ...]
 
 
 @check("facts.free_shipping")

@@ -16,6 +16,7 @@ from ..engine.registry import check
 from ..engine.slots import brand_words
 from ..engine.view import MessageView
 from .catalog import Mention, prep
+from .privacy_models import PiiParams, EchoParams
 
 _MAYBE_HOST = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]")
 _HTTPS = re.compile(r"https://", re.I)
@@ -56,16 +57,6 @@ class Links(Check):
                     continue  # no link can be here
             for a, b, host in _bad_links(text, allowed, label == "cta_url"):
                 yield Hit(label, a, b, slots={"host": host})
-
-
-class PiiParams(Params):
-    #: street-type words a street address ends with ("Street", "St.", "Avenue")
-    street_suffixes: tuple[str, ...]
-    #: regexes for part of a phone, card or account number ("the card ending in 0042")
-    partial_numbers: tuple[str, ...]
-    #: capitalized words that follow a first name without being a surname (besides the sentence
-    #: openers, the capitalized non-products and the campaign's names)
-    not_surnames: tuple[str, ...] = ()
 
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -234,13 +225,6 @@ def _names_after(text: str, first_name: str, not_names: frozenset[str]) -> tuple
         if n and n.group(1).lower().rstrip("’'") not in not_names:
             out.append(n.span(1))
     return tuple(out)
-
-
-class EchoParams(Params):
-    #: words that make member-supplied text read as an instruction ("ignore", "discount", "%")
-    instruction_words: tuple[str, ...]
-    #: member text shorter than this is never an instruction worth flagging
-    min_length: int = 12
 
 
 @check("compliance.member_text_echo")

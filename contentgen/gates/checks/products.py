@@ -15,6 +15,7 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import _NUMS, Mention, Prep, claim_spans, prep
+from .products_models import UnknownProductParams
 
 _LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 #: a list number before a sentence ("(3) Sport climbers rate it"): the word after it opens the sentence
@@ -80,16 +81,6 @@ class InStock(Check):
                 for i, ex in enumerate(view.msg.explanations):
                     if ex.product_id == rec.product_id:
                         yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"name": rec.name})
-
-
-class UnknownProductParams(Params):
-    #: nouns that end a product name: an unknown capitalized phrase ending with one names a product
-    product_nouns: tuple[str, ...]
-    #: capitalized phrases that are never products ("Black Friday"); ``{program}`` and ``{sender}``
-    #: stand for the campaign's names
-    ignore_phrases: tuple[str, ...] = ()
-    #: last words that make a line-named phrase a group, not a product ("the Tidewater Collection")
-    group_words: tuple[str, ...] = ()
 
 
 _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")

@@ -9,6 +9,7 @@ from ..engine.model import Rule
 from ..engine.plugin import Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
+from .sms_models import SmsLengthParams
 
 #: GSM 03.38 default alphabet (one septet each) and its extension table (escape + one septet).
 GSM7_BASIC = frozenset(
@@ -48,10 +49,6 @@ class Gsm7(Check):
                     j += 1
                 yield Hit(label, i, j, slots={"chars": " ".join(f"U+{ord(c):04X}" for c in text[i:j][:4])})
                 i = j
-
-
-class SmsLengthParams(Params):
-    max: int = 160
 
 
 @check("compliance.sms_length")

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import ahocorasick
+from mypy_extensions import mypyc_attr
 
 from .. import text as T
 from ..engine.findings import Hit
@@ -18,6 +19,7 @@ from ..engine.plugin import Build, Check, Params
 from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, catalog_index
+from .voice_models import ShoutingParams, MaxParams, NameUseParams, InternalIdsParams, ContractionsParams
 
 # "(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])", opening with [A-Z] so that a search skips lowercase text
 _CAPS = re.compile(r"[A-Z](?<![\w@/.][A-Z])[A-Z'’]{3,}(?![\w])")
@@ -28,13 +30,6 @@ _EMOJI = re.compile(
     "\u3297\u3299\u24C2\u00A9\u00AE\u203C\u2049\u2122\u2139\u231A\u231B\u2328\u23CF\u23E9-\u23F3\u23F8-\u23FA]"
     "[\uFE0F\u200D\U0001F3FB-\U0001F3FF]*(?:\u200D[^\\s]\uFE0F?)*")
 _NOT_EMOJI = {"\u00A9", "\u00AE", "\u2122"}
-
-
-class ShoutingParams(Params):
-    #: words in capitals that are fine (acronyms); catalog brand names in capitals are fine too
-    allowed: tuple[str, ...] = ()
-    #: regexes for phrases where capitals are expected ("Reply STOP to opt out")
-    allowed_phrases: tuple[str, ...] = ()
 
 
 @check("brand.shouting")
@@ -66,10 +61,6 @@ class Shouting(Check):
                 if any(p.start() <= m.start() and m.end() <= p.end() for p in self.phrases.finditer(text)):
                     continue  # a required phrase ("Reply STOP to opt out") or a link
                 yield Hit(label, m.start(), m.end())
-
-
-class MaxParams(Params):
-    max: int = 1
 
 
 #: what every emoji opens with (its first character class), for the prefilter
@@ -109,22 +100,11 @@ class EmojiSubject(Check):
                 yield Hit("subject", m.start(), m.end())
 
 
-class NameUseParams(Params):
-    max: int = 2
-    #: greetings followed by a name ("Hi Nia,")
-    name_greetings: tuple[str, ...]
-    #: a greeting whose name slot is empty ("Hi ,", "Dear,"): regexes up to the name
-    empty_greetings: tuple[str, ...]
-    #: who a greeting may address besides the member ("there", "friend", "{program} member")
-    generic_greetees: tuple[str, ...]
-    #: unfilled name placeholders ("{first_name}", "[Name]")
-    placeholders: tuple[str, ...]
-
-
 #: "Welcome to AthenaPlus, !": a comma straight before the end of a sentence, where a name was
 _EMPTY_SLOT = re.compile(r",[ \t]*[!?](?![\w!?])|,[ \t]*\.(?![\w.])|\A[ \t]*,")
 
 
+@mypyc_attr(native_class=False)
 class _Span(tuple[int, int]):
     """(start, end) with a match's start()/end()."""
 
@@ -233,11 +213,6 @@ def _name_spans(text: str, name: str) -> tuple[_Span, ...]:
     return tuple(_Span(m.span()) for m in _name_rx(name).finditer(text) if not cap or text[m.start()].isupper())
 
 
-class InternalIdsParams(Params):
-    #: regexes for id-shaped tokens (SKU-12, P1234, "member id 4471")
-    id_patterns: tuple[str, ...]
-
-
 _URL_SPAN = re.compile(r"(?:https?://|www\.)\S+", re.I)
 
 
@@ -313,13 +288,6 @@ class InternalIds(Check):
                         if m.group() != i:  # case-sensitive: "o1" in prose is not the offer id "O1"
                             continue
                         yield Hit(label, m.start(), m.end())
-
-
-class ContractionsParams(Params):
-    #: a message with more words than this and no contraction reads stiff
-    min_words: int = 40
-    #: contraction endings after an apostrophe ("re", "ve", "ll", "t")
-    suffixes: tuple[str, ...]
 
 
 @check("brand.contractions")

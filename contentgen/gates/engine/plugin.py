@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mypy_extensions import mypyc_attr
 from pydantic import BaseModel, ConfigDict
 
 from .matcher import Alternation, PatternTable
@@ -75,6 +76,7 @@ class Build:
         return alt
 
 
+@mypyc_attr(native_class=False)
 class Kind:
     """A rule kind: reads its own keys (``Spec``) and reports hits on a message."""
 
@@ -92,6 +94,7 @@ class Kind:
         raise NotImplementedError
 
 
+@mypyc_attr(native_class=False)
 class Check:
     """A named check (``kind: check``): Python for what a word list cannot say, with typed params."""
 

@@ -63,6 +63,7 @@ def load_plugins() -> None:
 
     for pkg in (kinds, checks):
         for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
+            # <module>_models: the pydantic models of a kind or check, imported by that module
+            if not info.name.startswith("_") and not info.name.endswith("_models"):
                 importlib.import_module(f"{pkg.__name__}.{info.name}")
     _LOADED = True
