@@ -13,8 +13,10 @@ rebuild: the whole build is set aside until it is rebuilt, never one stale modul
 from DIR instead. :data:`MODE` says which ran ("compiled ..." or "pure (why)").
 
 What stays interpreted even in a build (:data:`INTERPRETED`): the package ``__init__`` files, this
-module, and the modules that define pydantic models (the rule model, the plugin bases, the accept
-list, and each kind's and check's ``<module>_models.py``): mypyc does not compile pydantic models.
+module, and the modules that define pydantic models (the rule model, the accept list, the params base
+``engine/plugin_models.py``, and each kind's and check's ``<module>_models.py``): mypyc does not
+compile pydantic models. Kinds and checks are native classes (registered by their ``name``
+attribute, not by a class decorator: see :mod:`.engine.registry`).
 
 This module uses the standard library only: the build script loads it by path.
 """
@@ -37,7 +39,7 @@ GATES_DIR = Path(__file__).resolve().parent
 DEFAULT_BUILD_DIR = GATES_DIR.parents[1] / "build" / "mypyc-gates"
 MANIFEST = "manifest.json"
 #: paths under contentgen/gates/ that are never compiled (besides every __init__.py and *_models.py)
-INTERPRETED = frozenset({"compiled.py", "engine/model.py", "engine/plugin.py", "engine/accept.py"})
+INTERPRETED = frozenset({"compiled.py", "engine/model.py", "engine/accept.py"})
 
 #: what :func:`install` decided: "compiled (N modules, build HASH)" or "pure (why)"
 MODE = "pure (not installed)"

@@ -10,7 +10,6 @@ from ..engine.findings import Hit
 from ..engine.matcher import line_local
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, Prep, catalog_claim_spans, norm, prep
 from .claims_models import Claim, ClaimsParams
@@ -20,10 +19,10 @@ _HAS_DIGIT = re.compile(r"\d")
 _NEXT_WORDS = re.compile(r"[\s-]*([A-Za-z]+)(?:[\s-]+([A-Za-z]+))?")
 
 
-@check("facts.claims")
 class Claims(Check):
     """A claim phrase needs the catalog to list that claim for the product it is said of; a claim
     the catalog lists for one product must not be said of another."""
+    name = "facts.claims"
 
     Params = ClaimsParams
 

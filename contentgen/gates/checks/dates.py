@@ -12,7 +12,6 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, prep
 from .dates_models import OfferDatesParams, BehaviourDatesParams
@@ -31,9 +30,9 @@ class BehaviourCue:
         return m is not None and self.deadline.search(m.group(0)) is None
 
 
-@check("facts.offer_dates")
 class OfferDates(Check):
     """Every date is an offer's start or end date (a human checks dates with no offer word near)."""
+    name = "facts.offer_dates"
 
     Params = OfferDatesParams
 
@@ -79,9 +78,9 @@ class OfferDates(Check):
 _RAW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?")
 
 
-@check("brand.behaviour_dates")
 class BehaviourDates(Check):
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
+    name = "brand.behaviour_dates"
 
     Params = BehaviourDatesParams
 

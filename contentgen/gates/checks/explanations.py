@@ -10,7 +10,6 @@ from ...models import TIER_SOURCES
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import prep
 from .explanations_models import EvidenceParams, Tier1Params
@@ -23,9 +22,9 @@ LABELS = {"purchase": "purchase history", "stated_preference": "stated preferenc
 _SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
 
 
-@check("compliance.explanation_evidence")
 class ExplanationEvidence(Check):
     """Each cue an explanation cites names a source the tier allows and the recommendation carries."""
+    name = "compliance.explanation_evidence"
 
     Params = EvidenceParams
 
@@ -89,9 +88,9 @@ class ExplanationEvidence(Check):
                     yield Hit(label, a, b, slots={"reason": f"this recommendation carries no {LABELS[src]} evidence"})
 
 
-@check("compliance.explanation_product")
 class ExplanationProduct(Check):
     """An explanation is for one of the message's recommendations (or the hero product)."""
+    name = "compliance.explanation_product"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         recs = {r.product_id for r in view.ctx.recommendations}
@@ -102,9 +101,9 @@ class ExplanationProduct(Check):
                 yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"product": ex.product_id})
 
 
-@check("compliance.tier1_explanations")
 class Tier1Explanations(Check):
     """Tier 1: no per-member reasoning; an explanation may only cite segment-level popularity."""
+    name = "compliance.tier1_explanations"
 
     Params = Tier1Params
 
@@ -119,9 +118,9 @@ class Tier1Explanations(Check):
                 yield Hit(f"explanations[{i}].text", 0, len(ex.text))
 
 
-@check("compliance.explanation_missing")
 class ExplanationMissing(Check):
     """Tier 2/3: a recommended product named in the message carries an explanation."""
+    name = "compliance.explanation_missing"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)

@@ -12,7 +12,6 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, prep
 from .offers_models import PricesParams, PercentParams, PointsParams, FreeShippingParams
@@ -51,9 +50,9 @@ def fmt_money(c: int) -> str:
     return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
 
 
-@check("facts.prices")
 class Prices(Check):
     """Every price matches a product's catalog price, its offer price or the saving, or a total."""
+    name = "facts.prices"
 
     Params = PricesParams
 
@@ -135,9 +134,9 @@ class Scope:
         return None
 
 
-@check("facts.percent_offers")
 class PercentOffers(Check):
     """A percentage offer exists, is valid on the send date and applies to the product it is said of."""
+    name = "facts.percent_offers"
 
     Params = PercentParams
 
@@ -230,9 +229,9 @@ def _category_in(sent: str, offer: Offer) -> bool:
     return re.search(r"\b" + re.escape(offer.applies_to_category.lower().rstrip("s")), sent.lower()) is not None
 
 
-@check("facts.points")
 class Points(Check):
     """Points multipliers and amounts match a points offer valid on the send date, for the product."""
+    name = "facts.points"
 
     Params = PointsParams
 
@@ -325,9 +324,9 @@ class Points(Check):
                                   slots={"reason": "no points offer is valid on the send date"})
 
 
-@check("facts.free_shipping")
 class FreeShipping(Check):
     """Free shipping only while a free-shipping offer is valid, with its minimum order."""
+    name = "facts.free_shipping"
 
     Params = FreeShippingParams
 

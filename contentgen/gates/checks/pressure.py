@@ -11,7 +11,6 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, Prep, prep
 from .pressure_models import UrgencyParams, ScarcityParams
@@ -26,9 +25,9 @@ def _count(word: str) -> int:
     return int(word) if word.isdigit() else _NUMBER_WORDS[word]
 
 
-@check("facts.urgency")
 class Urgency(Check):
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
+    name = "facts.urgency"
 
     Params = UrgencyParams
 
@@ -124,9 +123,9 @@ class Urgency(Check):
         return got
 
 
-@check("facts.scarcity")
 class Scarcity(Check):
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
+    name = "facts.scarcity"
 
     Params = ScarcityParams
 

@@ -12,7 +12,6 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.slots import brand_words
 from ..engine.view import MessageView
 from .catalog import Mention, prep
@@ -38,9 +37,9 @@ def _bad_links(text: str, allowed: tuple[str, ...], is_cta: bool) -> tuple[tuple
     return tuple(out)
 
 
-@check("compliance.links")
 class Links(Check):
     """Links only to the campaign's allowed domains; the call-to-action link is https."""
+    name = "compliance.links"
 
     def __init__(self, params: Params, build: Build) -> None:
         super().__init__(params, build)
@@ -79,10 +78,10 @@ def _in_names(label: str) -> bool:
     return label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations[")
 
 
-@check("compliance.pii")
 class Pii(Check):
     """No personal data beyond the first name: surnames, the member id, e-mail addresses, phone
     numbers, street addresses, parts of account numbers."""
+    name = "compliance.pii"
 
     Params = PiiParams
 
@@ -227,9 +226,9 @@ def _names_after(text: str, first_name: str, not_names: frozenset[str]) -> tuple
     return tuple(out)
 
 
-@check("compliance.member_text_echo")
 class MemberTextEcho(Check):
     """Member-supplied text that reads as instructions must not reach the output."""
+    name = "compliance.member_text_echo"
 
     Params = EchoParams
 

@@ -12,7 +12,6 @@ from .. import text as T
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import _NUMS, Mention, Prep, claim_spans, prep
 from .products_models import UnknownProductParams
@@ -42,9 +41,9 @@ def common_word(p: Prep, label: str, m: Mention) -> bool:
     return opens and _LOWER_NEXT.match(text, m.end) is not None
 
 
-@check("facts.product_recommended")
 class ProductRecommended(Check):
     """A catalog product named in the message must be one of its recommendations (or the hero)."""
+    name = "facts.product_recommended"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -61,9 +60,9 @@ class ProductRecommended(Check):
                     yield Hit(label, m.start, m.end, slots={"name": name})
 
 
-@check("facts.in_stock")
 class InStock(Check):
     """No product that is out of stock, named or explained."""
+    name = "facts.in_stock"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -87,10 +86,10 @@ _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |
 _HAS_DIGIT = re.compile(r"\d")
 
 
-@check("facts.unknown_product")
 class UnknownProduct(Check):
     """A capitalized phrase that reads as a product (it ends with a product noun, or a price follows
     it) but is not in the catalog; a catalog name with another number is a variant it doesn't have."""
+    name = "facts.unknown_product"
 
     Params = UnknownProductParams
 

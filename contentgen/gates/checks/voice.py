@@ -16,7 +16,6 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, catalog_index
 from .voice_models import ShoutingParams, MaxParams, NameUseParams, InternalIdsParams, ContractionsParams
@@ -32,9 +31,9 @@ _EMOJI = re.compile(
 _NOT_EMOJI = {"\u00A9", "\u00AE", "\u2122"}
 
 
-@check("brand.shouting")
 class Shouting(Check):
     """A word of 4+ letters in capitals, unless a catalog brand name or an allowed acronym."""
+    name = "brand.shouting"
 
     Params = ShoutingParams
 
@@ -67,9 +66,9 @@ class Shouting(Check):
 _EMOJI_START = _EMOJI.pattern[:_EMOJI.pattern.index("]") + 1]
 
 
-@check("brand.emoji")
 class Emoji(Check):
     """At most ``max`` emoji in the fields the rule reads."""
+    name = "brand.emoji"
 
     Params = MaxParams
 
@@ -86,9 +85,9 @@ class Emoji(Check):
             yield Hit(label, m.start(), m.end(), slots={"count": len(found), "max": max_n})
 
 
-@check("brand.emoji_subject")
 class EmojiSubject(Check):
     """No emoji in the subject."""
+    name = "brand.emoji_subject"
 
     def __init__(self, params: Params, build: Build) -> None:
         super().__init__(params, build)
@@ -115,9 +114,9 @@ class _Span(tuple[int, int]):
         return self[1]
 
 
-@check("brand.name_use")
 class NameUse(Check):
     """First name at most ``max`` times; no empty-name greeting, no leftover placeholder, no other name."""
+    name = "brand.name_use"
 
     Params = NameUseParams
 
@@ -228,9 +227,9 @@ def _ids_automaton(ids: frozenset[str]) -> Any:
     return ac
 
 
-@check("brand.internal_ids")
 class InternalIds(Check):
     """SKUs and internal ids (the context's own product/offer ids, and id-shaped tokens)."""
+    name = "brand.internal_ids"
 
     Params = InternalIdsParams
 
@@ -290,9 +289,9 @@ class InternalIds(Check):
                         yield Hit(label, m.start(), m.end())
 
 
-@check("brand.contractions")
 class Contractions(Check):
     """A long message with no contraction at all."""
+    name = "brand.contractions"
 
     Params = ContractionsParams
 

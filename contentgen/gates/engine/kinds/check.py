@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Check, Kind
-from ..registry import CHECKS, kind
+from ..registry import CHECKS
 from .check_models import CheckSpec
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ class BadParams(ValueError):
     pass
 
 
-@kind("check")
 class CheckKind(Kind):
+    name = "check"
     Spec = CheckSpec
     spec: CheckSpec
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..matcher import line_local
 from ..phrases import Exceptions, Phrases, inside, rule_flags
 from .existence_models import ExistenceSpec
@@ -91,8 +90,8 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
             yield Hit(label, a, b)
 
 
-@kind("existence")
 class Existence(Kind):
+    name = "existence"
     Spec = ExistenceSpec
     spec: ExistenceSpec
 

@@ -7,15 +7,14 @@ from typing import TYPE_CHECKING
 
 from ..findings import Hit
 from ..plugin import Kind
-from ..registry import kind
 from .length_models import LengthSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("length")
 class Length(Kind):
+    name = "length"
     Spec = LengthSpec
     spec: LengthSpec
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, matches, rule_flags
 from .occurrence_models import OccurrenceSpec
 
@@ -18,8 +17,8 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("occurrence")
 class Occurrence(Kind):
+    name = "occurrence"
     Spec = OccurrenceSpec
     spec: OccurrenceSpec
 

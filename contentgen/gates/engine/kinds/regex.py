@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, rule_flags
 from .existence import Spans, field_hits
 from .regex_models import RegexSpec
@@ -17,8 +16,8 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("regex")
 class Regex(Kind):
+    name = "regex"
     Spec = RegexSpec
     spec: RegexSpec
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..matcher import line_local
 from ..slots import BrandKey, check_slots, expand, has_slots
 from ..phrases import rule_flags
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("required")
 class Required(Kind):
+    name = "required"
     Spec = RequiredSpec
     spec: RequiredSpec
 

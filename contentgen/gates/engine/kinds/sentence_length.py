@@ -10,15 +10,14 @@ from ... import text as T
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from .sentence_length_models import SentenceLengthSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("sentence_length")
 class SentenceLength(Kind):
+    name = "sentence_length"
     Spec = SentenceLengthSpec
     spec: SentenceLengthSpec
 

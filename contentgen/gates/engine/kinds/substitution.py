@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from ..findings import Hit
 from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, matches, rule_flags
 from .substitution_models import SubstitutionSpec
 
@@ -16,8 +15,8 @@ if TYPE_CHECKING:
     from ..view import MessageView
 
 
-@kind("substitution")
 class Substitution(Kind):
+    name = "substitution"
     Spec = SubstitutionSpec
     spec: SubstitutionSpec
 
