@@ -91,6 +91,20 @@ def _imported(code_root: Path, build: Path, **env: str) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def test_extension_file_beside_the_sources_is_never_imported(tmp_path):
+    """An extension module left in the source tree (an in-place mypyc run) would win over the .py
+    in Python's own finder; the gates' finder loads the .py (here the stray file is not even valid)."""
+    code = tmp_path / "code"
+    shutil.copytree(ROOT / "contentgen", code / "contentgen", ignore=shutil.ignore_patterns("__pycache__"))
+    suffix = compiled.build_tag().split(" ")[1]
+    for rel in ("text", "checks/voice"):
+        (code / "contentgen" / "gates" / (rel + suffix)).write_bytes(b"stale")
+    for env in ({"CONTENTGEN_PURE_GATES": "1"}, {}):  # forced pure; and no build at all
+        got = _imported(code, tmp_path / "no-build", **env)
+        assert got["mode"].startswith("pure") and got["text"] == str(code / "contentgen" / "gates" / "text.py"), got
+        assert got["voice"] == str(code / "contentgen" / "gates" / "checks" / "voice.py"), got
+
+
 @pytest.mark.skipif(not HAVE_BUILD, reason="no compiled gates matching the sources (scripts/build_gates.py; "
                                             "setup.sh runs it when a C compiler is there)")
 def test_edited_source_runs_at_once_without_the_build(tmp_path):

@@ -7,7 +7,9 @@ is imported, :func:`install` reads that manifest and, only if the hash matches t
 are now (and the build is for this Python), puts a finder first on ``sys.meta_path`` that loads the
 listed modules from their extension files; otherwise nothing is installed and every module is
 imported from its ``.py`` (pure Python). So an edited ``.py`` takes effect at once, without a
-rebuild: the whole build is set aside until it is rebuilt, never one stale module.
+rebuild: the whole build is set aside until it is rebuilt, never one stale module. The finder is
+installed in pure mode too, so that an extension file left beside the sources (an in-place mypyc
+run) is never imported either.
 
 ``CONTENTGEN_PURE_GATES=1`` forces pure Python; ``CONTENTGEN_GATES_BUILD=DIR`` reads the build
 from DIR instead. :data:`MODE` says which ran ("compiled ..." or "pure (why)").
@@ -103,9 +105,13 @@ def usable_build(build: Path, gates_dir: Path = GATES_DIR) -> tuple[dict[str, Pa
     return files, "ok"
 
 
+PACKAGE = __name__.rpartition(".")[0]  # contentgen.gates
+
+
 class CompiledFinder(importlib.abc.MetaPathFinder):
-    """Finds the modules of one build (gates modules and mypyc's shared library) at their
-    extension files; every other module is left to the normal finders."""
+    """Finds every gates module: the modules of a usable build (and mypyc's shared library) at
+    their extension files, every other one at its ``.py`` under :data:`GATES_DIR`, never at an
+    extension file beside the sources (Python's own finder would prefer one, stale or not)."""
 
     def __init__(self, files: dict[str, Path]) -> None:
         self.files = files
@@ -113,10 +119,18 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         p = self.files.get(fullname)
-        if p is None:
+        if p is not None:
+            return importlib.util.spec_from_file_location(
+                fullname, str(p), loader=importlib.machinery.ExtensionFileLoader(fullname, str(p)))
+        if not fullname.startswith(PACKAGE + "."):
             return None
-        return importlib.util.spec_from_file_location(
-            fullname, str(p), loader=importlib.machinery.ExtensionFileLoader(fullname, str(p)))
+        base = GATES_DIR.joinpath(*fullname[len(PACKAGE) + 1:].split("."))
+        if (base / "__init__.py").is_file():
+            return importlib.util.spec_from_file_location(fullname, str(base / "__init__.py"),
+                                                          submodule_search_locations=[str(base)])
+        if base.with_suffix(".py").is_file():
+            return importlib.util.spec_from_file_location(fullname, str(base.with_suffix(".py")))
+        return None
 
 
 def install() -> str:
@@ -127,10 +141,10 @@ def install() -> str:
         return MODE
     build = build_dir()
     files, why = usable_build(build)
+    sys.meta_path.insert(0, CompiledFinder(files))
     if not files:
         MODE = f"pure ({why})"
         return MODE
-    sys.meta_path.insert(0, CompiledFinder(files))
     n = sum(1 for k in files if k.startswith("contentgen."))
     MODE = f"compiled ({n} modules, build {build})"
     return MODE
