@@ -125,6 +125,8 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         if not fullname.startswith(PACKAGE + "."):
             return None
         base = GATES_DIR.joinpath(*fullname[len(PACKAGE) + 1:].split("."))
+        if path is None or not any(Path(p).resolve() == base.parent for p in path):
+            return None  # another copy of the package (imported after this one): its own finder decides
         if (base / "__init__.py").is_file():
             return importlib.util.spec_from_file_location(fullname, str(base / "__init__.py"),
                                                           submodule_search_locations=[str(base)])

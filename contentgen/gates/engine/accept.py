@@ -16,8 +16,6 @@ occurrence of an entry's phrase, in the same field, is dropped for the rules the
 
 from __future__ import annotations
 
-import pydantic.main  # noqa: F401
-
 import datetime as dt
 import fnmatch
 import re

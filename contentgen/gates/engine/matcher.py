@@ -52,7 +52,7 @@ def prefilterable(text: str) -> bool:
     if text.isascii():
         return _UNSAFE_ASCII.search(text) is None
     for c in set(_NON_ASCII.findall(text)):
-        if c.isalnum() or c.isspace() or c.lower() != c or c.upper() != c or chr(0xD800) <= c <= chr(0xDFFF):
+        if c.isalnum() or c.isspace() or c.lower() != c or c.upper() != c or chr(0xD800) <= c <= chr(0xDFFF):  # (a lone surrogate literal does not compile with mypyc)
             return False
     return _UNSAFE_ASCII.search(text) is None
 

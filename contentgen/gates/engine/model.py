@@ -6,8 +6,6 @@ validated by its kind (see :mod:`.registry`); this module knows only the keys ev
 
 from __future__ import annotations
 
-import pydantic.main  # noqa: F401
-
 import datetime as dt
 from typing import Any, Literal
 
