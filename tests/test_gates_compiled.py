@@ -135,3 +135,24 @@ def test_pure_gates_give_the_golden_findings():
                          env=_env(CONTENTGEN_PURE_GATES="1", PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert " passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-500:]
+
+
+def test_another_copy_imported_later_gets_its_own_modules(tmp_path):
+    """A process that drops one copy of the package and imports another (bench_gates' children do
+    it in a fresh process; a tool might in one): the first copy's finder leaves the second alone."""
+    for name in ("a", "b"):
+        shutil.copytree(ROOT / "contentgen", tmp_path / name / "contentgen", ignore=shutil.ignore_patterns("__pycache__"))
+    prog = ("import sys\n"
+            f"sys.path.insert(0, {str(tmp_path / 'a')!r})\n"
+            "import contentgen.gates.text\n"
+            "for m in [m for m in sys.modules if m == 'contentgen' or m.startswith('contentgen.')]:\n"
+            "    del sys.modules[m]\n"
+            f"sys.path.insert(0, {str(tmp_path / 'b')!r})\n"
+            "import contentgen.gates.text, contentgen.gates.checks.voice\n"
+            "print(contentgen.gates.text.__file__, contentgen.gates.checks.voice.__file__)\n")
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120,
+                         env=_env(CONTENTGEN_PURE_GATES="1"))
+    assert out.returncode == 0, out.stderr
+    text, voice = out.stdout.split()
+    assert text == str(tmp_path / "b" / "contentgen" / "gates" / "text.py"), text
+    assert voice == str(tmp_path / "b" / "contentgen" / "gates" / "checks" / "voice.py"), voice
