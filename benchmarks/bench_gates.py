@@ -128,7 +128,8 @@ def corpus(n: int, marker: str = "", cases_root: Path = ROOT) -> list[Any]:
     return out
 
 
-def timed(n: int, mode: str, cases_root: Path) -> dict[str, float]:
+def timed(n: int, mode: str, cases_root: Path) -> dict[str, Any]:
+    import contentgen.gates
     from contentgen.gates import load_rules, run_gates
 
     rules = load_rules()
@@ -148,8 +149,10 @@ def timed(n: int, mode: str, cases_root: Path) -> dict[str, float]:
     findings = 0
     for msg, ctx in msgs:
         findings += len(run_gates(msg, ctx, rules))
+    # which gates ran: "compiled (...)" or "pure (why)" (versions before the compiled build: "pure")
+    gates = str(getattr(contentgen.gates, "GATES_MODE", "pure (no compiled build in this version)"))
     return {"cpu": time.process_time() - c0, "wall": time.perf_counter() - t0, "findings": findings,
-            "rules": len(rules)}
+            "rules": len(rules), "gates": gates}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -166,8 +169,10 @@ def child(args: argparse.Namespace) -> None:
 def breakdown(n: int) -> None:
     """Microseconds per message of the view, the schema check, the shared facts analysis and each
     rule, on the steady corpus (one process; the shares, not the total, are the point)."""
-    from contentgen.gates import load_rules, run_gates, sort_findings
+    from contentgen.gates import GATES_MODE, load_rules, run_gates, sort_findings
     from contentgen.gates.engine.model import FIELD_NAMES, MODEL_FIELDS
+
+    print(f"gates: {GATES_MODE}")
     from contentgen.gates.engine.registry import ANALYSES
     from contentgen.gates.schema import validate_message
 
@@ -222,7 +227,7 @@ def baseline_worktree(rev: str) -> Path:
     return path
 
 
-def run_one(code: Path, n: int, mode: str) -> dict[str, float]:
+def run_one(code: Path, n: int, mode: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, str(n), "--child", "--code", str(code), "--mode", mode,
                           "--cases", str(ROOT)], capture_output=True, text=True, cwd=str(code))
     if out.returncode:
@@ -258,6 +263,7 @@ def main() -> None:
         versions.append((f"baseline{i + 1 if len(args.baseline) > 1 else ''}", Path(d).resolve()))
     print(f"command: {' '.join([Path(sys.executable).name, 'benchmarks/bench_gates.py', *sys.argv[1:]])}  "
           f"({runs} fresh processes per version and mode, alternating)")
+    gates_mode: dict[str, str] = {}
     for mode in args.modes.split(","):
         rates: dict[str, list[float]] = {name: [] for name, _ in versions}
         for _ in range(runs):
@@ -266,7 +272,9 @@ def main() -> None:
                 rate = args.n / r["cpu"]
                 rates[name].append(rate)
                 print(f"  {mode:>6} {name:<18} {args.n} messages, {r['rules']:.0f} rules, {r['findings']:.0f} findings "
-                      f"in {r['cpu']:.2f} s CPU ({r['wall']:.2f} s wall): {rate:,.0f} msg/s", flush=True)
+                      f"in {r['cpu']:.2f} s CPU ({r['wall']:.2f} s wall): {rate:,.0f} msg/s, "
+                      f"gates {r['gates'].split(' ')[0]}", flush=True)
+                gates_mode.setdefault(name, r["gates"])
         for name, _ in versions:
             xs = rates[name]
             print(f"{mode:>6} {name:<18} median {statistics.median(xs):,.0f} msg/s (range {min(xs):,.0f} - {max(xs):,.0f})")
@@ -274,6 +282,8 @@ def main() -> None:
             ratios = [x / y for x, y in zip(rates["this"], rates[name])]
             print(f"{mode:>6} ratio this / {name}: median {statistics.median(ratios):.2f}x "
                   f"(range {min(ratios):.2f} - {max(ratios):.2f}, {len(ratios)} alternating pairs)")
+    for name, _ in versions:
+        print(f"gates of {name}: {gates_mode.get(name)}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ echo "[setup] installing the LiteLLM proxy for the proxy tests"
 .venv/bin/python -m pip install --quiet -e '.[litellm]' \
   || echo "[setup] litellm could not be installed; tests/test_litellm_proxy.py will be skipped"
 
+# The gates compiled with mypyc into build/mypyc-gates/ (~2-3 minutes on 2 cores; skipped when the
+# build matches the sources). Used only while it matches them: an edited gates .py runs as pure
+# Python until this is run again. Without a C compiler the gates simply run as pure Python.
+echo "[setup] compiling the gates with mypyc (scripts/build_gates.py)"
+.venv/bin/python scripts/build_gates.py 2>&1 | tail -n 1 | sed 's/^/[setup] /' || true
+
 # Browser tests (the studio) use Debian's Chromium; install it when we can.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "[setup] installing Debian chromium for the browser tests"

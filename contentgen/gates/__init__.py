@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import compiled
+
+# before any other gates module is imported: the mypyc-built modules, only if built from these sources
+GATES_MODE = compiled.install()
+
 from ..errors import RuleFileError
 from ..models import Finding, GateContext, RenderedMessage
 from .engine.findings import GATE_ORDER, Hit, sort_findings, verdict
@@ -22,7 +27,7 @@ from .engine.ruleset import CompiledRule, RuleSet
 from .repair import repair_instructions
 from .schema import validate_message
 
-__all__ = ["DEFAULT_DIRS", "GATE_ORDER", "CompiledRule", "Finding", "Hit", "RuleSet", "load_rules",
+__all__ = ["DEFAULT_DIRS", "GATES_MODE", "GATE_ORDER", "CompiledRule", "Finding", "Hit", "RuleSet", "load_rules",
            "repair_instructions", "run_gates", "sort_findings", "verdict"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

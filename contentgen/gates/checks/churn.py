@@ -10,24 +10,19 @@ from .. import text as T
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS
-
-
-class ChurnOfferParams(Params):
-    #: offer audiences that mean a churn-prevention offer (a vocabulary)
-    audiences: tuple[str, ...]
+from .churn_models import ChurnOfferParams
 
 
 _POINTS = re.compile(r"(\d+(?:\.\d+)?)\s*[x×]\s*points|(double|triple|quadruple)\s+points", re.I)
 _MULT = {"double": 2.0, "triple": 3.0, "quadruple": 4.0}
 
 
-@check("compliance.churn_offer_tier")
 class ChurnOfferTier(Check):
     """The message states a churn-prevention offer (its percentage, its points multiplier, or free
     shipping when that is the offer) to a member below tier 3."""
+    name = "compliance.churn_offer_tier"
 
     Params = ChurnOfferParams
 

@@ -12,62 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import pydantic.main  # noqa: F401  (mypyc: see claims_models)
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..engine.findings import Hit
 from ..engine.matcher import line_local
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, Prep, catalog_claim_spans, norm, prep
-
-
-class Claim(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    #: a regex for the claim as written
-    pattern: str
-    #: catalog words any of which supports it (normalized: lowercase, spaces for - _ /)
-    supported_by: tuple[str, ...] = ()
-    #: said of a kit, pattern or supplies (``maker_nouns``), the claim describes what the member
-    #: makes with it ("a handmade wallet" from a pattern pack), not the product
-    of_what_is_made: bool = False
-    #: words of the claim that carry no claim ("needs", "is", "required"): the claim is supported when
-    #: the catalog has its other words ("needs no kiln" by "no kiln needed")
-    filler: tuple[str, ...] = ()
-
-
-class _Features(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    features: tuple[Claim, ...]
-
-
-class _Families(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    families: dict[str, tuple[str, ...]]
-
-
-class _Units(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    #: unit as written -> (dimension, factor to the dimension's base unit)
-    units: dict[str, tuple[str, float]]
-    not_counted: tuple[str, ...] = ()
-    numbers: dict[str, float] = {}
-
-
-class ClaimsParams(Params):
-    #: the claims to check: a word ("vegan": supported by itself) or {pattern, supported_by}
-    claims: tuple[str | Claim, ...]
-    #: words right before a claim that negate it ("not waterproof")
-    negations: tuple[str, ...]
-    #: data files in the rules folder's vocab/: features (more claims), material and component
-    #: families (a swap contradicts the catalog), units (numeric specifications)
-    features_file: str | None = None
-    families_file: str | None = None
-    units_file: str | None = None
-    #: name or category words of products that are made with (kits, patterns, supplies)
-    maker_nouns: tuple[str, ...] = ()
+from .claims_models import Claim, ClaimsParams, _Families, _Features, _Units
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -82,10 +37,10 @@ _PRONOUN_START = re.compile(r"[\s\W]*(?:it|its|it's|it’s|they|their|they're|th
 _NEXT_WORDS = re.compile(r"[\s-]*([A-Za-z]+)(?:[\s-]+([A-Za-z]+))?")
 
 
-@check("facts.claims")
 class Claims(Check):
     """A claim phrase needs the catalog to list that claim for the product it is said of; a claim
     the catalog lists for one product must not be said of another."""
+    name = "facts.claims"
 
     Params = ClaimsParams
 

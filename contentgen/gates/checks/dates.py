@@ -7,16 +7,14 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
-from pydantic import field_validator
-
 from .. import text as T
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, in_catalog_name, prep
+from .dates_models import OfferDatesParams, BehaviourDatesParams
 
 
 class BehaviourCue:
@@ -32,43 +30,9 @@ class BehaviourCue:
         return m is not None and self.deadline.search(m.group(0)) is None
 
 
-class OfferKindCues(Params):
-    """Regexes that say which kind of offer a sentence is about."""
-
-    percent_off: str
-    points_multiplier: str
-    free_shipping: str
-
-    def compiled(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
-        return tuple((k, re.compile(v, re.I)) for k, v in (("percent_off", self.percent_off),
-                                                            ("points_multiplier", self.points_multiplier),
-                                                            ("free_shipping", self.free_shipping)))
-
-
-class OfferDatesParams(Params):
-    #: words before a date that make it the member's behaviour ("ordered", "since"): brand.value-first's
-    behaviour_words: tuple[str, ...]
-    #: words between such a cue and the date that make it an offer's date after all ("until", "ends")
-    deadline_words: tuple[str, ...]
-    #: words that make a date in a sentence an offer's date ("through", "sale", "off")
-    offer_date_words: tuple[str, ...]
-    offer_kind_cues: OfferKindCues
-    #: free-shipping phrases (a sentence with one is about the free-shipping offer)
-    shipping_phrases: tuple[str, ...]
-    #: month-day of holidays a date may name without being an offer's ("12-25")
-    holidays: tuple[str, ...]
-
-    @field_validator("holidays")
-    @classmethod
-    def _md(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for x in v:
-            dt.date(2000, int(x.split("-")[0]), int(x.split("-")[1]))
-        return v
-
-
-@check("facts.offer_dates")
 class OfferDates(Check):
     """Every date is an offer's start or end date (a human checks dates with no offer word near)."""
+    name = "facts.offer_dates"
 
     Params = OfferDatesParams
 
@@ -113,19 +77,12 @@ class OfferDates(Check):
                               slots={"expected": "a date that matches an offer (a human should check this one)"})
 
 
-class BehaviourDatesParams(Params):
-    behaviour_words: tuple[str, ...]
-    deadline_words: tuple[str, ...]
-    #: words right before a numeric date that make it an offer's ("until 12/6"): facts.offer-dates'
-    offer_words_before: tuple[str, ...]
-
-
 _RAW_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?")
 
 
-@check("brand.behaviour_dates")
 class BehaviourDates(Check):
     """Raw dates and timestamps of what the member did ("on 2/14", "2026-11-18")."""
+    name = "brand.behaviour_dates"
 
     Params = BehaviourDatesParams
 

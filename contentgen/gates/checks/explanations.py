@@ -10,28 +10,21 @@ from ...models import TIER_SOURCES
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import prep
+from .explanations_models import EvidenceParams, Tier1Params
 
 LABELS = {"purchase": "purchase history", "stated_preference": "stated preferences", "browsing": "browsing",
           "predicted": "predicted needs", "similar_members": "similar members", "inventory": "stock",
           "segment": "segment popularity"}
 
 
-class EvidenceParams(Params):
-    #: evidence source -> phrases that cite it ("you bought" cites purchase)
-    sources: dict[str, tuple[str, ...]]
-    #: phrases that report what the member told us ("you told us"): cues inside them are not cited
-    stated_cues: tuple[str, ...]
-
-
 _SENT_BREAK = re.compile(r"[.!?;\n]|\(\d\)")
 
 
-@check("compliance.explanation_evidence")
 class ExplanationEvidence(Check):
     """Each cue an explanation cites names a source the tier allows and the recommendation carries."""
+    name = "compliance.explanation_evidence"
 
     Params = EvidenceParams
 
@@ -95,9 +88,9 @@ class ExplanationEvidence(Check):
                     yield Hit(label, a, b, slots={"reason": f"this recommendation carries no {LABELS[src]} evidence"})
 
 
-@check("compliance.explanation_product")
 class ExplanationProduct(Check):
     """An explanation is for one of the message's recommendations (or the hero product)."""
+    name = "compliance.explanation_product"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         recs = {r.product_id for r in view.ctx.recommendations}
@@ -108,16 +101,9 @@ class ExplanationProduct(Check):
                 yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"product": ex.product_id})
 
 
-class Tier1Params(Params):
-    #: segment-level reasons a tier 1 explanation may give ("popular with", "bestseller")
-    segment_phrases: tuple[str, ...]
-    #: words that make a reason personal ("you", "your", "you've")
-    personal: str
-
-
-@check("compliance.tier1_explanations")
 class Tier1Explanations(Check):
     """Tier 1: no per-member reasoning; an explanation may only cite segment-level popularity."""
+    name = "compliance.tier1_explanations"
 
     Params = Tier1Params
 
@@ -132,9 +118,9 @@ class Tier1Explanations(Check):
                 yield Hit(f"explanations[{i}].text", 0, len(ex.text))
 
 
-@check("compliance.explanation_missing")
 class ExplanationMissing(Check):
     """Tier 2/3: a recommended product named in the message carries an explanation."""
+    name = "compliance.explanation_missing"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -148,4 +134,3 @@ class ExplanationMissing(Check):
                 if m.pid in recs and m.pid not in explained and m.pid not in seen and m.how != "partial1":
                     seen.add(m.pid)
                     yield Hit(label, m.start, m.end, slots={"name": p.idx.names.get(m.pid, m.pid)})
-

@@ -12,9 +12,9 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, Prep, catalog_claim_spans, in_catalog_name, prep
+from .offers_models import PricesParams, PercentParams, PointsParams, FreeShippingParams
 
 
 def words_rx(words: tuple[str, ...], flags: int = re.I) -> re.Pattern[str]:
@@ -50,18 +50,9 @@ def fmt_money(c: int) -> str:
     return f"${c // 100}" if c % 100 == 0 else f"${c / 100:.2f}"
 
 
-class PricesParams(Params):
-    #: free-shipping phrases: a price in a sentence that holds one is a threshold (facts.free-shipping's)
-    shipping_phrases: tuple[str, ...]
-    #: words that mean delivery ("shipping", "delivery"): same
-    shipping_words: tuple[str, ...]
-    #: words before a price that make it a ceiling ("under $40"): true when a product costs no more
-    ceiling_words: tuple[str, ...]
-
-
-@check("facts.prices")
 class Prices(Check):
     """Every price matches a product's catalog price, its offer price or the saving, or a total."""
+    name = "facts.prices"
 
     Params = PricesParams
 
@@ -145,23 +136,9 @@ class Scope:
         return None
 
 
-class PercentParams(Params):
-    #: words near a percentage that make it an offer ("15% off", "save 15%"): "100% merino" is not one
-    offer_words: tuple[str, ...]
-    #: words that stretch an offer to a group ("every", "all", "any")
-    scope_quantifiers: tuple[str, ...]
-    #: phrases that stretch it to everything ("sitewide", "everything")
-    scope_everything: tuple[str, ...]
-    #: nouns for everything a shop sells ("items", "products", "orders")
-    scope_group_nouns: tuple[str, ...]
-    product_nouns: tuple[str, ...]
-    #: words that say an offer covers every recommended product ("both", "all three")
-    collective_words: tuple[str, ...] = ()
-
-
-@check("facts.percent_offers")
 class PercentOffers(Check):
     """A percentage offer exists, is valid on the send date and applies to the product it is said of."""
+    name = "facts.percent_offers"
 
     Params = PercentParams
 
@@ -310,26 +287,9 @@ def _other_category(p: Prep, sent: str, offers: list[Offer]) -> str | None:
     return None
 
 
-class PointsParams(Params):
-    #: multiplier words and their factor ("double": 2, "two times the": 2)
-    multiplier_words: dict[str, int]
-    #: words between a multiplier and "points" ("bonus", "member"); the program's name counts too
-    points_qualifiers: tuple[str, ...]
-    #: words between a number and "points" in an absolute amount ("500 bonus points")
-    amount_qualifiers: tuple[str, ...]
-    #: what after "N points" makes it an earning rate, not an amount ("per", "for every")
-    rate_words: tuple[str, ...]
-    #: phrases that promise points without a number ("bonus points")
-    bonus_phrases: tuple[str, ...]
-    scope_quantifiers: tuple[str, ...]
-    scope_everything: tuple[str, ...]
-    scope_group_nouns: tuple[str, ...]
-    product_nouns: tuple[str, ...]
-
-
-@check("facts.points")
 class Points(Check):
     """Points multipliers and amounts match a points offer valid on the send date, for the product."""
+    name = "facts.points"
 
     Params = PointsParams
 
@@ -426,20 +386,9 @@ class Points(Check):
                                   slots={"reason": "no points offer is valid on the send date"})
 
 
-class FreeShippingParams(Params):
-    #: phrases that promise free shipping
-    shipping_phrases: tuple[str, ...]
-    #: words right before an amount that make it an order threshold ("over $50", "orders of $50")
-    threshold_words: tuple[str, ...]
-    #: phrases that say free shipping has no minimum ("any order", "sitewide")
-    unconditional_phrases: tuple[str, ...]
-    #: words a sentence about "it" opens with ("It ships free"): the product before it is meant
-    pronouns: tuple[str, ...]
-
-
-@check("facts.free_shipping")
 class FreeShipping(Check):
     """Free shipping only while a free-shipping offer is valid, with its minimum order."""
+    name = "facts.free_shipping"
 
     Params = FreeShippingParams
 

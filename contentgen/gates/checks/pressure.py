@@ -11,10 +11,9 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import FACT_FIELDS, Prep, prep
-from .dates import OfferKindCues
+from .pressure_models import UrgencyParams, ScarcityParams
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "a few": 3, "few": 3}
@@ -29,25 +28,9 @@ def _count(word: str) -> int:
     return int(word) if word.isdigit() else _NUMBER_WORDS[word]
 
 
-class UrgencyParams(Params):
-    #: the offer must end within this many days for time pressure without a stronger word
-    within_days: int = 2
-    #: time-pressure phrases (an offer valid on the send date must end soon enough)
-    phrases: tuple[str, ...]
-    #: phrases that only need some offer to be valid ("limited time")
-    offer_phrases: tuple[str, ...]
-    #: words in a phrase that mean the offer ends today ("tonight", "midnight")
-    same_day_words: tuple[str, ...]
-    #: words in a phrase that mean it ends tomorrow
-    next_day_words: tuple[str, ...]
-    #: verbs before a weekday that make it a deadline ("ends Friday", "through Sunday")
-    deadline_verbs: tuple[str, ...]
-    offer_kind_cues: OfferKindCues
-
-
-@check("facts.urgency")
 class Urgency(Check):
     """Time pressure ("ends tonight", "last chance") needs a valid offer ending within the window."""
+    name = "facts.urgency"
 
     Params = UrgencyParams
 
@@ -143,20 +126,9 @@ class Urgency(Check):
         return got
 
 
-class ScarcityParams(Params):
-    #: at most this many in stock backs "low stock" wording without a number
-    low_stock: int = 10
-    #: stock-pressure phrases
-    phrases: tuple[str, ...]
-    #: inventory evidence words that back stock pressure without a number ("few", "low", "only")
-    low_stock_words: tuple[str, ...]
-    #: counts in words ("two", "a few") and what they stand for
-    count_words: dict[str, int]
-
-
-@check("facts.scarcity")
 class Scarcity(Check):
     """Stock pressure ("only 2 left", "selling fast") needs real low stock of that product."""
+    name = "facts.scarcity"
 
     Params = ScarcityParams
 

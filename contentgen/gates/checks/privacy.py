@@ -12,10 +12,10 @@ from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.slots import brand_words
 from ..engine.view import MessageView
 from .catalog import Mention, prep
+from .privacy_models import PiiParams, EchoParams
 
 _MAYBE_HOST = re.compile(r"[A-Za-z0-9-]\.[A-Za-z]")
 _HTTPS = re.compile(r"https://", re.I)
@@ -37,9 +37,9 @@ def _bad_links(text: str, allowed: tuple[str, ...], is_cta: bool) -> tuple[tuple
     return tuple(out)
 
 
-@check("compliance.links")
 class Links(Check):
     """Links only to the campaign's allowed domains; the call-to-action link is https."""
+    name = "compliance.links"
 
     def __init__(self, params: Params, build: Build) -> None:
         super().__init__(params, build)
@@ -56,16 +56,6 @@ class Links(Check):
                     continue  # no link can be here
             for a, b, host in _bad_links(text, allowed, label == "cta_url"):
                 yield Hit(label, a, b, slots={"host": host})
-
-
-class PiiParams(Params):
-    #: street-type words a street address ends with ("Street", "St.", "Avenue")
-    street_suffixes: tuple[str, ...]
-    #: regexes for part of a phone, card or account number ("the card ending in 0042")
-    partial_numbers: tuple[str, ...]
-    #: capitalized words that follow a first name without being a surname (besides the sentence
-    #: openers, the capitalized non-products and the campaign's names)
-    not_surnames: tuple[str, ...] = ()
 
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -88,10 +78,10 @@ def _in_names(label: str) -> bool:
     return label in ("subject", "preheader", "body", "cta_text") or label.startswith("explanations[")
 
 
-@check("compliance.pii")
 class Pii(Check):
     """No personal data beyond the first name: surnames, the member id, e-mail addresses, phone
     numbers, street addresses, parts of account numbers."""
+    name = "compliance.pii"
 
     Params = PiiParams
 
@@ -244,16 +234,9 @@ def _names_after(text: str, first_name: str, not_names: frozenset[str]) -> tuple
     return tuple(out)
 
 
-class EchoParams(Params):
-    #: words that make member-supplied text read as an instruction ("ignore", "discount", "%")
-    instruction_words: tuple[str, ...]
-    #: member text shorter than this is never an instruction worth flagging
-    min_length: int = 12
-
-
-@check("compliance.member_text_echo")
 class MemberTextEcho(Check):
     """Member-supplied text that reads as instructions must not reach the output."""
+    name = "compliance.member_text_echo"
 
     Params = EchoParams
 

@@ -12,13 +12,13 @@ from .. import text as T
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import _NUMS, Prep, claim_spans, common_word, prep
+from .products_models import UnknownProductParams
 
-@check("facts.product_recommended")
 class ProductRecommended(Check):
     """A catalog product named in the message must be one of its recommendations (or the hero)."""
+    name = "facts.product_recommended"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -35,9 +35,9 @@ class ProductRecommended(Check):
                     yield Hit(label, m.start, m.end, slots={"name": name})
 
 
-@check("facts.in_stock")
 class InStock(Check):
     """No product that is out of stock, named or explained."""
+    name = "facts.in_stock"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         p = prep(view)
@@ -57,26 +57,16 @@ class InStock(Check):
                         yield Hit(f"explanations[{i}].text", 0, len(ex.text), slots={"name": rec.name})
 
 
-class UnknownProductParams(Params):
-    #: nouns that end a product name: an unknown capitalized phrase ending with one names a product
-    product_nouns: tuple[str, ...]
-    #: capitalized phrases that are never products ("Black Friday"); ``{program}`` and ``{sender}``
-    #: stand for the campaign's names
-    ignore_phrases: tuple[str, ...] = ()
-    #: last words that make a line-named phrase a group, not a product ("the Tidewater Collection")
-    group_words: tuple[str, ...] = ()
-
-
 _PRICE_AFTER = re.compile(r"\s*(?:[,:(—–-]|is|are|for|at|costs?)\s*(?:just |only )?(?:\$|USD)")
 _HAS_DIGIT = re.compile(r"\d")
 #: a price that ends the sentence before a phrase does not make that phrase a product ("$289. Through June")
 _SENTENCE_END = re.compile(r"[.!?]")
 
 
-@check("facts.unknown_product")
 class UnknownProduct(Check):
     """A capitalized phrase that reads as a product (it ends with a product noun, or a price follows
     it) but is not in the catalog; a catalog name with another number is a variant it doesn't have."""
+    name = "facts.unknown_product"
 
     Params = UnknownProductParams
 

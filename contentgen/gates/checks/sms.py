@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.plugin import Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
+from .sms_models import SmsLengthParams
 
 #: GSM 03.38 default alphabet (one septet each) and its extension table (escape + one septet).
 GSM7_BASIC = frozenset(
@@ -30,10 +30,10 @@ def gsm7_septets(text: str) -> int | None:
     return n
 
 
-@check("compliance.gsm7")
 class Gsm7(Check):
     """Characters outside the GSM-7 alphabet (emoji, curly quotes, em dashes...): they force UCS-2
     encoding and 70-character segments."""
+    name = "compliance.gsm7"
 
     def run(self, rule: Rule, view: MessageView) -> Iterator[Hit]:
         for label, text in view.fields(rule.fields):
@@ -50,13 +50,9 @@ class Gsm7(Check):
                 i = j
 
 
-class SmsLengthParams(Params):
-    max: int = 160
-
-
-@check("compliance.sms_length")
 class SmsLength(Check):
     """One SMS segment: at most ``max`` GSM-7 septets (extension characters count twice)."""
+    name = "compliance.sms_length"
 
     Params = SmsLengthParams
 

@@ -9,15 +9,16 @@ from functools import lru_cache
 from typing import Any
 
 import ahocorasick
+from mypy_extensions import mypyc_attr
 
 from .. import text as T
 from ..engine.findings import Hit
 from ..engine.model import Rule
 from ..engine.phrases import Phrases
 from ..engine.plugin import Build, Check, Params
-from ..engine.registry import check
 from ..engine.view import MessageView
 from .catalog import CatalogIndex, catalog_index
+from .voice_models import ShoutingParams, MaxParams, NameUseParams, InternalIdsParams, ContractionsParams
 
 # "(?<![\w@/.])[A-Z][A-Z'’]{3,}(?![\w])", opening with [A-Z] so that a search skips lowercase text
 _CAPS = re.compile(r"[A-Z](?<![\w@/.][A-Z])[A-Z'’]{3,}(?![\w])")
@@ -30,16 +31,9 @@ _EMOJI = re.compile(
 _NOT_EMOJI = {"\u00A9", "\u00AE", "\u2122"}
 
 
-class ShoutingParams(Params):
-    #: words in capitals that are fine (acronyms); catalog brand names in capitals are fine too
-    allowed: tuple[str, ...] = ()
-    #: regexes for phrases where capitals are expected ("Reply STOP to opt out")
-    allowed_phrases: tuple[str, ...] = ()
-
-
-@check("brand.shouting")
 class Shouting(Check):
     """A word of 4+ letters in capitals, unless a catalog brand name or an allowed acronym."""
+    name = "brand.shouting"
 
     Params = ShoutingParams
 
@@ -68,17 +62,13 @@ class Shouting(Check):
                 yield Hit(label, m.start(), m.end())
 
 
-class MaxParams(Params):
-    max: int = 1
-
-
 #: what every emoji opens with (its first character class), for the prefilter
 _EMOJI_START = _EMOJI.pattern[:_EMOJI.pattern.index("]") + 1]
 
 
-@check("brand.emoji")
 class Emoji(Check):
     """At most ``max`` emoji in the fields the rule reads."""
+    name = "brand.emoji"
 
     Params = MaxParams
 
@@ -95,9 +85,9 @@ class Emoji(Check):
             yield Hit(label, m.start(), m.end(), slots={"count": len(found), "max": max_n})
 
 
-@check("brand.emoji_subject")
 class EmojiSubject(Check):
     """No emoji in the subject."""
+    name = "brand.emoji_subject"
 
     def __init__(self, params: Params, build: Build) -> None:
         super().__init__(params, build)
@@ -109,22 +99,11 @@ class EmojiSubject(Check):
                 yield Hit("subject", m.start(), m.end())
 
 
-class NameUseParams(Params):
-    max: int = 2
-    #: greetings followed by a name ("Hi Nia,")
-    name_greetings: tuple[str, ...]
-    #: a greeting whose name slot is empty ("Hi ,", "Dear,"): regexes up to the name
-    empty_greetings: tuple[str, ...]
-    #: who a greeting may address besides the member ("there", "friend", "{program} member")
-    generic_greetees: tuple[str, ...]
-    #: unfilled name placeholders ("{first_name}", "[Name]")
-    placeholders: tuple[str, ...]
-
-
 #: "Welcome to AthenaPlus, !": a comma straight before the end of a sentence, where a name was
 _EMPTY_SLOT = re.compile(r",[ \t]*[!?](?![\w!?])|,[ \t]*\.(?![\w.])|\A[ \t]*,")
 
 
+@mypyc_attr(native_class=False)
 class _Span(tuple[int, int]):
     """(start, end) with a match's start()/end()."""
 
@@ -135,9 +114,9 @@ class _Span(tuple[int, int]):
         return self[1]
 
 
-@check("brand.name_use")
 class NameUse(Check):
     """First name at most ``max`` times; no empty-name greeting, no leftover placeholder, no other name."""
+    name = "brand.name_use"
 
     Params = NameUseParams
 
@@ -233,11 +212,6 @@ def _name_spans(text: str, name: str) -> tuple[_Span, ...]:
     return tuple(_Span(m.span()) for m in _name_rx(name).finditer(text) if not cap or text[m.start()].isupper())
 
 
-class InternalIdsParams(Params):
-    #: regexes for id-shaped tokens (SKU-12, P1234, "member id 4471")
-    id_patterns: tuple[str, ...]
-
-
 _URL_SPAN = re.compile(r"(?:https?://|www\.)\S+", re.I)
 
 
@@ -253,9 +227,9 @@ def _ids_automaton(ids: frozenset[str]) -> Any:
     return ac
 
 
-@check("brand.internal_ids")
 class InternalIds(Check):
     """SKUs and internal ids (the context's own product/offer ids, and id-shaped tokens)."""
+    name = "brand.internal_ids"
 
     Params = InternalIdsParams
 
@@ -315,16 +289,9 @@ class InternalIds(Check):
                         yield Hit(label, m.start(), m.end())
 
 
-class ContractionsParams(Params):
-    #: a message with more words than this and no contraction reads stiff
-    min_words: int = 40
-    #: contraction endings after an apostrophe ("re", "ve", "ll", "t")
-    suffixes: tuple[str, ...]
-
-
-@check("brand.contractions")
 class Contractions(Check):
     """A long message with no contraction at all."""
+    name = "brand.contractions"
 
     Params = ContractionsParams
 

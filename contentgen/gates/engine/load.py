@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
+import pydantic.main  # noqa: F401  (mypyc's C for this module needs it imported by name)
 from pydantic import BaseModel, ValidationError
 
 from ...errors import RuleFileError

@@ -52,7 +52,7 @@ def prefilterable(text: str) -> bool:
     if text.isascii():
         return _UNSAFE_ASCII.search(text) is None
     for c in set(_NON_ASCII.findall(text)):
-        if c.isalnum() or c.isspace() or c.lower() != c or c.upper() != c or "\ud800" <= c <= "\udfff":
+        if c.isalnum() or c.isspace() or c.lower() != c or c.upper() != c or chr(0xD800) <= c <= chr(0xDFFF):  # (a lone surrogate literal does not compile with mypyc)
             return False
     return _UNSAFE_ASCII.search(text) is None
 
@@ -98,6 +98,9 @@ class HyperscanPrefilter:
     """Hyperscan block-mode database of every pattern in prefilter mode (one report per pattern)."""
 
     name = "hyperscan"
+    _hs: Any
+    _local: Any
+    db: Any
 
     def __init__(self, table: PatternTable, cache_dir: Path | None) -> None:
         import hyperscan as hs

@@ -1,4 +1,8 @@
-"""What a rule kind and a named check implement, and what they get to build themselves."""
+"""What a rule kind and a named check implement, and what they get to build themselves.
+
+Kind and Check are native classes when the gates are compiled (contentgen/gates/compiled.py): a kind or
+check in the package names itself with a ``name`` class attribute (``registry.load_plugins`` registers
+it); a class defined elsewhere may use the ``@kind``/``@check`` decorators instead."""
 
 from __future__ import annotations
 
@@ -6,24 +10,16 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from mypy_extensions import mypyc_attr
+from pydantic import BaseModel
 
 from .matcher import Alternation, PatternTable
 from .model import Rule
+from .plugin_models import NoParams as NoParams, Params as Params  # (re-exported: the models import them here)
 
 if TYPE_CHECKING:
     from .findings import Hit
     from .view import MessageView
-
-
-class Params(BaseModel):
-    """Base of a check's typed params (unknown keys are an error in the rule file)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class NoParams(Params):
-    pass
 
 
 class Vocab:
@@ -75,6 +71,7 @@ class Build:
         return alt
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Kind:
     """A rule kind: reads its own keys (``Spec``) and reports hits on a message."""
 
@@ -92,6 +89,7 @@ class Kind:
         raise NotImplementedError
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Check:
     """A named check (``kind: check``): Python for what a word list cannot say, with typed params."""
 

@@ -1,8 +1,10 @@
 """Where rule kinds, named checks and shared per-message analyses are registered.
 
-A kind is a module in ``gates/engine/kinds/``, a check a module in ``gates/checks/``: each
-registers itself with a decorator when imported, and :func:`load_plugins` imports every module
-of both packages, so a new kind or check is one new file.
+A kind is a module in ``gates/engine/kinds/``, a check a module in ``gates/checks/``: each class
+names itself (``name = "facts.prices"``) and :func:`load_plugins` imports every module of both
+packages and registers the named classes, so a new kind or check is one new file. (Not a class
+decorator: the compiled gates' kinds and checks are native classes, which mypyc keeps undecorated;
+:func:`kind` and :func:`check` register a class defined elsewhere, such as a test's.)
 """
 
 from __future__ import annotations
@@ -54,15 +56,25 @@ _LOADED = False
 
 
 def load_plugins() -> None:
-    """Import every kind and check module (each registers itself)."""
+    """Import every kind and check module and register the kinds and checks they name."""
     global _LOADED
     if _LOADED:
         return
     from .. import checks
     from . import kinds
+    from .plugin import Check, Kind
 
     for pkg in (kinds, checks):
         for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{info.name}")
+            # <module>_models: the pydantic models of a kind or check, imported by that module
+            if info.name.startswith("_") or info.name.endswith("_models"):
+                continue
+            mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+            for obj in vars(mod).values():  # the classes that name themselves (``name = "..."``)
+                if not isinstance(obj, type) or obj.__module__ != mod.__name__:
+                    continue
+                if issubclass(obj, Kind) and obj.name:
+                    KINDS[obj.name] = obj
+                elif issubclass(obj, Check) and obj.name:
+                    CHECKS[obj.name] = obj
     _LOADED = True

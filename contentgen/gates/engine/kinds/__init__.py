@@ -1,1 +1,1 @@
-"""Rule kinds, one module each (each registers itself with :func:`..registry.kind`)."""
+"""Rule kinds, one module each (each class names itself: ``name = "regex"``; see :mod:`..registry`)."""

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Check, Kind
-from ..registry import CHECKS, kind
+from ..registry import CHECKS
+from .check_models import CheckSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
-
-
-class CheckSpec(Strict):
-    check: str
-    params: dict[str, Any] = {}
 
 
 class UnknownCheck(ValueError):
@@ -27,8 +23,8 @@ class BadParams(ValueError):
     pass
 
 
-@kind("check")
 class CheckKind(Kind):
+    name = "check"
     Spec = CheckSpec
     spec: CheckSpec
 

@@ -6,32 +6,16 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pydantic import model_validator
-
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..matcher import line_local
 from ..phrases import Exceptions, Phrases, inside, rule_flags
+from .existence_models import ExistenceSpec
 
 
 if TYPE_CHECKING:
     from ..view import MessageView
-
-
-class ExistenceSpec(Strict):
-    tokens: tuple[str, ...] = ()
-    exceptions: tuple[str, ...] = ()
-    #: a match whose capitalized words the member gave us (their stated preferences, the
-    #: stated-preference evidence) is not a finding ("kayaking on Lake Tahoe", which they told us)
-    unless_member_gave: bool = False
-
-    @model_validator(mode="after")
-    def _need(self) -> ExistenceSpec:
-        if not self.tokens:
-            raise ValueError("kind 'existence' needs tokens")
-        return self
 
 
 class Spans:
@@ -136,8 +120,8 @@ def field_hits(rule: Rule, spans: Spans, view: MessageView, unless_gave: bool = 
             yield Hit(label, a, b)
 
 
-@kind("existence")
 class Existence(Kind):
+    name = "existence"
     Spec = ExistenceSpec
     spec: ExistenceSpec
 

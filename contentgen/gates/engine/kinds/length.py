@@ -5,30 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pydantic import model_validator
-
 from ..findings import Hit
-from ..model import Strict
 from ..plugin import Kind
-from ..registry import kind
+from .length_models import LengthSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class LengthSpec(Strict):
-    max: int | None = None
-    min: int | None = None
-
-    @model_validator(mode="after")
-    def _need(self) -> LengthSpec:
-        if self.max is None and self.min is None:
-            raise ValueError("kind 'length' needs max or min")
-        return self
-
-
-@kind("length")
 class Length(Kind):
+    name = "length"
     Spec = LengthSpec
     spec: LengthSpec
 

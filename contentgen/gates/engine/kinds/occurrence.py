@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import model_validator
+from typing import TYPE_CHECKING
 
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, matches, rule_flags
+from .occurrence_models import OccurrenceSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class OccurrenceSpec(Strict):
-    pattern: str | None = None
-    tokens: tuple[str, ...] = ()
-    exceptions: tuple[str, ...] = ()
-    max: int | None = None
-    min: int | None = None
-    scope: Literal["field", "message"] = "field"
-
-    @model_validator(mode="after")
-    def _need(self) -> OccurrenceSpec:
-        if not ((self.pattern or self.tokens) and (self.max is not None or self.min is not None)):
-            raise ValueError("kind 'occurrence' needs pattern or tokens, and max or min")
-        return self
-
-
-@kind("occurrence")
 class Occurrence(Kind):
+    name = "occurrence"
     Spec = OccurrenceSpec
     spec: OccurrenceSpec
 

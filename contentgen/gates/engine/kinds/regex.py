@@ -6,23 +6,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, rule_flags
 from .existence import Spans, field_hits
+from .regex_models import RegexSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class RegexSpec(Strict):
-    pattern: str
-    exceptions: tuple[str, ...] = ()
-
-
-@kind("regex")
 class Regex(Kind):
+    name = "regex"
     Spec = RegexSpec
     spec: RegexSpec
 

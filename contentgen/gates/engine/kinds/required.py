@@ -5,28 +5,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..matcher import line_local
 from ..slots import BrandKey, check_slots, expand, has_slots
 from ..phrases import rule_flags
+from .required_models import RequiredSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class RequiredSpec(Strict):
-    pattern: str
-    position: Literal["anywhere", "start", "end"] = "anywhere"
-    scope: Literal["field", "message"] = "field"
-
-
-@kind("required")
 class Required(Kind):
+    name = "required"
     Spec = RequiredSpec
     spec: RequiredSpec
 

@@ -8,20 +8,16 @@ from typing import TYPE_CHECKING
 
 from ... import text as T
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
+from .sentence_length_models import SentenceLengthSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class SentenceLengthSpec(Strict):
-    max: int
-
-
-@kind("sentence_length")
 class SentenceLength(Kind):
+    name = "sentence_length"
     Spec = SentenceLengthSpec
     spec: SentenceLengthSpec
 

@@ -5,31 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from pydantic import model_validator
-
 from ..findings import Hit
-from ..model import Rule, Strict
+from ..model import Rule
 from ..plugin import Build, Kind
-from ..registry import kind
 from ..phrases import Exceptions, Phrases, matches, rule_flags
+from .substitution_models import SubstitutionSpec
 
 if TYPE_CHECKING:
     from ..view import MessageView
 
 
-class SubstitutionSpec(Strict):
-    swap: dict[str, str] = {}
-    exceptions: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _need(self) -> SubstitutionSpec:
-        if not self.swap:
-            raise ValueError("kind 'substitution' needs swap")
-        return self
-
-
-@kind("substitution")
 class Substitution(Kind):
+    name = "substitution"
     Spec = SubstitutionSpec
     spec: SubstitutionSpec
 

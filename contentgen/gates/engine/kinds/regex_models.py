@@ -1,0 +1,13 @@
+"""The spec model of :mod:`.regex`: pydantic, so kept out of the compiled module and
+interpreted (see :mod:`contentgen.gates.compiled`)."""
+
+from __future__ import annotations
+
+import pydantic.main  # noqa: F401
+
+from ..model import Strict
+
+
+class RegexSpec(Strict):
+    pattern: str
+    exceptions: tuple[str, ...] = ()
