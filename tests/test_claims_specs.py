@@ -15,12 +15,11 @@ import pytest
 from contentgen.check import check_case
 from contentgen.errors import RuleFileError
 from contentgen.gates import load_rules
+from tests.util import CASE_FOOTER
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = load_rules()
-FOOTER = ("You're receiving this because you're an AthenaPlus member.\nUnsubscribe: https://athenaplus.example/unsubscribe\n"
-          "Manage your preferences: https://athenaplus.example/preferences\n"
-          "Athena Retail Group, 400 Market Street, Suite 200, Portland, OR 97204, USA")
+FOOTER = CASE_FOOTER
 
 CATALOG = [
     {"product_id": "A1", "name": "Ridge Trekking Pole", "category": "trekking poles", "price": 89.0, "in_stock": True,

@@ -12,11 +12,9 @@ import pytest
 
 from contentgen.check import check_case
 from contentgen.gates import load_rules
+from tests.util import CASE_FOOTER
 
-FOOTER = ("You're receiving this because you're an AthenaPlus member.\n"
-          "Unsubscribe: https://athenaplus.example/unsubscribe\n"
-          "Manage your preferences: https://athenaplus.example/preferences\n"
-          "Athena Retail Group, 400 Market Street, Suite 200, Portland, OR 97204, USA")
+FOOTER = CASE_FOOTER
 
 BASE: dict[str, Any] = {
     "case_id": "ctx", "send_date": "2026-06-17",

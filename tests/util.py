@@ -7,6 +7,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+#: a labelled case's footer that every email-law rule accepts (unsubscribe, preferences, postal address)
+CASE_FOOTER = ("You're receiving this because you're an AthenaPlus member.\n"
+               "Unsubscribe: https://athenaplus.example/unsubscribe\n"
+               "Manage your preferences: https://athenaplus.example/preferences\n"
+               "Athena Retail Group, 400 Market Street, Suite 200, Portland, OR 97204, USA")
+
 
 def decided_members(out: Path) -> int:
     """Members a (possibly still running) run has committed to its SQLite store; 0 before the store exists."""
